@@ -1,0 +1,211 @@
+//! The [`Observability`] handle, the process-wide instance, and the simple API that mirrors the
+//! Python library's factory functions.
+
+use crate::config::Config;
+use crate::context;
+use crate::entity::{Alert, HealthCheck, HealthStatus, LogEntry, LogLevel, Metric, MetricKind, Severity, Span};
+use crate::error::{Error, Result};
+use crate::store::{Snapshot, Store, Sweeper};
+use std::sync::{Arc, OnceLock};
+
+/// One observability instance: its configuration and its metrics store. Cloning shares it.
+///
+/// Most programs use the process-wide instance ([`global`], configured once with [`init`]);
+/// tests and libraries that want isolation make their own.
+///
+/// ```
+/// use flext_obs::{Config, Metric, MetricKind, Observability};
+/// let obs = Observability::new(Config::builder().service_name("billing").build()?)?;
+/// obs.record_metric(&Metric::new("invoices_total", 2.0, MetricKind::Counter)?)?;
+/// assert_eq!(obs.metric_value("invoices_total", &[]), Some(2.0));
+/// assert_eq!(obs.raw_records("invoices_total").len(), 1);
+/// # Ok::<(), flext_obs::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Observability {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: Config,
+    store: Store,
+    _sweeper: Option<Sweeper>,
+}
+
+impl Observability {
+    /// Builds an instance from a validated [`Config`]; starts the retention sweeper when the
+    /// config asks for one.
+    pub fn new(config: Config) -> Result<Self> {
+        let store = Store::new(config.store().clone(), config.enabled())?;
+        let sweeper = config.sweep_interval().map(|every| store.start_sweeper(every)).transpose()?;
+        Ok(Observability { inner: Arc::new(Inner { config, store, _sweeper: sweeper }) })
+    }
+
+    /// Builds an instance from the environment ([`Config::from_env`]).
+    pub fn from_env() -> Result<Self> {
+        Self::new(Config::from_env()?)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The metrics store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Every series and the recent raw records, read now.
+    pub fn snapshot(&self) -> Snapshot {
+        self.inner.store.snapshot()
+    }
+
+    /// Applies a metric record to the store and keeps it in the raw history.
+    pub fn record_metric(&self, metric: &Metric) -> Result<()> {
+        self.inner.store.record_metric(metric)
+    }
+
+    /// The value of counter or gauge `name{labels}` (the Python `get_metric_value`).
+    pub fn metric_value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.snapshot().value(name, labels)
+    }
+
+    /// The most recent raw records of `name`, oldest first.
+    pub fn raw_records(&self, name: &str) -> Vec<Metric> {
+        self.inner.store.raw_records(name)
+    }
+
+    /// Switches recording on or off at run time.
+    pub fn set_enabled(&self, on: bool) {
+        self.inner.store.set_enabled(on);
+    }
+
+    /// Zeroes every series and clears the raw history (for tests).
+    pub fn reset(&self) {
+        self.inner.store.reset();
+    }
+}
+
+static GLOBAL: OnceLock<Observability> = OnceLock::new();
+
+/// Configures the process-wide instance. Call it once, early; a second call, or a call after
+/// [`global`] was first used, is [`Error::AlreadyInitialized`].
+///
+/// ```
+/// let obs = flext_obs::init(flext_obs::Config::builder().service_name("doc").build()?)?;
+/// assert_eq!(flext_obs::global().config().service_name(), "doc");
+/// assert!(flext_obs::init(flext_obs::Config::default()).is_err());
+/// # let _ = obs;
+/// # Ok::<(), flext_obs::Error>(())
+/// ```
+pub fn init(config: Config) -> Result<&'static Observability> {
+    let obs = Observability::new(config)?;
+    let mut fresh = false;
+    let stored = GLOBAL.get_or_init(|| {
+        fresh = true;
+        obs
+    });
+    if fresh { Ok(stored) } else { Err(Error::AlreadyInitialized) }
+}
+
+/// Configures the process-wide instance from the environment; a malformed variable is an error.
+pub fn init_from_env() -> Result<&'static Observability> {
+    init(Config::from_env()?)
+}
+
+/// The process-wide instance. If [`init`] was not called, it is built from the environment on
+/// first use; a malformed variable is then reported once on standard error and the defaults are
+/// used (call [`init_from_env`] to get that error as a `Result` instead).
+pub fn global() -> &'static Observability {
+    GLOBAL.get_or_init(|| {
+        Observability::from_env().unwrap_or_else(|err| {
+            eprintln!("flext-obs: {err}; using the default configuration");
+            #[allow(clippy::expect_used)]
+            Observability::new(Config::default()).unwrap_or_else(|_| unreachable!("the default configuration is valid"))
+        })
+    })
+}
+
+/// Creates a gauge [`Metric`] (the Python `flext_create_metric(name, value, unit)`).
+///
+/// ```
+/// let m = flext_obs::create_metric("response_time", 150.5, "milliseconds")?;
+/// assert_eq!((m.name(), m.unit()), ("response_time", "milliseconds"));
+/// # Ok::<(), flext_obs::Error>(())
+/// ```
+pub fn create_metric(name: &str, value: f64, unit: &str) -> Result<Metric> {
+    Metric::builder(name, value).kind(MetricKind::Gauge).unit(unit).build()
+}
+
+/// Starts a [`Span`] for `operation` in `service`, as a child of the current span when there is
+/// one, carrying the current correlation ID (the Python `flext_create_trace`).
+///
+/// ```
+/// let span = flext_obs::create_trace("user_request", "order_processing")?;
+/// assert_eq!(span.correlation_id(), Some(flext_obs::context::correlation_id()));
+/// # Ok::<(), flext_obs::Error>(())
+/// ```
+pub fn create_trace(operation: &str, service: &str) -> Result<Span> {
+    let cx = context::current();
+    let mut builder = Span::builder(operation, service).correlation_id(context::correlation_id());
+    if let Some(parent) = cx.span() {
+        builder = builder.trace_id(parent.trace_id).parent_span_id(parent.span_id);
+    }
+    builder.build()
+}
+
+/// Creates an [`Alert`] carrying the current correlation ID (the Python `flext_create_alert`).
+///
+/// ```
+/// use flext_obs::Severity;
+/// let alert = flext_obs::create_alert("high_error_rate", "error rate above 5 %", Severity::Critical)?;
+/// assert_eq!(alert.severity(), Severity::Critical);
+/// # Ok::<(), flext_obs::Error>(())
+/// ```
+pub fn create_alert(title: &str, message: &str, severity: Severity) -> Result<Alert> {
+    Alert::builder(title, message).severity(severity).correlation_id(context::correlation_id()).build()
+}
+
+/// Creates a [`HealthCheck`] result (the Python `flext_create_health_check`).
+///
+/// ```
+/// use flext_obs::HealthStatus;
+/// let check = flext_obs::create_health_check("database", HealthStatus::Healthy, "ping 2 ms")?;
+/// assert_eq!(check.status(), HealthStatus::Healthy);
+/// # Ok::<(), flext_obs::Error>(())
+/// ```
+pub fn create_health_check(component: &str, status: HealthStatus, message: &str) -> Result<HealthCheck> {
+    HealthCheck::builder(component, status).message(message).build()
+}
+
+/// Creates a [`LogEntry`] carrying the current correlation, trace and span IDs (the Python
+/// `flext_create_log_entry`).
+///
+/// ```
+/// use flext_obs::LogLevel;
+/// let entry = flext_obs::create_log_entry("cache warmed", LogLevel::Info)?;
+/// assert_eq!(entry.correlation_id(), Some(flext_obs::context::correlation_id()));
+/// # Ok::<(), flext_obs::Error>(())
+/// ```
+pub fn create_log_entry(message: &str, level: LogLevel) -> Result<LogEntry> {
+    let cx = context::current();
+    let mut builder = LogEntry::builder(message, level).correlation_id(context::correlation_id());
+    if let Some(span) = cx.span() {
+        builder = builder.trace(span.trace_id, span.span_id);
+    }
+    builder.build()
+}
+
+/// Records a metric into the process-wide instance (the Python `record_metric`).
+///
+/// ```
+/// let m = flext_obs::Metric::new("docs_built_total", 1.0, flext_obs::MetricKind::Counter)?;
+/// flext_obs::record_metric(&m)?;
+/// assert_eq!(flext_obs::global().metric_value("docs_built_total", &[]), Some(1.0));
+/// # Ok::<(), flext_obs::Error>(())
+/// ```
+pub fn record_metric(metric: &Metric) -> Result<()> {
+    global().record_metric(metric)
+}

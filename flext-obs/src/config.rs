@@ -1,0 +1,365 @@
+//! [`Config`]: everything flext-obs can be told, from code (builder) or the environment.
+//!
+//! | variable | meaning | accepted values |
+//! |---|---|---|
+//! | `FLEXT_OBSERVABILITY_ENABLED` | record at all | `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off` |
+//! | `FLEXT_LOG_LEVEL` | lowest level logged | `debug`, `info`, `warning`, `error`, `critical` |
+//! | `FLEXT_SERVICE_NAME`, then `OTEL_SERVICE_NAME` | `service_name` label | non-empty text |
+//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | OTLP/HTTP collector | `http://` or `https://` URL |
+//! | `PROMETHEUS_PUSH_GATEWAY` | Pushgateway for batch jobs | `http://` or `https://` URL |
+//! | `FLEXT_ALERTMANAGER_URL` | Alertmanager to post alerts to | `http://` or `https://` URL |
+//! | `FLEXT_METRICS_ADDR` | where to serve `/metrics` | socket address, e.g. `127.0.0.1:9464` |
+//! | `FLEXT_MAX_SERIES_PER_METRIC` | cardinality limit per metric | whole number >= 1 |
+//! | `FLEXT_SERIES_RETENTION_SECS` | evict idle series after | seconds >= 1, or `off` |
+//! | `FLEXT_SWEEP_INTERVAL_SECS` | run the retention sweep in the background every | seconds >= 1, or `off` |
+//! | `FLEXT_RAW_HISTORY` | raw records kept per metric name | whole number |
+//! | `FLEXT_SUMMARY_WINDOW` | observations in a summary's window | whole number >= 1 |
+//! | `FLEXT_HISTOGRAM_BUCKETS` | default histogram bounds (seconds) | comma-separated increasing numbers |
+//!
+//! An empty variable counts as unset (as in OpenTelemetry). Any other value that cannot be used
+//! is an [`Error::Env`] naming the variable, the value and what was expected.
+
+use crate::entity::LogLevel;
+use crate::error::{Error, Result};
+use crate::store::{StoreSettings, check_buckets};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Every variable [`Config::from_env`] reads.
+pub const ENV_VARS: &[&str] = &[
+    "FLEXT_OBSERVABILITY_ENABLED",
+    "FLEXT_LOG_LEVEL",
+    "FLEXT_SERVICE_NAME",
+    "OTEL_SERVICE_NAME",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "PROMETHEUS_PUSH_GATEWAY",
+    "FLEXT_ALERTMANAGER_URL",
+    "FLEXT_METRICS_ADDR",
+    "FLEXT_MAX_SERIES_PER_METRIC",
+    "FLEXT_SERIES_RETENTION_SECS",
+    "FLEXT_SWEEP_INTERVAL_SECS",
+    "FLEXT_RAW_HISTORY",
+    "FLEXT_SUMMARY_WINDOW",
+    "FLEXT_HISTOGRAM_BUCKETS",
+];
+
+/// The validated configuration of an [`crate::Observability`] instance.
+///
+/// ```
+/// use flext_obs::{Config, LogLevel};
+/// let config = Config::builder()
+///     .service_name("checkout")
+///     .log_level(LogLevel::Warning)
+///     .max_series_per_metric(500)
+///     .build()?;
+/// assert_eq!(config.service_name(), "checkout");
+/// assert!(Config::builder().service_name(" ").build().is_err());
+/// # Ok::<(), flext_obs::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    enabled: bool,
+    log_level: LogLevel,
+    service_name: String,
+    otlp_endpoint: Option<String>,
+    push_gateway: Option<String>,
+    alertmanager_url: Option<String>,
+    metrics_addr: Option<SocketAddr>,
+    sweep_interval: Option<Duration>,
+    store: StoreSettings,
+}
+
+impl Default for Config {
+    /// Recording on, level info, service named after the executable, no exporters.
+    fn default() -> Self {
+        Config {
+            enabled: true,
+            log_level: LogLevel::Info,
+            service_name: default_service_name(),
+            otlp_endpoint: None,
+            push_gateway: None,
+            alertmanager_url: None,
+            metrics_addr: None,
+            sweep_interval: None,
+            store: StoreSettings::default(),
+        }
+    }
+}
+
+/// The executable's file name (OpenTelemetry's `unknown_service:<exe>` fallback, minus the
+/// prefix), or `flext-obs` when even that is unknown.
+fn default_service_name() -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|path| path.file_stem().and_then(|s| s.to_str()).map(str::to_owned))
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "flext-obs".to_owned())
+}
+
+impl Config {
+    /// Starts from the defaults.
+    pub fn builder() -> ConfigBuilder {
+        ConfigBuilder(Config::default())
+    }
+
+    /// Reads the process environment (see the table in the [module docs](self)).
+    ///
+    /// ```
+    /// let config = flext_obs::Config::from_env()?;
+    /// assert!(!config.service_name().is_empty());
+    /// # Ok::<(), flext_obs::Error>(())
+    /// ```
+    pub fn from_env() -> Result<Self> {
+        let mut values = Vec::new();
+        for &var in ENV_VARS {
+            match std::env::var(var) {
+                Ok(value) => values.push((var, value)),
+                Err(std::env::VarError::NotPresent) => {}
+                Err(std::env::VarError::NotUnicode(raw)) => {
+                    return Err(Error::Env { var, value: raw.to_string_lossy().into_owned(), expected: "valid UTF-8".into() });
+                }
+            }
+        }
+        Self::from_lookup(|name| values.iter().find(|(var, _)| *var == name).map(|(_, v)| v.clone()))
+    }
+
+    /// Like [`from_env`](Config::from_env) but reads variables through `lookup`, so tests and
+    /// embedders need not touch the process environment.
+    ///
+    /// ```
+    /// let err = flext_obs::Config::from_lookup(|var| (var == "FLEXT_OBSERVABILITY_ENABLED").then(|| "maybe".to_owned())).unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     r#"environment variable FLEXT_OBSERVABILITY_ENABLED="maybe" is invalid: expected a boolean: true/false, 1/0, yes/no, on/off"#
+    /// );
+    /// ```
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let get = |var: &'static str| lookup(var).filter(|v| !v.trim().is_empty()).map(|v| (var, v));
+        let mut builder = Config::builder();
+        if let Some((var, v)) = get("FLEXT_OBSERVABILITY_ENABLED") {
+            builder = builder.enabled(parse_bool(var, &v)?);
+        }
+        if let Some((var, v)) = get("FLEXT_LOG_LEVEL") {
+            let level =
+                v.trim().to_ascii_lowercase().parse().map_err(|_| env_err(var, &v, format!("one of {}", LogLevel::NAMES.join(", "))))?;
+            builder = builder.log_level(level);
+        }
+        if let Some((_, v)) = get("FLEXT_SERVICE_NAME").or_else(|| get("OTEL_SERVICE_NAME")) {
+            builder = builder.service_name(v.trim());
+        }
+        if let Some((var, v)) = get("OTEL_EXPORTER_OTLP_ENDPOINT") {
+            builder.0.otlp_endpoint = Some(parse_url(var, &v)?);
+        }
+        if let Some((var, v)) = get("PROMETHEUS_PUSH_GATEWAY") {
+            builder.0.push_gateway = Some(parse_url(var, &v)?);
+        }
+        if let Some((var, v)) = get("FLEXT_ALERTMANAGER_URL") {
+            builder.0.alertmanager_url = Some(parse_url(var, &v)?);
+        }
+        if let Some((var, v)) = get("FLEXT_METRICS_ADDR") {
+            builder.0.metrics_addr = Some(v.trim().parse().map_err(|_| env_err(var, &v, "a socket address such as 127.0.0.1:9464"))?);
+        }
+        if let Some((var, v)) = get("FLEXT_MAX_SERIES_PER_METRIC") {
+            builder.0.store.max_series_per_metric = parse_count(var, &v, 1)?;
+        }
+        if let Some((var, v)) = get("FLEXT_SERIES_RETENTION_SECS") {
+            builder.0.store.retention = parse_seconds(var, &v)?;
+        }
+        if let Some((var, v)) = get("FLEXT_SWEEP_INTERVAL_SECS") {
+            builder.0.sweep_interval = parse_seconds(var, &v)?;
+        }
+        if let Some((var, v)) = get("FLEXT_RAW_HISTORY") {
+            builder.0.store.raw_history = parse_count(var, &v, 0)?;
+        }
+        if let Some((var, v)) = get("FLEXT_SUMMARY_WINDOW") {
+            builder.0.store.summary_window = parse_count(var, &v, 1)?;
+        }
+        if let Some((var, v)) = get("FLEXT_HISTOGRAM_BUCKETS") {
+            let bounds: Vec<f64> = v
+                .split(',')
+                .map(|b| b.trim().parse::<f64>())
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|_| env_err(var, &v, "comma-separated numbers"))?;
+            check_buckets(&bounds).map_err(|_| env_err(var, &v, "finite, strictly increasing numbers"))?;
+            builder.0.store.default_buckets = bounds.into();
+        }
+        builder.build()
+    }
+
+    /// Whether recording is on.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+    /// Lowest level logged.
+    pub fn log_level(&self) -> LogLevel {
+        self.log_level
+    }
+    /// The `service_name` label.
+    pub fn service_name(&self) -> &str {
+        &self.service_name
+    }
+    /// OTLP/HTTP collector endpoint.
+    pub fn otlp_endpoint(&self) -> Option<&str> {
+        self.otlp_endpoint.as_deref()
+    }
+    /// Pushgateway URL.
+    pub fn push_gateway(&self) -> Option<&str> {
+        self.push_gateway.as_deref()
+    }
+    /// Alertmanager URL.
+    pub fn alertmanager_url(&self) -> Option<&str> {
+        self.alertmanager_url.as_deref()
+    }
+    /// Address to serve `/metrics` on.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+    /// Background retention sweep interval, if any.
+    pub fn sweep_interval(&self) -> Option<Duration> {
+        self.sweep_interval
+    }
+    /// Store limits.
+    pub fn store(&self) -> &StoreSettings {
+        &self.store
+    }
+}
+
+/// Builder for [`Config`]; [`build`](ConfigBuilder::build) validates.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ConfigBuilder(Config);
+
+impl ConfigBuilder {
+    /// Records at all (default true).
+    pub fn enabled(mut self, on: bool) -> Self {
+        self.0.enabled = on;
+        self
+    }
+    /// Lowest level logged (default info).
+    pub fn log_level(mut self, level: LogLevel) -> Self {
+        self.0.log_level = level;
+        self
+    }
+    /// The `service_name` label (default: the executable's name).
+    pub fn service_name(mut self, name: impl Into<String>) -> Self {
+        self.0.service_name = name.into();
+        self
+    }
+    /// OTLP/HTTP collector endpoint (`http://` or `https://`).
+    pub fn otlp_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.0.otlp_endpoint = Some(url.into());
+        self
+    }
+    /// Pushgateway URL (`http://` or `https://`).
+    pub fn push_gateway(mut self, url: impl Into<String>) -> Self {
+        self.0.push_gateway = Some(url.into());
+        self
+    }
+    /// Alertmanager URL (`http://` or `https://`).
+    pub fn alertmanager_url(mut self, url: impl Into<String>) -> Self {
+        self.0.alertmanager_url = Some(url.into());
+        self
+    }
+    /// Address to serve `/metrics` on.
+    pub fn metrics_addr(mut self, addr: SocketAddr) -> Self {
+        self.0.metrics_addr = Some(addr);
+        self
+    }
+    /// Cardinality limit per metric name (default 2,000).
+    pub fn max_series_per_metric(mut self, limit: usize) -> Self {
+        self.0.store.max_series_per_metric = limit;
+        self
+    }
+    /// Idle series retention (default 10 minutes; `None` keeps series forever).
+    pub fn retention(mut self, retention: Option<Duration>) -> Self {
+        self.0.store.retention = retention;
+        self
+    }
+    /// Runs the retention sweep on a background thread every `interval` (default: never; call
+    /// [`crate::store::Store::sweep`] yourself).
+    pub fn sweep_interval(mut self, interval: Option<Duration>) -> Self {
+        self.0.sweep_interval = interval;
+        self
+    }
+    /// Raw records kept per metric name (default 1,000).
+    pub fn raw_history(mut self, records: usize) -> Self {
+        self.0.store.raw_history = records;
+        self
+    }
+    /// Observations in a summary's window (default 1,024).
+    pub fn summary_window(mut self, observations: usize) -> Self {
+        self.0.store.summary_window = observations;
+        self
+    }
+    /// Default histogram bounds.
+    pub fn default_buckets(mut self, bounds: &[f64]) -> Self {
+        self.0.store.default_buckets = Arc::from(bounds);
+        self
+    }
+    /// Checks every setting.
+    pub fn build(self) -> Result<Config> {
+        let c = self.0;
+        if c.service_name.trim().is_empty() {
+            return Err(Error::invalid("Config", "service_name", &c.service_name, "must not be empty"));
+        }
+        for (field, url) in
+            [("otlp_endpoint", &c.otlp_endpoint), ("push_gateway", &c.push_gateway), ("alertmanager_url", &c.alertmanager_url)]
+        {
+            if let Some(url) = url {
+                if !is_http_url(url) {
+                    return Err(Error::invalid("Config", field, url, "must be an http:// or https:// URL with a host"));
+                }
+            }
+        }
+        if c.store.max_series_per_metric == 0 {
+            return Err(Error::invalid("Config", "max_series_per_metric", 0, "must be at least 1"));
+        }
+        if c.store.summary_window == 0 {
+            return Err(Error::invalid("Config", "summary_window", 0, "must be at least 1"));
+        }
+        if c.store.retention.is_some_and(|d| d.is_zero()) || c.sweep_interval.is_some_and(|d| d.is_zero()) {
+            return Err(Error::invalid("Config", "retention/sweep_interval", 0, "must be greater than zero (or None for never)"));
+        }
+        check_buckets(&c.store.default_buckets)?;
+        Ok(c)
+    }
+}
+
+fn env_err(var: &'static str, value: &str, expected: impl Into<String>) -> Error {
+    Error::Env { var, value: value.to_owned(), expected: expected.into() }
+}
+
+fn parse_bool(var: &'static str, value: &str) -> Result<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(env_err(var, value, "a boolean: true/false, 1/0, yes/no, on/off")),
+    }
+}
+
+fn parse_count(var: &'static str, value: &str, min: usize) -> Result<usize> {
+    value.trim().parse::<usize>().ok().filter(|n| *n >= min).ok_or_else(|| env_err(var, value, format!("a whole number >= {min}")))
+}
+
+fn parse_seconds(var: &'static str, value: &str) -> Result<Option<Duration>> {
+    if value.trim().eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    parse_count(var, value, 1)
+        .map(|secs| Some(Duration::from_secs(secs as u64)))
+        .map_err(|_| env_err(var, value, "a whole number of seconds >= 1, or off"))
+}
+
+fn parse_url(var: &'static str, value: &str) -> Result<String> {
+    let url = value.trim();
+    if is_http_url(url) { Ok(url.to_owned()) } else { Err(env_err(var, value, "an http:// or https:// URL with a host")) }
+}
+
+fn is_http_url(url: &str) -> bool {
+    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
+    rest.is_some_and(|rest| {
+        let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+        !host.is_empty() && !host.starts_with(':') && !url.chars().any(char::is_whitespace)
+    })
+}

@@ -1,0 +1,45 @@
+//! # flext-obs
+//!
+//! Instrumentation for Rust services: counters, latency histograms, gauges and summaries in an
+//! in-process store that the program reads at run time ([`Observability::snapshot`]), with
+//! correlation IDs and trace context that follow a request across threads, async tasks and
+//! processes ([`context`]), and validated entities for metrics, spans, alerts, health checks and
+//! log lines ([`entity`]).
+//!
+//! ```
+//! use flext_obs::{Config, Observability, context};
+//!
+//! let obs = Observability::new(Config::builder().service_name("shop").build()?)?;
+//! let orders = obs.store().counter("orders_total", &[("status", "paid")])?;
+//! let latency = obs.store().histogram("order_duration_seconds", &[])?;
+//!
+//! context::with_correlation_id(flext_obs::CorrelationId::new(), || {
+//!     orders.increment();
+//!     latency.record_duration(std::time::Duration::from_millis(12));
+//! });
+//!
+//! let snapshot = obs.snapshot();
+//! assert_eq!(snapshot.value("orders_total", &[("status", "paid")]), Some(1.0));
+//! # Ok::<(), flext_obs::Error>(())
+//! ```
+//!
+//! Every fallible call returns [`Result<T, flext_obs::Error>`](Error), whose message names the
+//! offending field or variable, the value and the rule.
+
+pub mod api;
+pub mod config;
+pub mod context;
+pub mod entity;
+pub mod error;
+pub mod store;
+
+pub use api::{
+    Observability, create_alert, create_health_check, create_log_entry, create_metric, create_trace, global, init, init_from_env,
+    record_metric,
+};
+pub use config::{Config, ConfigBuilder};
+pub use entity::{
+    Alert, AlertStatus, CorrelationId, HealthCheck, HealthStatus, LogEntry, LogLevel, Metric, MetricKind, Severity, Span, SpanId,
+    SpanStatus, TraceId,
+};
+pub use error::{Error, Result};

@@ -1,0 +1,107 @@
+//! Series identity: a metric name plus a validated, sorted label set, hashed once.
+
+use crate::entity::validate;
+use crate::error::{Error, Result};
+use std::collections::BTreeMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::Arc;
+
+/// A validated label set, sorted by name, with no duplicate names.
+///
+/// ```
+/// let labels = flext_obs::store::Labels::new(&[("route", "/a"), ("method", "GET")])?;
+/// assert_eq!(labels.iter().next(), Some(("method", "GET")));
+/// assert!(flext_obs::store::Labels::new(&[("__name__", "x")]).is_err());
+/// assert!(flext_obs::store::Labels::new(&[("a", "1"), ("a", "2")]).is_err());
+/// # Ok::<(), flext_obs::Error>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, Default, Debug)]
+pub struct Labels(Arc<[(Box<str>, Box<str>)]>);
+
+impl Labels {
+    /// Validates and sorts `pairs`. Duplicate names are an error, not a silent overwrite.
+    pub fn new<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> Result<Self> {
+        validate::labels("store", pairs.iter().map(|(k, v)| (k.as_ref(), v.as_ref())))?;
+        let mut sorted: Vec<(Box<str>, Box<str>)> = pairs.iter().map(|(k, v)| (k.as_ref().into(), v.as_ref().into())).collect();
+        sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        if let Some(pair) = sorted.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(Error::invalid("store", "label name", &*pair[0].0, "must appear only once in a label set"));
+        }
+        Ok(Labels(sorted.into()))
+    }
+
+    /// The pairs, sorted by name.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (&**k, &**v))
+    }
+
+    /// Whether the set has no labels.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The value of label `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.binary_search_by(|(k, _)| (**k).cmp(name)).ok().map(|i| &*self.0[i].1)
+    }
+
+    /// The labels as an owned map (for snapshots and serialization).
+    pub fn to_map(&self) -> BTreeMap<String, String> {
+        self.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+    }
+}
+
+/// Name + labels + the hash of both, computed once when the key is made.
+#[derive(Clone, Debug)]
+pub(crate) struct Key {
+    pub(crate) name: Arc<str>,
+    pub(crate) labels: Labels,
+    hash: u64,
+}
+
+impl Key {
+    pub(crate) fn new(name: Arc<str>, labels: Labels) -> Self {
+        let mut hasher = std::hash::DefaultHasher::new();
+        name.hash(&mut hasher);
+        labels.hash(&mut hasher);
+        Key { name, labels, hash: hasher.finish() }
+    }
+
+    pub(crate) fn hash64(&self) -> u64 {
+        self.hash
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash && self.name == other.name && self.labels == other.labels
+    }
+}
+impl Eq for Key {}
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+/// Passes a key's precomputed hash through instead of hashing it again.
+#[derive(Default)]
+pub(crate) struct PrehashedHasher(u64);
+
+impl Hasher for PrehashedHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used by `Key`; fold anything else in so the hasher stays correct.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+pub(crate) type PrehashedState = BuildHasherDefault<PrehashedHasher>;

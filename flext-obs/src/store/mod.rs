@@ -1,0 +1,535 @@
+//! The metrics store: a sharded registry of series, handles that record without locks, a
+//! cardinality limit per metric, idle-series retention and a raw record history.
+//!
+//! ```
+//! use flext_obs::{Config, Observability};
+//! let obs = Observability::new(Config::default())?;
+//! let store = obs.store();
+//! let requests = store.counter("requests_total", &[("route", "/orders")])?; // resolve once
+//! let latency = store.histogram("request_duration_seconds", &[("route", "/orders")])?;
+//! requests.increment();                                                   // then record freely
+//! latency.record(0.012)?;
+//! assert_eq!(obs.snapshot().value("requests_total", &[("route", "/orders")]), Some(1.0));
+//! # Ok::<(), flext_obs::Error>(())
+//! ```
+
+mod key;
+pub(crate) mod lane;
+mod series;
+mod snapshot;
+
+pub use key::Labels;
+pub use series::{Counter, Gauge, Histogram, SUMMARY_QUANTILES, Summary};
+pub use snapshot::{HistogramValue, SeriesSnapshot, SeriesValue, Snapshot, SummaryValue};
+
+use crate::entity::{Metric, MetricKind, validate};
+use crate::error::{Error, Result};
+use key::{Key, PrehashedState};
+use series::{CounterCore, GaugeCore, HistogramCore, SeriesData, SummaryCore, Switch};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+/// Default histogram bounds in seconds: 1 µs to 10 s, a superset of the Autometrics
+/// specification's list so its latency thresholds stay bucket bounds.
+pub const DEFAULT_BUCKETS: &[f64] = &[
+    0.000_001,
+    0.000_002_5,
+    0.000_005,
+    0.000_01,
+    0.000_025,
+    0.000_05,
+    0.000_1,
+    0.000_25,
+    0.000_5,
+    0.001,
+    0.002_5,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+];
+
+/// The label that marks a metric's overflow series once its cardinality limit is reached.
+pub const OVERFLOW_LABEL: &str = "flext_overflow";
+
+/// Name of the self-metric counting label sets refused by the cardinality limit.
+pub const DROPPED_SERIES_METRIC: &str = "flext_obs_dropped_series_total";
+/// Name of the self-metric holding the number of live series per metric.
+pub const SERIES_METRIC: &str = "flext_obs_series";
+
+const SHARDS: usize = 16;
+
+/// Limits and defaults of a [`Store`] (set through [`crate::Config`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreSettings {
+    /// Most series one metric name may have before records go to its overflow series.
+    pub max_series_per_metric: usize,
+    /// Series with no live handle and no new record for this long are evicted by
+    /// [`Store::sweep`]; `None` keeps them forever.
+    pub retention: Option<Duration>,
+    /// Raw records kept per metric name by [`Store::record_metric`].
+    pub raw_history: usize,
+    /// Observations a summary's sliding window holds.
+    pub summary_window: usize,
+    /// Histogram bounds for metrics without their own ([`Store::set_buckets`]).
+    pub default_buckets: Arc<[f64]>,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            max_series_per_metric: 2_000,
+            retention: Some(Duration::from_secs(600)),
+            raw_history: 1_000,
+            summary_window: 1_024,
+            default_buckets: DEFAULT_BUCKETS.into(),
+        }
+    }
+}
+
+/// Validates histogram bounds: at least one, finite, strictly increasing.
+pub(crate) fn check_buckets(bounds: &[f64]) -> Result<()> {
+    if bounds.is_empty() {
+        return Err(Error::invalid("store", "buckets", bounds, "need at least one bound"));
+    }
+    if bounds.iter().any(|b| !b.is_finite()) {
+        return Err(Error::invalid("store", "buckets", bounds, "every bound must be finite (+Inf is implied)"));
+    }
+    if bounds.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(Error::invalid("store", "buckets", bounds, "bounds must be strictly increasing"));
+    }
+    Ok(())
+}
+
+/// Per-metric-name facts: kind, help, buckets, how many series, how many refused.
+struct Family {
+    kind: MetricKind,
+    help: OnceLock<String>,
+    bounds: Arc<[f64]>,
+    live: AtomicUsize,
+    dropped: AtomicU64,
+    overflow: OnceLock<Arc<Series>>,
+}
+
+/// A registered series and the sweeper's memory of it.
+struct Series {
+    key: Key,
+    data: SeriesData,
+    /// (last activity seen, when it last changed); only the sweeper touches it.
+    idle: Mutex<(u64, Instant)>,
+}
+
+type Shard = RwLock<HashMap<Key, Arc<Series>, PrehashedState>>;
+
+struct Registry {
+    shards: Box<[Shard]>,
+    families: RwLock<HashMap<Arc<str>, Arc<Family>>>,
+    raw: Mutex<HashMap<String, VecDeque<Metric>>>,
+    settings: StoreSettings,
+    switch: Arc<Switch>,
+}
+
+/// The metrics store. Cloning is cheap and shares the same series.
+#[derive(Clone)]
+pub struct Store {
+    registry: Arc<Registry>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("settings", &self.registry.settings).field("series", &self.series_count()).finish_non_exhaustive()
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
+}
+fn lock<T>(lock: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    lock.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Store {
+    /// A new, empty store; recording starts switched `enabled`.
+    pub fn new(settings: StoreSettings, enabled: bool) -> Result<Self> {
+        check_buckets(&settings.default_buckets)?;
+        if settings.max_series_per_metric == 0 {
+            return Err(Error::invalid("store", "max_series_per_metric", 0, "must be at least 1"));
+        }
+        let shards = (0..SHARDS).map(|_| RwLock::default()).collect();
+        Ok(Store {
+            registry: Arc::new(Registry {
+                shards,
+                families: RwLock::default(),
+                raw: Mutex::default(),
+                settings,
+                switch: Switch::new(enabled),
+            }),
+        })
+    }
+
+    /// The limits this store was built with.
+    pub fn settings(&self) -> &StoreSettings {
+        &self.registry.settings
+    }
+
+    /// Switches recording on or off for every handle of this store (one relaxed load per record).
+    pub fn set_enabled(&self, on: bool) {
+        self.registry.switch.set(on);
+    }
+
+    /// Whether recording is on.
+    pub fn is_enabled(&self) -> bool {
+        self.registry.switch.is_on()
+    }
+
+    /// Resolves the counter `name{labels}`, creating it on first use.
+    pub fn counter(&self, name: &str, labels: &[(&str, &str)]) -> Result<Counter> {
+        match self.resolve(name, labels, MetricKind::Counter)? {
+            SeriesData::Counter(core) => Ok(Counter::new(core, self.registry.switch.clone())),
+            _ => unreachable_kind(name),
+        }
+    }
+
+    /// Resolves the gauge `name{labels}`, creating it on first use.
+    pub fn gauge(&self, name: &str, labels: &[(&str, &str)]) -> Result<Gauge> {
+        match self.resolve(name, labels, MetricKind::Gauge)? {
+            SeriesData::Gauge(core) => Ok(Gauge::new(core, self.registry.switch.clone())),
+            _ => unreachable_kind(name),
+        }
+    }
+
+    /// Resolves the histogram `name{labels}` (with the metric's buckets, see
+    /// [`set_buckets`](Store::set_buckets)), creating it on first use.
+    pub fn histogram(&self, name: &str, labels: &[(&str, &str)]) -> Result<Histogram> {
+        match self.resolve(name, labels, MetricKind::Histogram)? {
+            SeriesData::Histogram(core) => Ok(Histogram::new(core, self.registry.switch.clone())),
+            _ => unreachable_kind(name),
+        }
+    }
+
+    /// Resolves the summary `name{labels}`, creating it on first use.
+    pub fn summary(&self, name: &str, labels: &[(&str, &str)]) -> Result<Summary> {
+        match self.resolve(name, labels, MetricKind::Summary)? {
+            SeriesData::Summary(core) => Ok(Summary::new(core, self.registry.switch.clone())),
+            _ => unreachable_kind(name),
+        }
+    }
+
+    /// Gives histogram `name` its own bucket bounds. Call it before the metric's first series
+    /// exists; changing the bounds of a live metric is an error.
+    ///
+    /// ```
+    /// let obs = flext_obs::Observability::new(flext_obs::Config::default())?;
+    /// obs.store().set_buckets("batch_rows", &[10.0, 100.0, 1000.0])?;
+    /// assert!(obs.store().set_buckets("other", &[2.0, 1.0]).is_err());
+    /// # Ok::<(), flext_obs::Error>(())
+    /// ```
+    pub fn set_buckets(&self, name: &str, bounds: &[f64]) -> Result<()> {
+        validate::metric_name("store", "name", name)?;
+        check_buckets(bounds)?;
+        let mut families = write(&self.registry.families);
+        match families.get(name) {
+            Some(family) if family.kind != MetricKind::Histogram => {
+                Err(Error::KindMismatch { name: name.to_owned(), registered: family.kind, requested: MetricKind::Histogram })
+            }
+            Some(family) if *family.bounds == *bounds => Ok(()),
+            Some(_) => Err(Error::invalid("store", "buckets", bounds, format!("histogram {name:?} already has series with other bounds"))),
+            None => {
+                families.insert(name.into(), Arc::new(Family::new(MetricKind::Histogram, bounds.into())));
+                Ok(())
+            }
+        }
+    }
+
+    /// Sets the help text exported for metric `name` (the first text given wins).
+    pub fn describe(&self, name: &str, kind: MetricKind, help: &str) -> Result<()> {
+        validate::metric_name("store", "name", name)?;
+        let family = self.family(name, kind)?;
+        let _ = family.help.set(help.to_owned());
+        Ok(())
+    }
+
+    /// Applies a [`Metric`] to its series (counter: add; gauge: set; histogram and summary:
+    /// observe) and keeps it in the bounded raw history of its name.
+    pub fn record_metric(&self, metric: &Metric) -> Result<()> {
+        let labels: Vec<(&str, &str)> = metric.labels().iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        match metric.kind() {
+            MetricKind::Counter => self.counter(metric.name(), &labels)?.add(metric.value())?,
+            MetricKind::Gauge => self.gauge(metric.name(), &labels)?.set(metric.value())?,
+            MetricKind::Histogram => self.histogram(metric.name(), &labels)?.record(metric.value())?,
+            MetricKind::Summary => self.summary(metric.name(), &labels)?.record(metric.value())?,
+        }
+        let cap = self.registry.settings.raw_history;
+        if cap > 0 {
+            let mut raw = lock(&self.registry.raw);
+            let ring = raw.entry(metric.name().to_owned()).or_default();
+            if ring.len() == cap {
+                ring.pop_front();
+            }
+            ring.push_back(metric.clone());
+        }
+        Ok(())
+    }
+
+    /// The most recent raw records of metric `name`, oldest first.
+    pub fn raw_records(&self, name: &str) -> Vec<Metric> {
+        lock(&self.registry.raw).get(name).map(|ring| ring.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    /// How many series are live (overflow series included).
+    pub fn series_count(&self) -> usize {
+        self.registry.shards.iter().map(|shard| read(shard).len()).sum()
+    }
+
+    /// Evicts series that have no live handle and saw no record for the retention period.
+    /// Returns how many were evicted. [`crate::Observability`] can run it on an interval.
+    pub fn sweep(&self) -> usize {
+        let Some(retention) = self.registry.settings.retention else { return 0 };
+        self.sweep_older_than(retention, Instant::now())
+    }
+
+    fn sweep_older_than(&self, retention: Duration, now: Instant) -> usize {
+        let mut evicted = 0;
+        for shard in &*self.registry.shards {
+            let mut map = write(shard);
+            map.retain(|key, series| {
+                let mut idle = lock(&series.idle);
+                let activity = series.data.activity();
+                if series.data.has_handles() || activity != idle.0 {
+                    *idle = (activity, now);
+                    return true;
+                }
+                if now.duration_since(idle.1) < retention {
+                    return true;
+                }
+                if let Some(family) = read(&self.registry.families).get(&key.name) {
+                    family.live.fetch_sub(1, Ordering::Relaxed);
+                }
+                evicted += 1;
+                false
+            });
+        }
+        evicted
+    }
+
+    /// Starts a background thread that calls [`sweep`](Store::sweep) every `interval`. It stops
+    /// when the returned guard is dropped or the store is gone.
+    pub fn start_sweeper(&self, interval: Duration) -> Result<Sweeper> {
+        if interval.is_zero() {
+            return Err(Error::invalid("store", "sweep_interval", interval, "must be greater than zero"));
+        }
+        let weak: Weak<Registry> = Arc::downgrade(&self.registry);
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("flext-obs-sweeper".into())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
+                    match weak.upgrade() {
+                        Some(registry) => {
+                            Store { registry }.sweep();
+                        }
+                        None => return,
+                    }
+                }
+            })
+            .map_err(|e| Error::invalid("store", "sweeper thread", e.to_string(), "the thread could not be started"))?;
+        Ok(Sweeper { stop: Some(stop), thread: Some(thread) })
+    }
+
+    /// Zeroes every series and clears the raw history; for tests. Handles stay valid. Records
+    /// made while it runs may survive it.
+    pub fn reset(&self) {
+        for shard in &*self.registry.shards {
+            for series in read(shard).values() {
+                series.data.clear();
+            }
+        }
+        for family in read(&self.registry.families).values() {
+            family.dropped.store(0, Ordering::Relaxed);
+        }
+        lock(&self.registry.raw).clear();
+    }
+
+    /// Reads every series (the locks are held only to collect the series list).
+    pub fn snapshot(&self) -> Snapshot {
+        let mut series: Vec<Arc<Series>> = Vec::new();
+        for shard in &*self.registry.shards {
+            series.extend(read(shard).values().cloned());
+        }
+        let families: Vec<(Arc<str>, Arc<Family>)> = read(&self.registry.families).iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let help: HashMap<&str, &Family> = families.iter().map(|(k, v)| (&**k, &**v)).collect();
+        let mut out: Vec<SeriesSnapshot> = series
+            .iter()
+            .map(|s| SeriesSnapshot {
+                name: s.key.name.to_string(),
+                kind: help.get(&*s.key.name).map_or(MetricKind::Gauge, |f| f.kind),
+                labels: s.key.labels.to_map(),
+                help: help.get(&*s.key.name).and_then(|f| f.help.get().cloned()),
+                value: s.data.read(),
+            })
+            .collect();
+        for (name, family) in &families {
+            #[allow(clippy::cast_precision_loss)]
+            let rows = [
+                (
+                    DROPPED_SERIES_METRIC,
+                    MetricKind::Counter,
+                    family.dropped.load(Ordering::Relaxed) as f64,
+                    "Label sets refused by the cardinality limit.",
+                ),
+                (SERIES_METRIC, MetricKind::Gauge, family.live.load(Ordering::Relaxed) as f64, "Live series per metric."),
+            ];
+            for (self_name, kind, value, text) in rows {
+                out.push(SeriesSnapshot {
+                    name: self_name.to_owned(),
+                    kind,
+                    labels: BTreeMap::from([("metric".to_owned(), name.to_string())]),
+                    help: Some(text.to_owned()),
+                    value: if kind == MetricKind::Counter { SeriesValue::Counter { value } } else { SeriesValue::Gauge { value } },
+                });
+            }
+        }
+        out.sort_by(|a, b| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
+        let raw_records = lock(&self.registry.raw).iter().map(|(k, ring)| (k.clone(), ring.iter().cloned().collect())).collect();
+        Snapshot { taken_at: chrono::Utc::now(), series: out, raw_records }
+    }
+
+    /// Label sets refused for metric `name` by the cardinality limit so far.
+    pub fn dropped_series(&self, name: &str) -> u64 {
+        read(&self.registry.families).get(name).map_or(0, |f| f.dropped.load(Ordering::Relaxed))
+    }
+
+    fn family(&self, name: &str, kind: MetricKind) -> Result<Arc<Family>> {
+        if let Some(family) = read(&self.registry.families).get(name) {
+            return check_kind(name, family, kind);
+        }
+        let mut families = write(&self.registry.families);
+        let family =
+            families.entry(name.into()).or_insert_with(|| Arc::new(Family::new(kind, self.registry.settings.default_buckets.clone())));
+        check_kind(name, family, kind)
+    }
+
+    fn resolve(&self, name: &str, labels: &[(&str, &str)], kind: MetricKind) -> Result<SeriesData> {
+        validate::metric_name("store", "name", name)?;
+        let labels = Labels::new(labels)?;
+        if labels.get(OVERFLOW_LABEL).is_some() {
+            return Err(Error::invalid("store", "label name", OVERFLOW_LABEL, "is reserved for the overflow series"));
+        }
+        let family = self.family(name, kind)?;
+        let key = Key::new(name.into(), labels);
+        let shard = &self.registry.shards[usize::try_from(key.hash64() % SHARDS as u64).unwrap_or(0)];
+        if let Some(series) = read(shard).get(&key) {
+            return Ok(series.data.clone());
+        }
+        let mut map = write(shard);
+        if let Some(series) = map.get(&key) {
+            return Ok(series.data.clone());
+        }
+        let limit = self.registry.settings.max_series_per_metric;
+        let admitted = family.live.fetch_update(Ordering::AcqRel, Ordering::Acquire, |live| (live < limit).then_some(live + 1)).is_ok();
+        if !admitted {
+            drop(map);
+            family.dropped.fetch_add(1, Ordering::Relaxed);
+            return Ok(self.overflow(name, &family).data.clone());
+        }
+        let data = self.new_data(&family);
+        map.insert(key.clone(), Arc::new(Series { key, data: data.clone(), idle: Mutex::new((0, Instant::now())) }));
+        Ok(data)
+    }
+
+    /// The metric's overflow series, created on first need; it does not count against the
+    /// limit and is never evicted (the family holds it).
+    fn overflow(&self, name: &str, family: &Family) -> Arc<Series> {
+        family
+            .overflow
+            .get_or_init(|| {
+                let labels = Labels::new(&[(OVERFLOW_LABEL, "true")]).unwrap_or_default();
+                let key = Key::new(name.into(), labels);
+                let series = Arc::new(Series { key: key.clone(), data: self.new_data(family), idle: Mutex::new((0, Instant::now())) });
+                let shard = &self.registry.shards[usize::try_from(key.hash64() % SHARDS as u64).unwrap_or(0)];
+                write(shard).insert(key, series.clone());
+                series
+            })
+            .clone()
+    }
+
+    fn new_data(&self, family: &Family) -> SeriesData {
+        match family.kind {
+            MetricKind::Counter => SeriesData::Counter(Arc::new(CounterCore::new())),
+            MetricKind::Gauge => SeriesData::Gauge(Arc::new(GaugeCore::new())),
+            MetricKind::Histogram => SeriesData::Histogram(Arc::new(HistogramCore::new(family.bounds.clone()))),
+            MetricKind::Summary => SeriesData::Summary(Arc::new(SummaryCore::new(self.registry.settings.summary_window))),
+        }
+    }
+}
+
+impl Family {
+    fn new(kind: MetricKind, bounds: Arc<[f64]>) -> Self {
+        Family { kind, help: OnceLock::new(), bounds, live: AtomicUsize::new(0), dropped: AtomicU64::new(0), overflow: OnceLock::new() }
+    }
+}
+
+fn check_kind(name: &str, family: &Arc<Family>, requested: MetricKind) -> Result<Arc<Family>> {
+    if family.kind == requested {
+        Ok(family.clone())
+    } else {
+        Err(Error::KindMismatch { name: name.to_owned(), registered: family.kind, requested })
+    }
+}
+
+/// `resolve` returns data of the family's kind and the family's kind was checked; this cannot
+/// be reached, but answering with an error keeps the store panic-free even so.
+#[cold]
+fn unreachable_kind<T>(name: &str) -> Result<T> {
+    Err(Error::invalid("store", "name", name, "internal error: series of an unexpected kind"))
+}
+
+/// Stops the background sweeper when dropped.
+#[derive(Debug)]
+pub struct Sweeper {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Sweeper {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_series_without_handles_are_evicted_after_retention() {
+        let store = Store::new(StoreSettings::default(), true).unwrap();
+        store.counter("a_total", &[("k", "1")]).unwrap().increment();
+        let held = store.counter("a_total", &[("k", "2")]).unwrap();
+        held.increment();
+        let t0 = Instant::now();
+        assert_eq!(store.sweep_older_than(Duration::from_secs(60), t0), 0, "first sweep only notes activity");
+        assert_eq!(store.sweep_older_than(Duration::from_secs(60), t0 + Duration::from_secs(30)), 0, "not idle long enough");
+        assert_eq!(store.sweep_older_than(Duration::from_secs(60), t0 + Duration::from_secs(61)), 1, "the handle-less series goes");
+        assert_eq!(store.series_count(), 1);
+        assert_eq!(store.snapshot().value(SERIES_METRIC, &[("metric", "a_total")]), Some(1.0));
+    }
+}

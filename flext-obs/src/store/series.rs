@@ -1,0 +1,393 @@
+//! Series handles: [`Counter`], [`Gauge`], [`Histogram`], [`Summary`].
+//!
+//! A handle is resolved once (hashing, maybe locking) and then records with no lock and no
+//! allocation: counters and histograms write into the calling thread's lane
+//! ([`super::lane`]), gauges into one atomic word. Every record first reads the store's
+//! on/off switch with one relaxed load.
+
+use super::lane::{self, Cells};
+use super::snapshot::{HistogramValue, SeriesValue, SummaryValue};
+use crate::entity::validate;
+use crate::error::{Error, Result};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+/// The store-wide recording switch (`FLEXT_OBSERVABILITY_ENABLED`).
+#[derive(Debug)]
+pub(crate) struct Switch(AtomicBool);
+
+impl Switch {
+    pub(crate) fn new(on: bool) -> Arc<Self> {
+        Arc::new(Switch(AtomicBool::new(on)))
+    }
+    #[inline]
+    pub(crate) fn is_on(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+    pub(crate) fn set(&self, on: bool) {
+        self.0.store(on, Ordering::Relaxed);
+    }
+}
+
+/// Counter cells: word 0 counts whole increments, word 1 holds fractional ones as `f64` bits.
+pub(crate) struct CounterCore(Cells);
+const COUNTER_INT: usize = 0;
+const COUNTER_FLOAT: usize = 1;
+
+/// A monotonic counter. Whole increments are one plain add in the thread's own lane.
+///
+/// ```
+/// let obs = flext_obs::Observability::new(flext_obs::Config::default())?;
+/// let hits = obs.store().counter("cache_hits_total", &[("cache", "users")])?;
+/// hits.increment();
+/// hits.add(0.5)?;
+/// assert!(hits.add(-1.0).is_err());
+/// assert_eq!(hits.value(), 1.5);
+/// # Ok::<(), flext_obs::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Counter {
+    core: Arc<CounterCore>,
+    switch: Arc<Switch>,
+}
+
+impl Counter {
+    pub(crate) fn new(core: Arc<CounterCore>, switch: Arc<Switch>) -> Self {
+        Counter { core, switch }
+    }
+
+    /// Adds one.
+    #[inline]
+    pub fn increment(&self) {
+        self.increment_by(1);
+    }
+
+    /// Adds `n`.
+    #[inline]
+    pub fn increment_by(&self, n: u64) {
+        if self.switch.is_on() {
+            self.core.0.add(lane::current(), COUNTER_INT, n);
+        }
+    }
+
+    /// Adds a fractional amount; negative, NaN and infinite amounts are refused.
+    pub fn add(&self, amount: f64) -> Result<()> {
+        validate::finite("Counter", "increment", amount)?;
+        if amount < 0.0 {
+            return Err(Error::invalid("Counter", "increment", amount, "a counter only goes up; use a gauge for values that fall"));
+        }
+        if self.switch.is_on() {
+            self.core.0.add_f64(lane::current(), COUNTER_FLOAT, amount);
+        }
+        Ok(())
+    }
+
+    /// The current total.
+    pub fn value(&self) -> f64 {
+        self.core.value()
+    }
+}
+
+impl CounterCore {
+    pub(crate) fn new() -> Self {
+        CounterCore(Cells::new(2))
+    }
+    #[allow(clippy::cast_precision_loss)] // counts above 2^53 lose precision in f64, as in Prometheus
+    fn value(&self) -> f64 {
+        self.0.sum(COUNTER_INT) as f64 + self.0.sum_f64(COUNTER_FLOAT)
+    }
+}
+
+/// A gauge core: one `f64` as bits.
+pub(crate) struct GaugeCore(AtomicU64);
+
+/// A value that goes up and down (queue depth, temperature, in-flight requests).
+///
+/// ```
+/// let obs = flext_obs::Observability::new(flext_obs::Config::default())?;
+/// let depth = obs.store().gauge("queue_depth", &[])?;
+/// depth.set(10.0)?;
+/// depth.add(-3.0)?;
+/// assert!(depth.set(f64::NAN).is_err());
+/// assert_eq!(depth.value(), 7.0);
+/// # Ok::<(), flext_obs::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Gauge {
+    core: Arc<GaugeCore>,
+    switch: Arc<Switch>,
+}
+
+impl Gauge {
+    pub(crate) fn new(core: Arc<GaugeCore>, switch: Arc<Switch>) -> Self {
+        Gauge { core, switch }
+    }
+
+    /// Sets the value; NaN and infinities are refused.
+    pub fn set(&self, value: f64) -> Result<()> {
+        validate::finite("Gauge", "value", value)?;
+        if self.switch.is_on() {
+            self.core.0.store(value.to_bits(), Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Adds `delta` (negative to subtract); NaN and infinities are refused.
+    pub fn add(&self, delta: f64) -> Result<()> {
+        validate::finite("Gauge", "delta", delta)?;
+        if self.switch.is_on() {
+            let _ = self.core.0.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| Some((f64::from_bits(bits) + delta).to_bits()));
+        }
+        Ok(())
+    }
+
+    /// The current value.
+    pub fn value(&self) -> f64 {
+        self.core.value()
+    }
+}
+
+impl GaugeCore {
+    pub(crate) fn new() -> Self {
+        GaugeCore(AtomicU64::new(0f64.to_bits()))
+    }
+    fn value(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
+    }
+}
+
+/// Histogram cells: words `0..=bounds.len()` count observations per bucket (the last is
+/// `+Inf`), the word after holds the sum as `f64` bits. The count is the buckets' total.
+pub(crate) struct HistogramCore {
+    bounds: Arc<[f64]>,
+    cells: Cells,
+}
+
+/// A distribution of observations over fixed buckets (latencies, sizes).
+///
+/// ```
+/// use std::time::Duration;
+/// let obs = flext_obs::Observability::new(flext_obs::Config::default())?;
+/// let latency = obs.store().histogram("request_duration_seconds", &[("route", "/")])?;
+/// latency.record(0.003)?;
+/// latency.record_duration(Duration::from_micros(40));
+/// assert!(latency.record(f64::NAN).is_err());
+/// let value = latency.read();
+/// assert_eq!(value.count, 2);
+/// # Ok::<(), flext_obs::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Histogram {
+    core: Arc<HistogramCore>,
+    switch: Arc<Switch>,
+}
+
+impl Histogram {
+    pub(crate) fn new(core: Arc<HistogramCore>, switch: Arc<Switch>) -> Self {
+        Histogram { core, switch }
+    }
+
+    /// Records one observation; NaN and infinities are refused.
+    #[inline]
+    pub fn record(&self, value: f64) -> Result<()> {
+        if !value.is_finite() {
+            return Err(Error::invalid("Histogram", "observation", value, "must be finite (not NaN or infinite)"));
+        }
+        if self.switch.is_on() {
+            self.core.observe(value);
+        }
+        Ok(())
+    }
+
+    /// Records a duration, in seconds.
+    #[inline]
+    pub fn record_duration(&self, duration: Duration) {
+        if self.switch.is_on() {
+            self.core.observe(duration.as_secs_f64());
+        }
+    }
+
+    /// Count, sum, cumulative buckets and estimated p50/p90/p99.
+    pub fn read(&self) -> HistogramValue {
+        self.core.read()
+    }
+}
+
+impl HistogramCore {
+    pub(crate) fn new(bounds: Arc<[f64]>) -> Self {
+        let words = bounds.len() + 2;
+        HistogramCore { bounds, cells: Cells::new(words) }
+    }
+
+    #[inline]
+    fn observe(&self, value: f64) {
+        let bucket = self.bounds.partition_point(|&bound| bound < value);
+        let lane = lane::current();
+        self.cells.add(lane, bucket, 1);
+        self.cells.add_f64(lane, self.bounds.len() + 1, value);
+    }
+
+    fn count(&self) -> u64 {
+        (0..=self.bounds.len()).map(|b| self.cells.sum(b)).fold(0, u64::wrapping_add)
+    }
+
+    pub(crate) fn read(&self) -> HistogramValue {
+        let mut cumulative = 0u64;
+        let buckets: Vec<(f64, u64)> = self
+            .bounds
+            .iter()
+            .enumerate()
+            .map(|(i, &le)| {
+                cumulative += self.cells.sum(i);
+                (le, cumulative)
+            })
+            .collect();
+        let count = cumulative + self.cells.sum(self.bounds.len());
+        HistogramValue::new(count, self.cells.sum_f64(self.bounds.len() + 1), buckets)
+    }
+}
+
+/// Sliding-window state of a summary.
+struct SummaryState {
+    window: VecDeque<f64>,
+    count: u64,
+    sum: f64,
+}
+
+pub(crate) struct SummaryCore {
+    capacity: usize,
+    state: Mutex<SummaryState>,
+}
+
+/// Exact quantiles (0.5, 0.9, 0.99) over the most recent observations (a bounded window),
+/// plus the all-time count and sum. Records take a short lock: use a [`Histogram`] on hot paths.
+///
+/// ```
+/// let obs = flext_obs::Observability::new(flext_obs::Config::default())?;
+/// let sizes = obs.store().summary("payload_bytes", &[])?;
+/// for size in 1..=100 {
+///     sizes.record(f64::from(size))?;
+/// }
+/// let value = sizes.read();
+/// assert_eq!(value.count, 100);
+/// assert_eq!(value.quantiles[0], (0.5, 50.0));
+/// # Ok::<(), flext_obs::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Summary {
+    core: Arc<SummaryCore>,
+    switch: Arc<Switch>,
+}
+
+impl Summary {
+    pub(crate) fn new(core: Arc<SummaryCore>, switch: Arc<Switch>) -> Self {
+        Summary { core, switch }
+    }
+
+    /// Records one observation; NaN and infinities are refused.
+    pub fn record(&self, value: f64) -> Result<()> {
+        validate::finite("Summary", "observation", value)?;
+        if self.switch.is_on() {
+            let mut state = self.core.state.lock().unwrap_or_else(PoisonError::into_inner);
+            if state.window.len() == self.core.capacity {
+                state.window.pop_front();
+            }
+            state.window.push_back(value);
+            state.count += 1;
+            state.sum += value;
+        }
+        Ok(())
+    }
+
+    /// Count, sum and quantiles over the window.
+    pub fn read(&self) -> SummaryValue {
+        self.core.read()
+    }
+}
+
+/// The quantiles every summary reports.
+pub const SUMMARY_QUANTILES: [f64; 3] = [0.5, 0.9, 0.99];
+
+impl SummaryCore {
+    pub(crate) fn new(capacity: usize) -> Self {
+        SummaryCore { capacity: capacity.max(1), state: Mutex::new(SummaryState { window: VecDeque::new(), count: 0, sum: 0.0 }) }
+    }
+
+    pub(crate) fn read(&self) -> SummaryValue {
+        let (mut window, count, sum) = {
+            let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            (Vec::from(state.window.clone()), state.count, state.sum)
+        };
+        window.sort_unstable_by(f64::total_cmp);
+        let quantiles = SUMMARY_QUANTILES
+            .iter()
+            .map(|&q| {
+                // Nearest rank: the smallest value with at least q of the window at or below it.
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+                let rank = ((q * window.len() as f64).ceil() as usize).clamp(1, window.len().max(1)) - 1;
+                (q, window.get(rank).copied().unwrap_or(f64::NAN))
+            })
+            .collect();
+        SummaryValue { count, sum, quantiles }
+    }
+
+    fn clear(&self) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.window.clear();
+        state.count = 0;
+        state.sum = 0.0;
+    }
+}
+
+/// What the registry keeps per series.
+#[derive(Clone)]
+pub(crate) enum SeriesData {
+    Counter(Arc<CounterCore>),
+    Gauge(Arc<GaugeCore>),
+    Histogram(Arc<HistogramCore>),
+    Summary(Arc<SummaryCore>),
+}
+
+impl SeriesData {
+    /// Whether a handle outside the registry still points at this series (then it is never
+    /// evicted: the handle's records must stay visible).
+    pub(crate) fn has_handles(&self) -> bool {
+        match self {
+            SeriesData::Counter(c) => Arc::strong_count(c) > 1,
+            SeriesData::Gauge(c) => Arc::strong_count(c) > 1,
+            SeriesData::Histogram(c) => Arc::strong_count(c) > 1,
+            SeriesData::Summary(c) => Arc::strong_count(c) > 1,
+        }
+    }
+
+    /// A number that changes whenever the series is recorded into, for idle detection without
+    /// a clock read on the hot path.
+    pub(crate) fn activity(&self) -> u64 {
+        match self {
+            SeriesData::Counter(c) => c.0.sum(COUNTER_INT) ^ c.0.sum_f64(COUNTER_FLOAT).to_bits().rotate_left(32),
+            SeriesData::Gauge(c) => c.0.load(Ordering::Relaxed),
+            SeriesData::Histogram(c) => c.count(),
+            SeriesData::Summary(c) => c.state.lock().unwrap_or_else(PoisonError::into_inner).count,
+        }
+    }
+
+    pub(crate) fn read(&self) -> SeriesValue {
+        match self {
+            SeriesData::Counter(c) => SeriesValue::Counter { value: c.value() },
+            SeriesData::Gauge(c) => SeriesValue::Gauge { value: c.value() },
+            SeriesData::Histogram(c) => SeriesValue::Histogram(c.read()),
+            SeriesData::Summary(c) => SeriesValue::Summary(c.read()),
+        }
+    }
+
+    pub(crate) fn clear(&self) {
+        match self {
+            SeriesData::Counter(c) => c.0.clear(),
+            SeriesData::Gauge(c) => c.0.store(0f64.to_bits(), Ordering::Relaxed),
+            SeriesData::Histogram(c) => c.cells.clear(),
+            SeriesData::Summary(c) => c.clear(),
+        }
+    }
+}
