@@ -1,0 +1,277 @@
+//! The metrics store: values, exact totals under concurrency, cardinality, retention, history.
+
+use flext_obs::store::{DROPPED_SERIES_METRIC, OVERFLOW_LABEL, SERIES_METRIC, SeriesValue};
+use flext_obs::{Config, Error, Metric, MetricKind, Observability};
+use flext_obs_tests::fresh;
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+#[test]
+fn counters_gauges_histograms_and_summaries_hold_what_was_recorded() {
+    let obs = fresh();
+    let store = obs.store();
+    let c = store.counter("c_total", &[("a", "1")]).unwrap();
+    c.increment();
+    c.increment_by(4);
+    c.add(0.25).unwrap();
+    assert_eq!(c.value(), 5.25);
+    let g = store.gauge("g", &[]).unwrap();
+    g.set(3.5).unwrap();
+    g.add(-1.0).unwrap();
+    assert_eq!(g.value(), 2.5);
+    store.set_buckets("h_seconds", &[0.1, 1.0]).unwrap();
+    let h = store.histogram("h_seconds", &[]).unwrap();
+    for v in [0.05, 0.1, 0.5, 2.0, 3.0] {
+        h.record(v).unwrap();
+    }
+    let read = h.read();
+    assert_eq!(read.count, 5);
+    assert!((read.sum - 5.65).abs() < 1e-9);
+    assert_eq!(read.buckets, vec![(0.1, 2), (1.0, 3)], "cumulative, le is inclusive");
+    let s = store.summary("s", &[]).unwrap();
+    for v in 1..=1000 {
+        s.record(f64::from(v)).unwrap();
+    }
+    let read = s.read();
+    assert_eq!(read.count, 1000);
+    assert_eq!(read.quantiles, vec![(0.5, 500.0), (0.9, 900.0), (0.99, 990.0)]);
+
+    let snap = obs.snapshot();
+    assert_eq!(snap.value("c_total", &[("a", "1")]), Some(5.25));
+    assert_eq!(snap.value("g", &[]), Some(2.5));
+    let SeriesValue::Histogram(hist) = &snap.get("h_seconds", &[]).unwrap().value else { panic!("histogram expected") };
+    assert_eq!(hist.count, 5);
+    let json = serde_json::to_value(&snap).unwrap();
+    assert!(json["series"].as_array().unwrap().iter().any(|s| s["name"] == "h_seconds" && s["value"]["type"] == "histogram"));
+    let table = snap.to_string();
+    assert!(table.contains("c_total") && table.contains("a=\"1\"") && table.contains("5.25"), "{table}");
+}
+
+#[test]
+fn summary_window_is_bounded_and_slides() {
+    let obs = Observability::new(Config::builder().summary_window(10).build().unwrap()).unwrap();
+    let s = obs.store().summary("w", &[]).unwrap();
+    for v in 1..=100 {
+        s.record(f64::from(v)).unwrap();
+    }
+    let read = s.read();
+    assert_eq!(read.count, 100);
+    assert_eq!(read.sum, 5050.0);
+    assert_eq!(read.quantiles[0], (0.5, 95.0), "median of the last ten (91..=100)");
+}
+
+#[test]
+fn default_buckets_resolve_a_microsecond_to_ten_seconds() {
+    let obs = fresh();
+    let h = obs.store().histogram("lat_seconds", &[]).unwrap();
+    h.record_duration(Duration::from_micros(1));
+    h.record_duration(Duration::from_secs(10));
+    let read = h.read();
+    assert_eq!(read.buckets.first(), Some(&(0.000_001, 1)));
+    assert_eq!(read.buckets.last(), Some(&(10.0, 2)));
+    for spec in [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0] {
+        assert!(read.buckets.iter().any(|(le, _)| *le == spec), "Autometrics bound {spec} missing");
+    }
+}
+
+#[test]
+fn bad_input_is_refused_with_a_precise_error_and_changes_nothing() {
+    let obs = fresh();
+    let store = obs.store();
+    assert_eq!(
+        store.counter("bad name", &[]).unwrap_err().to_string(),
+        r#"invalid store.name "bad name": must match [a-zA-Z_:][a-zA-Z0-9_:]*"#
+    );
+    assert!(store.counter("ok_total", &[("__x", "1")]).unwrap_err().to_string().contains(r#"must not start with "__""#));
+    assert!(store.counter("ok_total", &[("a", "1"), ("a", "2")]).unwrap_err().to_string().contains("must appear only once"));
+    assert!(store.counter("ok_total", &[(OVERFLOW_LABEL, "x")]).unwrap_err().to_string().contains("reserved"));
+    let c = store.counter("ok_total", &[]).unwrap();
+    assert_eq!(
+        c.add(-1.0).unwrap_err().to_string(),
+        "invalid Counter.increment -1.0: a counter only goes up; use a gauge for values that fall"
+    );
+    assert!(c.add(f64::NAN).is_err());
+    assert_eq!(c.value(), 0.0);
+    let g = store.gauge("g", &[]).unwrap();
+    g.set(1.0).unwrap();
+    assert!(g.set(f64::INFINITY).is_err());
+    assert!(g.add(f64::NAN).is_err());
+    assert_eq!(g.value(), 1.0);
+    let h = store.histogram("h", &[]).unwrap();
+    assert!(h.record(f64::NAN).is_err());
+    assert_eq!(h.read().count, 0);
+    assert_eq!(
+        store.histogram("ok_total", &[]).unwrap_err(),
+        Error::KindMismatch { name: "ok_total".into(), registered: MetricKind::Counter, requested: MetricKind::Histogram }
+    );
+    assert_eq!(
+        store.histogram("ok_total", &[]).unwrap_err().to_string(),
+        r#"metric "ok_total" is registered as a counter, not a histogram"#
+    );
+    assert!(store.set_buckets("b", &[]).unwrap_err().to_string().contains("need at least one bound"));
+    assert!(store.set_buckets("b", &[1.0, f64::NAN]).unwrap_err().to_string().contains("must be finite"));
+    assert!(store.set_buckets("b", &[1.0, 1.0]).unwrap_err().to_string().contains("strictly increasing"));
+    store.histogram("live", &[]).unwrap();
+    assert!(store.set_buckets("live", &[1.0]).unwrap_err().to_string().contains("already has series with other bounds"));
+}
+
+fn hammer(threads: usize, records: u64) {
+    let obs = fresh();
+    let counter = obs.store().counter("hammer_total", &[]).unwrap();
+    let histogram = obs.store().histogram("hammer_seconds", &[]).unwrap();
+    let fractional = obs.store().counter("hammer_fraction_total", &[]).unwrap();
+    let barrier = Arc::new(Barrier::new(threads));
+    let workers: Vec<_> = (0..threads)
+        .map(|t| {
+            let (counter, histogram, fractional, barrier) = (counter.clone(), histogram.clone(), fractional.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                for i in 0..records {
+                    counter.increment();
+                    #[allow(clippy::cast_precision_loss)]
+                    histogram.record((i % 7) as f64 + t as f64).unwrap();
+                    if i % 8 == 0 {
+                        fractional.add(0.5).unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let total = threads as u64 * records;
+    #[allow(clippy::cast_precision_loss)]
+    {
+        assert_eq!(counter.value(), total as f64, "no increment may be lost");
+        assert_eq!(histogram.read().count, total, "no observation may be lost");
+        assert_eq!(fractional.value(), (threads as u64 * records.div_ceil(8)) as f64 * 0.5);
+    }
+}
+
+#[test]
+fn no_count_is_lost_with_two_threads() {
+    hammer(2, 200_000);
+}
+
+#[test]
+fn no_count_is_lost_with_more_threads_than_lanes() {
+    // 32 threads exceed the lane count on small machines, so the shared atomic cell is used too.
+    hammer(32, 20_000);
+}
+
+#[test]
+fn lanes_handed_over_between_short_lived_threads_keep_their_counts() {
+    let obs = fresh();
+    let counter = obs.store().counter("churn_total", &[]).unwrap();
+    for round in 0..50 {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let c = counter.clone();
+                std::thread::spawn(move || (0..1000).for_each(|_| c.increment()))
+            })
+            .collect();
+        handles.into_iter().for_each(|h| h.join().unwrap());
+        assert_eq!(counter.value(), f64::from((round + 1) * 4000));
+    }
+}
+
+#[test]
+fn the_cardinality_limit_sends_new_label_sets_to_one_overflow_series() {
+    let obs = Observability::new(Config::builder().max_series_per_metric(10).build().unwrap()).unwrap();
+    let store = obs.store();
+    for i in 0..25 {
+        store.counter("users_total", &[("user", &i.to_string())]).unwrap().increment();
+    }
+    let snap = obs.snapshot();
+    let users: Vec<_> = snap.series.iter().filter(|s| s.name == "users_total").collect();
+    assert_eq!(users.len(), 11, "10 admitted + 1 overflow");
+    assert_eq!(snap.value("users_total", &[(OVERFLOW_LABEL, "true")]), Some(15.0));
+    assert_eq!(snap.value(DROPPED_SERIES_METRIC, &[("metric", "users_total")]), Some(15.0));
+    assert_eq!(snap.value(SERIES_METRIC, &[("metric", "users_total")]), Some(10.0));
+    assert_eq!(store.dropped_series("users_total"), 15);
+    // an admitted label set still resolves to its own series
+    store.counter("users_total", &[("user", "3")]).unwrap().increment();
+    assert_eq!(obs.snapshot().value("users_total", &[("user", "3")]), Some(2.0));
+}
+
+#[test]
+fn memory_stays_bounded_under_a_million_new_label_sets() {
+    const LIMIT: usize = 2_000;
+    const TOTAL: usize = 1_000_000;
+    let obs = Observability::new(Config::builder().retention(Some(Duration::from_nanos(1))).build().unwrap()).unwrap();
+    let store = obs.store();
+    let mut evicted = 0;
+    for i in 0..TOTAL {
+        store.counter("requests_total", &[("request_id", &i.to_string())]).unwrap().increment();
+        if i % 1_000 == 999 {
+            evicted += store.sweep();
+            assert!(store.series_count() <= LIMIT + 1, "live series {} over the limit", store.series_count());
+        }
+    }
+    let dropped = usize::try_from(store.dropped_series("requests_total")).unwrap();
+    let overflow_live = usize::from(obs.snapshot().get("requests_total", &[(OVERFLOW_LABEL, "true")]).is_some());
+    let live = store.series_count() - overflow_live;
+    assert!(evicted > TOTAL / 2, "idle series must be evicted, evicted only {evicted}");
+    assert_eq!(evicted + live + dropped, TOTAL, "every label set was either admitted (live or evicted) or counted as dropped");
+}
+
+#[test]
+fn series_with_live_handles_are_never_evicted() {
+    let obs = Observability::new(Config::builder().retention(Some(Duration::from_nanos(1))).build().unwrap()).unwrap();
+    let held = obs.store().counter("held_total", &[]).unwrap();
+    held.increment();
+    obs.store().gauge("loose", &[]).unwrap().set(1.0).unwrap();
+    obs.store().sweep();
+    std::thread::sleep(Duration::from_millis(2));
+    assert_eq!(obs.store().sweep(), 1, "only the gauge without a handle goes");
+    assert_eq!(obs.snapshot().value("held_total", &[]), Some(1.0));
+    assert_eq!(obs.snapshot().value("loose", &[]), None);
+}
+
+#[test]
+fn the_background_sweeper_evicts_idle_series() {
+    let config =
+        Config::builder().retention(Some(Duration::from_millis(20))).sweep_interval(Some(Duration::from_millis(10))).build().unwrap();
+    let obs = Observability::new(config).unwrap();
+    obs.store().counter("tmp_total", &[]).unwrap().increment();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while obs.store().series_count() > 0 {
+        assert!(std::time::Instant::now() < deadline, "the sweeper never evicted the idle series");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn raw_records_are_kept_in_a_bounded_ring_and_applied_to_the_store() {
+    let obs = Observability::new(Config::builder().raw_history(3).build().unwrap()).unwrap();
+    for v in 1..=5 {
+        obs.record_metric(&Metric::builder("temp_celsius", f64::from(v)).label("room", "a").build().unwrap()).unwrap();
+        obs.record_metric(&Metric::new("done_total", 1.0, MetricKind::Counter).unwrap()).unwrap();
+    }
+    let raw: Vec<f64> = obs.raw_records("temp_celsius").iter().map(Metric::value).collect();
+    assert_eq!(raw, vec![3.0, 4.0, 5.0]);
+    assert_eq!(obs.metric_value("temp_celsius", &[("room", "a")]), Some(5.0), "gauge records set the value");
+    assert_eq!(obs.metric_value("done_total", &[]), Some(5.0), "counter records add");
+    assert_eq!(obs.snapshot().raw_records["done_total"].len(), 3);
+    let err = obs.record_metric(&Metric::new("done_total", 1.0, MetricKind::Gauge).unwrap()).unwrap_err();
+    assert!(matches!(err, Error::KindMismatch { .. }));
+}
+
+#[test]
+fn the_runtime_switch_stops_recording_and_reset_zeroes() {
+    let obs = Observability::new(Config::builder().enabled(false).build().unwrap()).unwrap();
+    let c = obs.store().counter("off_total", &[]).unwrap();
+    let h = obs.store().histogram("off_seconds", &[]).unwrap();
+    c.increment();
+    h.record(1.0).unwrap();
+    assert_eq!((c.value(), h.read().count), (0.0, 0));
+    obs.set_enabled(true);
+    c.increment();
+    h.record(1.0).unwrap();
+    assert_eq!((c.value(), h.read().count), (1.0, 1));
+    obs.reset();
+    assert_eq!((c.value(), h.read().count), (0.0, 0));
+    c.increment();
+    assert_eq!(obs.metric_value("off_total", &[]), Some(1.0), "handles stay valid after reset");
+}
