@@ -1,1 +1,1 @@
-//! placeholder
+//! Runnable examples for flext-obs; see `examples/` (`cargo run -p flext-obs-examples --example quickstart`).

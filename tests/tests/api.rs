@@ -1,5 +1,7 @@
 //! The simple API mirrors the Python factory functions; the global instance is configured once.
 
+#![allow(clippy::float_cmp)] // exact totals are the point: no lost or invented increments
+
 use flext_obs::context::{self, Context, SpanContext};
 use flext_obs::{CorrelationId, HealthStatus, LogLevel, Metric, MetricKind, Severity, SpanId, TraceId};
 

@@ -1,5 +1,7 @@
 //! Configuration from the environment: every malformed value is an error naming the variable.
 
+#![allow(clippy::float_cmp)] // exact totals are the point: no lost or invented increments
+
 use flext_obs::{Config, Error, LogLevel};
 use std::time::Duration;
 

@@ -1,6 +1,8 @@
 //! The correlation context follows work across threads, `.await` points, executor threads and
 //! processes (headers).
 
+#![allow(clippy::float_cmp)] // exact totals are the point: no lost or invented increments
+
 use flext_obs::context::{self, Context, FutureExt, SpanContext};
 use flext_obs::{CorrelationId, Error, SpanId, TraceId};
 use std::collections::HashMap;

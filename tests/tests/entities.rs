@@ -1,5 +1,7 @@
 //! Entities are built valid or not at all, and each rule has its own precise error.
 
+#![allow(clippy::float_cmp)] // exact totals are the point: no lost or invented increments
+
 use flext_obs::{
     Alert, AlertStatus, Error, HealthCheck, HealthStatus, LogEntry, LogLevel, Metric, MetricKind, Severity, Span, SpanId, SpanStatus,
     TraceId,

@@ -34,38 +34,46 @@ pub(crate) enum Lane {
     Shared,
 }
 
-struct LaneSlot(Cell<usize>);
-
-impl Drop for LaneSlot {
-    fn drop(&mut self) {
-        let lane = self.0.get();
-        if lane < 64 {
-            self.0.set(SHARED);
-            OWNED.fetch_and(!(1u64 << lane), Ordering::Release);
-        }
-    }
+thread_local! {
+    /// The lane this thread records into. No destructor, so reading it is one thread-local load
+    /// with no registration check, and it stays readable while the thread is torn down.
+    static LANE: Cell<usize> = const { Cell::new(UNCLAIMED) };
+    /// Made only when a lane is claimed; its destructor hands the lane back at thread exit.
+    static RELEASE: LaneRelease = const { LaneRelease(Cell::new(false)) };
 }
 
-thread_local! {
-    static SLOT: LaneSlot = const { LaneSlot(Cell::new(UNCLAIMED)) };
+struct LaneRelease(Cell<bool>);
+
+impl Drop for LaneRelease {
+    fn drop(&mut self) {
+        if self.0.get() {
+            let lane = LANE.with(|l| l.replace(SHARED));
+            if lane < 64 {
+                OWNED.fetch_and(!(1u64 << lane), Ordering::Release);
+            }
+        }
+    }
 }
 
 /// The calling thread's lane, claiming one on first use.
 #[inline]
 pub(crate) fn current() -> Lane {
-    SLOT.try_with(|slot| match slot.0.get() {
-        UNCLAIMED => {
-            let lane = claim();
-            slot.0.set(lane);
-            to_lane(lane)
-        }
-        lane => to_lane(lane),
-    })
-    .unwrap_or(Lane::Shared)
+    match LANE.with(Cell::get) {
+        SHARED => Lane::Shared,
+        UNCLAIMED => claim_for_thread(),
+        lane => Lane::Owned(lane),
+    }
 }
 
-#[inline]
-fn to_lane(lane: usize) -> Lane {
+#[cold]
+fn claim_for_thread() -> Lane {
+    // Arm the release first: if this thread is already being torn down, it cannot own a lane.
+    if RELEASE.try_with(|armed| armed.0.set(true)).is_err() {
+        LANE.with(|l| l.set(SHARED));
+        return Lane::Shared;
+    }
+    let lane = claim();
+    LANE.with(|l| l.set(lane));
     if lane == SHARED { Lane::Shared } else { Lane::Owned(lane) }
 }
 
@@ -138,6 +146,24 @@ impl Cells {
             Lane::Shared => {
                 let cell = self.word(self.lanes, word);
                 let _ = cell.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| Some((f64::from_bits(bits) + x).to_bits()));
+            }
+        }
+    }
+
+    /// Adds 1 to `count_word` and `x` to the `f64` in `sum_word`, in one lane lookup (a
+    /// histogram observation).
+    #[inline]
+    pub(crate) fn observe(&self, lane: Lane, count_word: usize, sum_word: usize, x: f64) {
+        match lane {
+            Lane::Owned(i) => {
+                let count = self.word(i, count_word);
+                count.store(count.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+                let sum = self.word(i, sum_word);
+                sum.store((f64::from_bits(sum.load(Ordering::Relaxed)) + x).to_bits(), Ordering::Relaxed);
+            }
+            Lane::Shared => {
+                self.add(Lane::Shared, count_word, 1);
+                self.add_f64(Lane::Shared, sum_word, x);
             }
         }
     }

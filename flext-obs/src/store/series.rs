@@ -224,9 +224,7 @@ impl HistogramCore {
     #[inline]
     fn observe(&self, value: f64) {
         let bucket = self.bounds.partition_point(|&bound| bound < value);
-        let lane = lane::current();
-        self.cells.add(lane, bucket, 1);
-        self.cells.add_f64(lane, self.bounds.len() + 1, value);
+        self.cells.observe(lane::current(), bucket, self.bounds.len() + 1, value);
     }
 
     fn count(&self) -> u64 {
@@ -394,17 +392,17 @@ impl SeriesData {
 
 impl std::fmt::Debug for Counter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Counter").field("value", &self.value()).finish()
+        f.debug_struct("Counter").field("value", &self.value()).finish_non_exhaustive()
     }
 }
 impl std::fmt::Debug for Gauge {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gauge").field("value", &self.value()).finish()
+        f.debug_struct("Gauge").field("value", &self.value()).finish_non_exhaustive()
     }
 }
 impl std::fmt::Debug for Histogram {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Histogram").field("bounds", &self.core.bounds.len()).field("count", &self.core.count()).finish()
+        f.debug_struct("Histogram").field("bounds", &self.core.bounds.len()).field("count", &self.core.count()).finish_non_exhaustive()
     }
 }
 impl std::fmt::Debug for Summary {
