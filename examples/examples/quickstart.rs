@@ -43,7 +43,7 @@ fn main() -> Result<(), flext_obs::Error> {
         // An async task on a multi-threaded runtime keeps the context across `.await`.
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_time().build().expect("tokio runtime");
         let depth = in_queue.clone();
-        let seen_in_task = runtime.block_on(tokio::spawn(
+        let task = runtime.spawn(
             async move {
                 for level in [3.0, 7.0, 2.0] {
                     depth.set(level).ok();
@@ -52,8 +52,8 @@ fn main() -> Result<(), flext_obs::Error> {
                 context::current().correlation_id()
             }
             .with_current_context(),
-        ));
-        assert_eq!(seen_in_task.expect("task"), Some(request_id));
+        );
+        assert_eq!(runtime.block_on(task).expect("task"), Some(request_id));
 
         // Python-style one-off records and entities.
         obs.record_metric(&Metric::builder("payload_bytes", 512.0).kind(MetricKind::Summary).label("route", "/orders").build()?)?;

@@ -43,3 +43,8 @@ pub use entity::{
     SpanStatus, TraceId,
 };
 pub use error::{Error, Result};
+
+/// Compiles and runs the README's code blocks as doc tests, so the README cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
