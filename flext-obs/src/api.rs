@@ -77,9 +77,13 @@ impl Observability {
         self.inner.store.raw_records(name)
     }
 
-    /// Switches recording on or off at run time.
+    /// Switches recording on or off at run time; for the process-wide instance this switches
+    /// `#[flext_monitor]` too.
     pub fn set_enabled(&self, on: bool) {
         self.inner.store.set_enabled(on);
+        if GLOBAL.get().is_some_and(|global| Arc::ptr_eq(&global.inner, &self.inner)) {
+            crate::monitor::set_enabled(on);
+        }
     }
 
     /// Zeroes every series and clears the raw history (for tests).
@@ -105,6 +109,7 @@ pub fn init(config: Config) -> Result<&'static Observability> {
     let mut fresh = false;
     let stored = GLOBAL.get_or_init(|| {
         fresh = true;
+        crate::monitor::set_enabled(obs.config().enabled());
         obs
     });
     if fresh { Ok(stored) } else { Err(Error::AlreadyInitialized) }
@@ -120,11 +125,12 @@ pub fn init_from_env() -> Result<&'static Observability> {
 /// used (call [`init_from_env`] to get that error as a `Result` instead).
 pub fn global() -> &'static Observability {
     GLOBAL.get_or_init(|| {
-        Observability::from_env().unwrap_or_else(|err| {
+        let obs = Observability::from_env().unwrap_or_else(|err| {
             eprintln!("flext-obs: {err}; using the default configuration");
-            #[allow(clippy::expect_used)]
             Observability::new(Config::default()).unwrap_or_else(|_| unreachable!("the default configuration is valid"))
-        })
+        });
+        crate::monitor::set_enabled(obs.config().enabled());
+        obs
     })
 }
 

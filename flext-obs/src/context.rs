@@ -45,10 +45,13 @@ pub struct SpanContext {
 pub struct Context {
     correlation_id: Option<CorrelationId>,
     span: Option<SpanContext>,
+    /// Call-site index of the monitored function this work runs in (0: none), for the
+    /// `caller_function` label of the calls it makes.
+    site: u32,
 }
 
 thread_local! {
-    static CURRENT: Cell<Context> = const { Cell::new(Context { correlation_id: None, span: None }) };
+    static CURRENT: Cell<Context> = const { Cell::new(Context::new()) };
 }
 
 /// The calling thread's context (empty on a thread that never had one).
@@ -81,14 +84,16 @@ pub fn with_correlation_id<R>(id: CorrelationId, f: impl FnOnce() -> R) -> R {
     current().with_correlation_id(id).run(f)
 }
 
-fn swap(cx: Context) -> Context {
+/// Makes `cx` the thread's context and returns the previous one.
+#[inline]
+pub(crate) fn swap(cx: Context) -> Context {
     CURRENT.try_with(|cell| cell.replace(cx)).unwrap_or_default()
 }
 
 impl Context {
     /// An empty context: no correlation ID, no span.
     pub const fn new() -> Self {
-        Context { correlation_id: None, span: None }
+        Context { correlation_id: None, span: None, site: 0 }
     }
 
     /// The correlation ID, if one is set.
@@ -99,6 +104,16 @@ impl Context {
     /// The current span, if any.
     pub fn span(&self) -> Option<SpanContext> {
         self.span
+    }
+
+    pub(crate) fn site(&self) -> u32 {
+        self.site
+    }
+
+    /// The context of a monitored call made in this one.
+    #[inline]
+    pub(crate) fn enter_call(self, span: SpanContext, site: u32) -> Self {
+        Context { correlation_id: self.correlation_id, span: Some(span), site }
     }
 
     /// This context with another correlation ID.
@@ -186,7 +201,7 @@ impl Context {
                 })
             })
             .transpose()?;
-        Ok(Context { correlation_id, span })
+        Ok(Context { correlation_id, span, site: 0 })
     }
 }
 

@@ -26,12 +26,26 @@
 //! Every fallible call returns [`Result<T, flext_obs::Error>`](Error), whose message names the
 //! offending field or variable, the value and the rule.
 
+pub mod alert;
 pub mod api;
+mod clock;
 pub mod config;
 pub mod context;
 pub mod entity;
 pub mod error;
+pub mod monitor;
 pub mod store;
+pub mod trace;
+
+pub use flext_obs_macros::flext_monitor;
+
+/// The items `#[flext_monitor]` expansions call. Not a public API: it changes without notice.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::context::FutureExt;
+    pub use crate::entity::Severity;
+    pub use crate::monitor::{Call, CallSite, Inspect, InspectAny, InspectDebug, InspectDisplay, InspectResult, Outcome, SiteOptions};
+}
 
 pub use api::{
     Observability, create_alert, create_health_check, create_log_entry, create_metric, create_trace, global, init, init_from_env,

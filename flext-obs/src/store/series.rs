@@ -100,8 +100,13 @@ impl CounterCore {
     }
 }
 
-/// A gauge core: one `f64` as bits.
-pub(crate) struct GaugeCore(AtomicU64);
+/// A gauge core: a base value (`f64` bits) set or adjusted by [`Gauge::set`] and [`Gauge::add`],
+/// plus whole-number deltas in per-thread lanes for [`Gauge::increment`]/[`Gauge::decrement`],
+/// so in-flight counts taken on every call do not bounce one cache line between threads.
+pub(crate) struct GaugeCore {
+    base: AtomicU64,
+    deltas: Cells,
+}
 
 /// A value that goes up and down (queue depth, temperature, in-flight requests).
 ///
@@ -110,6 +115,8 @@ pub(crate) struct GaugeCore(AtomicU64);
 /// let depth = obs.store().gauge("queue_depth", &[])?;
 /// depth.set(10.0)?;
 /// depth.add(-3.0)?;
+/// depth.increment();
+/// depth.decrement();
 /// assert!(depth.set(f64::NAN).is_err());
 /// assert_eq!(depth.value(), 7.0);
 /// # Ok::<(), flext_obs::Error>(())
@@ -129,7 +136,7 @@ impl Gauge {
     pub fn set(&self, value: f64) -> Result<()> {
         validate::finite("Gauge", "value", value)?;
         if self.switch.is_on() {
-            self.core.0.store(value.to_bits(), Ordering::Relaxed);
+            self.core.base.store((value - self.core.delta()).to_bits(), Ordering::Relaxed);
         }
         Ok(())
     }
@@ -138,9 +145,26 @@ impl Gauge {
     pub fn add(&self, delta: f64) -> Result<()> {
         validate::finite("Gauge", "delta", delta)?;
         if self.switch.is_on() {
-            let _ = self.core.0.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| Some((f64::from_bits(bits) + delta).to_bits()));
+            let _ =
+                self.core.base.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| Some((f64::from_bits(bits) + delta).to_bits()));
         }
         Ok(())
+    }
+
+    /// Adds one, in the calling thread's lane (no locked instruction).
+    #[inline]
+    pub fn increment(&self) {
+        if self.switch.is_on() {
+            self.core.deltas.add(lane::current(), 0, 1);
+        }
+    }
+
+    /// Subtracts one, in the calling thread's lane.
+    #[inline]
+    pub fn decrement(&self) {
+        if self.switch.is_on() {
+            self.core.deltas.add(lane::current(), 0, u64::MAX);
+        }
     }
 
     /// The current value.
@@ -151,10 +175,16 @@ impl Gauge {
 
 impl GaugeCore {
     pub(crate) fn new() -> Self {
-        GaugeCore(AtomicU64::new(0f64.to_bits()))
+        GaugeCore { base: AtomicU64::new(0f64.to_bits()), deltas: Cells::new(1) }
+    }
+    /// The lanes' whole-number deltas, summed with wrap-around so `+1` and `-1` recorded on
+    /// different threads cancel.
+    #[allow(clippy::cast_possible_wrap, clippy::cast_precision_loss)]
+    fn delta(&self) -> f64 {
+        self.deltas.sum(0) as i64 as f64
     }
     fn value(&self) -> f64 {
-        f64::from_bits(self.0.load(Ordering::Relaxed))
+        f64::from_bits(self.base.load(Ordering::Relaxed)) + self.delta()
     }
 }
 
@@ -206,6 +236,15 @@ impl Histogram {
     pub fn record_duration(&self, duration: Duration) {
         if self.switch.is_on() {
             self.core.observe(duration.as_secs_f64());
+        }
+    }
+
+    /// Records a duration given in nanoseconds, in seconds.
+    #[inline]
+    pub fn record_nanos(&self, nanos: u64) {
+        if self.switch.is_on() {
+            #[allow(clippy::cast_precision_loss)] // sub-nanosecond precision is lost only past 104 days
+            self.core.observe(nanos as f64 * 1e-9);
         }
     }
 
@@ -365,7 +404,7 @@ impl SeriesData {
     pub(crate) fn activity(&self) -> u64 {
         match self {
             SeriesData::Counter(c) => c.0.sum(COUNTER_INT) ^ c.0.sum_f64(COUNTER_FLOAT).to_bits().rotate_left(32),
-            SeriesData::Gauge(c) => c.0.load(Ordering::Relaxed),
+            SeriesData::Gauge(c) => c.base.load(Ordering::Relaxed) ^ c.deltas.sum(0).rotate_left(32),
             SeriesData::Histogram(c) => c.count(),
             SeriesData::Summary(c) => c.state.lock().unwrap_or_else(PoisonError::into_inner).count,
         }
@@ -383,7 +422,10 @@ impl SeriesData {
     pub(crate) fn clear(&self) {
         match self {
             SeriesData::Counter(c) => c.0.clear(),
-            SeriesData::Gauge(c) => c.0.store(0f64.to_bits(), Ordering::Relaxed),
+            SeriesData::Gauge(c) => {
+                c.base.store(0f64.to_bits(), Ordering::Relaxed);
+                c.deltas.clear();
+            }
             SeriesData::Histogram(c) => c.cells.clear(),
             SeriesData::Summary(c) => c.clear(),
         }

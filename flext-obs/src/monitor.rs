@@ -1,0 +1,668 @@
+//! What `#[flext_monitor]` calls, and the same recording for code that cannot carry the
+//! attribute ([`call`], [`run`]).
+//!
+//! Per call: the calls counter `function_calls_total{function, module, service_name,
+//! caller_function, caller_module, result}` with `result` = `ok` | `error` | `panic`, the
+//! duration histogram `function_calls_duration_seconds`, the in-flight gauge
+//! `function_calls_concurrent`, a span in the recent-spans buffer ([`crate::trace`]) and, on an
+//! error or a panic, an alert ([`crate::alert`], counted in `flext_alerts_total`). The handles are
+//! resolved once per call site; a call then takes no lock and allocates nothing unless it fails.
+//!
+//! ```
+//! use flext_obs::monitor;
+//! let mut call = monitor::call("load_config")?;
+//! // ... the work ...
+//! call.mark_error("config file missing");
+//! drop(call);
+//! let fetched: Result<u32, std::num::ParseIntError> = monitor::run("parse_port", || "8080".parse());
+//! assert_eq!(fetched, Ok(8080));
+//! # Ok::<(), flext_obs::Error>(())
+//! ```
+
+use crate::alert::{self, AlertKey};
+use crate::clock;
+use crate::context::{self, Context, SpanContext};
+use crate::entity::{Alert, CorrelationId, Severity, Span, SpanId, SpanStatus, TraceId, validate};
+use crate::error::{Error, Result};
+use crate::store::{Counter, Gauge, Histogram, Store};
+use crate::trace::{self, SpanRecord};
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{LazyLock, Mutex, OnceLock, PoisonError, RwLock};
+
+/// Calls counter name (Autometrics specification).
+pub const CALLS: &str = "function_calls_total";
+/// Duration histogram name (Autometrics specification).
+pub const DURATION: &str = "function_calls_duration_seconds";
+/// In-flight gauge name (Autometrics specification).
+pub const CONCURRENT: &str = "function_calls_concurrent";
+/// Alerts counter name.
+pub const ALERTS: &str = "flext_alerts_total";
+
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Switches monitoring on or off at run time. Off, a monitored call costs one relaxed load.
+pub fn set_enabled(on: bool) {
+    ENABLED.store(on, Ordering::Relaxed);
+}
+
+/// Whether monitoring is on.
+pub fn is_enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// How a call ended.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[doc(hidden)]
+pub enum Outcome {
+    /// Not known yet.
+    Pending,
+    /// Returned normally and not as an error.
+    Ok,
+    /// Returned an error.
+    Error,
+    /// Panicked.
+    Panic,
+    /// An async call dropped before it finished.
+    Cancelled,
+}
+
+impl Outcome {
+    const fn result_index(self) -> usize {
+        match self {
+            Outcome::Pending | Outcome::Ok => 0,
+            Outcome::Error | Outcome::Cancelled => 1,
+            Outcome::Panic => 2,
+        }
+    }
+}
+
+const RESULTS: [&str; 3] = ["ok", "error", "panic"];
+
+/// Static options of a call site, set by the attribute's arguments.
+#[derive(Debug, Clone, Copy)]
+#[doc(hidden)]
+pub struct SiteOptions {
+    service: Option<&'static str>,
+    severity: Severity,
+    alert: bool,
+    none_is_error: bool,
+    unseen_exit: Outcome,
+    labels: &'static [(&'static str, &'static str)],
+}
+
+impl SiteOptions {
+    /// Severity high, alerts on, `None` is not an error, no extra labels.
+    pub const DEFAULT: SiteOptions =
+        SiteOptions { service: None, severity: Severity::High, alert: true, none_is_error: false, unseen_exit: Outcome::Ok, labels: &[] };
+
+    /// Sets the `service_name` label.
+    #[must_use]
+    pub const fn service(mut self, service: &'static str) -> Self {
+        self.service = Some(service);
+        self
+    }
+    /// Sets the alerts' severity.
+    #[must_use]
+    pub const fn severity(mut self, severity: Severity) -> Self {
+        self.severity = severity;
+        self
+    }
+    /// Turns alerts off.
+    #[must_use]
+    pub const fn no_alert(mut self) -> Self {
+        self.alert = false;
+        self
+    }
+    /// Counts `None` as an error.
+    #[must_use]
+    pub const fn none_is_error(mut self) -> Self {
+        self.none_is_error = true;
+        self
+    }
+    /// How to count an exit whose value was not seen (an early return the expansion could not
+    /// inspect, or a dropped future).
+    #[must_use]
+    pub const fn unseen_exit(mut self, outcome: Outcome) -> Self {
+        self.unseen_exit = outcome;
+        self
+    }
+    /// Extra static labels on every series of the function.
+    #[must_use]
+    pub const fn labels(mut self, labels: &'static [(&'static str, &'static str)]) -> Self {
+        self.labels = labels;
+        self
+    }
+}
+
+/// One monitored function: its names, options and (after the first call) its resolved handles.
+#[doc(hidden)]
+pub struct CallSite {
+    function: &'static str,
+    module: &'static str,
+    options: SiteOptions,
+    state: OnceLock<Option<SiteState>>,
+}
+
+impl fmt::Debug for CallSite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallSite").field("function", &self.function).field("module", &self.module).finish_non_exhaustive()
+    }
+}
+
+struct CallerCounters {
+    caller: u32,
+    by_result: [Counter; 3],
+}
+
+const CALLER_SLOTS: usize = 8;
+
+struct SiteState {
+    index: u32,
+    service: String,
+    histogram: Histogram,
+    in_flight: Gauge,
+    alerts: Counter,
+    store: Store,
+    callers: [OnceLock<CallerCounters>; CALLER_SLOTS],
+    more_callers: Mutex<Vec<CallerCounters>>,
+}
+
+/// Every call site that has been called, by index - 1 (index 0 means "no site").
+static SITES: RwLock<Vec<&'static CallSite>> = RwLock::new(Vec::new());
+
+fn site_at(index: u32) -> Option<&'static CallSite> {
+    let i = usize::try_from(index.checked_sub(1)?).ok()?;
+    SITES.read().unwrap_or_else(PoisonError::into_inner).get(i).copied()
+}
+
+impl CallSite {
+    /// A call site; `function` is the `function` label, `module` the `module` label.
+    pub const fn new(function: &'static str, module: &'static str, options: SiteOptions) -> Self {
+        CallSite { function, module, options, state: OnceLock::new() }
+    }
+
+    #[inline]
+    fn state(&'static self) -> Option<&'static SiteState> {
+        self.state.get_or_init(|| self.resolve()).as_ref()
+    }
+
+    #[cold]
+    fn resolve(&'static self) -> Option<SiteState> {
+        match self.try_resolve() {
+            Ok(state) => Some(state),
+            Err(err) => {
+                eprintln!("flext-obs: {} is not monitored: {err}", self.function);
+                None
+            }
+        }
+    }
+
+    fn try_resolve(&'static self) -> Result<SiteState> {
+        let obs = crate::global();
+        let store = obs.store().clone();
+        let service = self.options.service.unwrap_or_else(|| obs.config().service_name()).to_owned();
+        let mut labels: Vec<(&str, &str)> = vec![("function", self.function), ("module", self.module), ("service_name", &service)];
+        labels.extend_from_slice(self.options.labels);
+        store.describe(CALLS, crate::MetricKind::Counter, "Calls of monitored functions, by result and caller.")?;
+        store.describe(DURATION, crate::MetricKind::Histogram, "Duration of monitored function calls, in seconds.")?;
+        store.describe(CONCURRENT, crate::MetricKind::Gauge, "Monitored function calls in flight.")?;
+        store.describe(ALERTS, crate::MetricKind::Counter, "Alerts raised by monitored functions, repeats included.")?;
+        let histogram = store.histogram(DURATION, &labels)?;
+        let in_flight = store.gauge(CONCURRENT, &labels)?;
+        let alerts = store.counter(ALERTS, &[("severity", self.options.severity.as_str()), ("function", self.function)])?;
+        let index = {
+            let mut sites = SITES.write().unwrap_or_else(PoisonError::into_inner);
+            sites.push(self);
+            u32::try_from(sites.len()).map_err(|_| Error::invalid("monitor", "call sites", sites.len(), "too many call sites"))?
+        };
+        Ok(SiteState {
+            index,
+            service,
+            histogram,
+            in_flight,
+            alerts,
+            store,
+            callers: Default::default(),
+            more_callers: Mutex::new(Vec::new()),
+        })
+    }
+}
+
+impl SiteState {
+    /// Adds one call to the counter of `result` for calls made from `caller`.
+    #[inline]
+    fn count(&self, site: &CallSite, caller: u32, result: usize) {
+        for slot in &self.callers {
+            match slot.get() {
+                Some(entry) if entry.caller == caller => return entry.by_result[result].increment(),
+                Some(_) => {}
+                None => break,
+            }
+        }
+        self.count_slow(site, caller, result);
+    }
+
+    #[cold]
+    fn count_slow(&self, site: &CallSite, caller: u32, result: usize) {
+        let mut more = self.more_callers.lock().unwrap_or_else(PoisonError::into_inner);
+        for slot in &self.callers {
+            if let Some(entry) = slot.get() {
+                if entry.caller == caller {
+                    return entry.by_result[result].increment();
+                }
+            }
+        }
+        if let Some(entry) = more.iter().find(|e| e.caller == caller) {
+            return entry.by_result[result].increment();
+        }
+        let Some(entry) = self.caller_counters(site, caller) else { return };
+        entry.by_result[result].increment();
+        match self.callers.iter().find(|slot| slot.get().is_none()) {
+            Some(slot) => {
+                let _ = slot.set(entry);
+            }
+            None => more.push(entry),
+        }
+    }
+
+    fn caller_counters(&self, site: &CallSite, caller: u32) -> Option<CallerCounters> {
+        let (caller_function, caller_module) = site_at(caller).map_or(("", ""), |c| (c.function, c.module));
+        let resolve = |result: &str| {
+            let mut labels = vec![
+                ("function", site.function),
+                ("module", site.module),
+                ("service_name", self.service.as_str()),
+                ("caller_function", caller_function),
+                ("caller_module", caller_module),
+                ("result", result),
+            ];
+            labels.extend_from_slice(site.options.labels);
+            self.store.counter(CALLS, &labels)
+        };
+        match (resolve(RESULTS[0]), resolve(RESULTS[1]), resolve(RESULTS[2])) {
+            (Ok(ok), Ok(error), Ok(panic)) => Some(CallerCounters { caller, by_result: [ok, error, panic] }),
+            (Err(err), ..) | (_, Err(err), _) | (.., Err(err)) => {
+                eprintln!("flext-obs: calls of {} are not counted: {err}", site.function);
+                None
+            }
+        }
+    }
+}
+
+/// The guard of one monitored call: created when the call starts, records everything when
+/// dropped (also while unwinding from a panic).
+#[must_use = "the call is recorded when this guard is dropped"]
+pub struct Call {
+    site: Option<(&'static CallSite, &'static SiteState)>,
+    start: u64,
+    span: SpanContext,
+    parent: Option<SpanId>,
+    correlation: Option<CorrelationId>,
+    caller: u32,
+    outcome: Outcome,
+    previous: Option<Context>,
+}
+
+impl fmt::Debug for Call {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Call")
+            .field("function", &self.site.map(|(site, _)| site.function))
+            .field("span", &self.span)
+            .field("outcome", &self.outcome)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Call {
+    /// Starts a synchronous call: its span becomes the thread's current span until the guard
+    /// is dropped.
+    #[inline]
+    #[doc(hidden)]
+    pub fn enter(site: &'static CallSite) -> Call {
+        Self::begin(site, true)
+    }
+
+    /// Starts an async call: the span is not attached to the thread; wrap the call's future in
+    /// [`Call::context`] instead, so every poll runs in it.
+    #[inline]
+    #[doc(hidden)]
+    pub fn enter_async(site: &'static CallSite) -> Call {
+        Self::begin(site, false)
+    }
+
+    #[inline]
+    fn begin(site: &'static CallSite, attach: bool) -> Call {
+        let idle = || Call {
+            site: None,
+            start: 0,
+            span: SpanContext {
+                trace_id: TraceId::from_bytes([1; 16]).unwrap_or_else(TraceId::random),
+                span_id: SpanId::random(),
+                sampled: false,
+            },
+            parent: None,
+            correlation: None,
+            caller: 0,
+            outcome: Outcome::Pending,
+            previous: None,
+        };
+        if !ENABLED.load(Ordering::Relaxed) {
+            return idle();
+        }
+        let Some(state) = site.state() else { return idle() };
+        let cx = context::current();
+        let (trace_id, parent, sampled) = match cx.span() {
+            Some(parent) => (parent.trace_id, Some(parent.span_id), parent.sampled),
+            None => (TraceId::random(), None, true),
+        };
+        let span = SpanContext { trace_id, span_id: SpanId::random(), sampled };
+        state.in_flight.increment();
+        let previous = attach.then(|| context::swap(cx.enter_call(span, state.index)));
+        Call {
+            site: Some((site, state)),
+            start: clock::now(),
+            span,
+            parent,
+            correlation: cx.correlation_id(),
+            caller: cx.site(),
+            outcome: Outcome::Pending,
+            previous,
+        }
+    }
+
+    /// The context the call's own work runs in (its span as the current span).
+    pub fn context(&self) -> Context {
+        self.site.map_or_else(context::current, |(_, state)| {
+            let base = match self.correlation {
+                Some(id) => Context::new().with_correlation_id(id),
+                None => Context::new(),
+            };
+            base.enter_call(self.span, state.index)
+        })
+    }
+
+    /// The call's span, `None` when monitoring is off.
+    pub fn span_context(&self) -> Option<SpanContext> {
+        self.site.map(|_| self.span)
+    }
+
+    /// Marks the call successful (the default when it returns normally).
+    #[inline]
+    pub fn mark_ok(&mut self) {
+        self.outcome = Outcome::Ok;
+    }
+
+    /// Marks the call failed with `message`, raising an alert unless alerts are off for it.
+    pub fn mark_error(&mut self, message: impl fmt::Display) {
+        self.note_error("error", &|f| fmt::Display::fmt(&message, f));
+    }
+
+    /// Records a failure: outcome error, and an alert (de-duplicated per function and error
+    /// type, so a repeat allocates nothing).
+    #[doc(hidden)]
+    pub fn note_error(&mut self, error_type: &'static str, message: &dyn Fn(&mut fmt::Formatter<'_>) -> fmt::Result) {
+        self.outcome = Outcome::Error;
+        if let Some((site, state)) = self.site {
+            if site.options.alert {
+                raise(site, state, error_type, message, self.span.trace_id, self.correlation);
+            }
+        }
+    }
+
+    /// Records a `None` result: an error only when the site says so.
+    #[doc(hidden)]
+    pub fn note_none(&mut self) {
+        match self.site {
+            Some((site, _)) if site.options.none_is_error => self.note_error("None", &|f| f.write_str("returned None")),
+            _ => self.outcome = Outcome::Ok,
+        }
+    }
+
+    /// Applies an `ok_if`/`error_if` verdict after the value was inspected.
+    #[doc(hidden)]
+    pub fn note_verdict(&mut self, is_error: bool, rule: &'static str) {
+        if !is_error {
+            self.outcome = Outcome::Ok;
+        } else if self.outcome != Outcome::Error {
+            self.note_error(rule, &|f| write!(f, "the result was classified as an error by `{rule}`"));
+        }
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        let Some((site, state)) = self.site else { return };
+        let end = clock::now();
+        if let Some(previous) = self.previous.take() {
+            context::swap(previous);
+        }
+        let outcome = if std::thread::panicking() {
+            Outcome::Panic
+        } else if self.outcome == Outcome::Pending {
+            site.options.unseen_exit
+        } else {
+            self.outcome
+        };
+        let nanos = clock::nanos_between(self.start, end);
+        state.count(site, self.caller, outcome.result_index());
+        state.histogram.record_nanos(nanos);
+        state.in_flight.decrement();
+        let status = match outcome {
+            Outcome::Pending | Outcome::Ok => SpanStatus::Completed,
+            Outcome::Error | Outcome::Panic => SpanStatus::Error,
+            Outcome::Cancelled => SpanStatus::Timeout,
+        };
+        trace::record(SpanRecord {
+            trace_id: self.span.trace_id,
+            span_id: self.span.span_id,
+            parent: self.parent,
+            site: state.index,
+            status,
+            start_raw: self.start,
+            duration_ns: nanos,
+            correlation_id: self.correlation,
+        });
+        if outcome == Outcome::Panic && site.options.alert {
+            raise(site, state, "panic", &|f| write!(f, "{} panicked", site.function), self.span.trace_id, self.correlation);
+        }
+    }
+}
+
+/// Raises (or repeats) the alert of a failed call.
+#[cold]
+fn raise(
+    site: &CallSite,
+    state: &SiteState,
+    error_type: &'static str,
+    message: &dyn Fn(&mut fmt::Formatter<'_>) -> fmt::Result,
+    trace_id: TraceId,
+    correlation: Option<CorrelationId>,
+) {
+    state.alerts.increment();
+    let key = AlertKey::Site(state.index, error_type);
+    if alert::repeat(&key) {
+        return;
+    }
+    let mut text = Message(message).to_string();
+    if text.trim().is_empty() {
+        error_type.clone_into(&mut text);
+    }
+    if text.len() > 4096 {
+        let cut = (0..=4096).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+        text.truncate(cut);
+        text.push('…');
+    }
+    let verb = if error_type == "panic" { "panicked" } else { "failed" };
+    let mut builder = Alert::builder(format!("{} {verb}", site.function), text)
+        .severity(site.options.severity)
+        .source_function(site.function)
+        .label("function", site.function)
+        .label("module", site.module)
+        .label("service_name", state.service.as_str())
+        .label("error_type", error_type)
+        .label("trace_id", trace_id.to_string());
+    if let Some(id) = correlation {
+        builder = builder.correlation_id(id);
+    }
+    match builder.build() {
+        Ok(alert) => alert::insert(key, alert),
+        Err(err) => eprintln!("flext-obs: alert for {} not kept: {err}", site.function),
+    }
+}
+
+/// Formats an error through the expansion's borrowed formatter.
+struct Message<'a>(&'a dyn Fn(&mut fmt::Formatter<'_>) -> fmt::Result);
+
+impl fmt::Display for Message<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        (self.0)(f)
+    }
+}
+
+/// Turns a buffered span record back into a [`Span`] entity.
+pub(crate) fn span_of(record: SpanRecord) -> Option<Span> {
+    let site = site_at(record.site)?;
+    let service = site.state.get().and_then(Option::as_ref).map_or("", |s| s.service.as_str());
+    let mut builder = Span::builder(site.function, service)
+        .trace_id(record.trace_id)
+        .span_id(record.span_id)
+        .start(clock::to_wall(record.start_raw))
+        .duration(std::time::Duration::from_nanos(record.duration_ns))
+        .status(record.status)
+        .attribute("function", site.function)
+        .attribute("module", site.module);
+    if let Some(parent) = record.parent {
+        builder = builder.parent_span_id(parent);
+    }
+    if let Some(id) = record.correlation_id {
+        builder = builder.correlation_id(id).attribute("correlation_id", id.to_string());
+    }
+    builder.build().ok()
+}
+
+/// Call sites made at run time by [`call`], by name.
+static DYNAMIC_SITES: LazyLock<Mutex<HashMap<String, &'static CallSite>>> = LazyLock::new(Mutex::default);
+/// Most distinct names [`call`] accepts (each one is a call site that lives for the process).
+pub const MAX_DYNAMIC_SITES: usize = 1_000;
+
+/// Starts a monitored call of a block of code named `name`, recording exactly what
+/// `#[flext_monitor]` records. The outcome is ok unless [`Call::mark_error`] is called (or the
+/// thread panics before the guard is dropped).
+pub fn call(name: &str) -> Result<Call> {
+    validate::text("monitor", "name", name)?;
+    if name.len() > validate::MAX_NAME_LEN {
+        return Err(Error::invalid("monitor", "name", name, format!("must be at most {} bytes", validate::MAX_NAME_LEN)));
+    }
+    let site = {
+        let mut sites = DYNAMIC_SITES.lock().unwrap_or_else(PoisonError::into_inner);
+        match sites.get(name) {
+            Some(site) => *site,
+            None if sites.len() >= MAX_DYNAMIC_SITES => {
+                return Err(Error::invalid(
+                    "monitor",
+                    "name",
+                    name,
+                    format!("at most {MAX_DYNAMIC_SITES} distinct names may be monitored with monitor::call"),
+                ));
+            }
+            None => {
+                let function: &'static str = Box::leak(name.to_owned().into_boxed_str());
+                let site: &'static CallSite = Box::leak(Box::new(CallSite::new(function, "", SiteOptions::DEFAULT)));
+                sites.insert(name.to_owned(), site);
+                site
+            }
+        }
+    };
+    Ok(Call::enter(site))
+}
+
+/// Runs `work` as a monitored call named `name`; an `Err` is recorded as an error (alert
+/// message: its `Display`) and returned untouched. An invalid name runs `work` unmonitored.
+pub fn run<T, E: fmt::Display + 'static>(name: &str, work: impl FnOnce() -> std::result::Result<T, E>) -> std::result::Result<T, E> {
+    let mut call = call(name).ok();
+    let result = work();
+    if let (Some(call), Err(err)) = (call.as_mut(), &result) {
+        call.note_error(std::any::type_name::<E>(), &|f| fmt::Display::fmt(err, f));
+    }
+    result
+}
+
+/// A borrowed return value, inspected by the expansion to classify the call. The four
+/// `Inspect*` traits are tried in order (autoref specialization): `Result` with a `Display`
+/// error, with a `Debug` error, any `Result` or `Option`, anything else.
+#[doc(hidden)]
+pub struct Inspect<'a, T>(pub &'a T);
+
+impl<T> Clone for Inspect<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Inspect<'_, T> {}
+impl<T> fmt::Debug for Inspect<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Inspect")
+    }
+}
+
+#[doc(hidden)]
+pub trait InspectDisplay {
+    fn flext_inspect(self, call: &mut Call);
+}
+#[doc(hidden)]
+pub trait InspectDebug {
+    fn flext_inspect(self, call: &mut Call);
+}
+#[doc(hidden)]
+pub trait InspectResult {
+    fn flext_inspect(self, call: &mut Call);
+}
+#[doc(hidden)]
+pub trait InspectAny {
+    fn flext_inspect(self, call: &mut Call);
+}
+
+impl<T, E: fmt::Display> InspectDisplay for &&&Inspect<'_, std::result::Result<T, E>> {
+    #[inline]
+    fn flext_inspect(self, call: &mut Call) {
+        match self.0 {
+            Ok(_) => call.mark_ok(),
+            Err(err) => call.note_error(std::any::type_name::<E>(), &|f| fmt::Display::fmt(err, f)),
+        }
+    }
+}
+impl<T, E: fmt::Debug> InspectDebug for &&Inspect<'_, std::result::Result<T, E>> {
+    #[inline]
+    fn flext_inspect(self, call: &mut Call) {
+        match self.0 {
+            Ok(_) => call.mark_ok(),
+            Err(err) => call.note_error(std::any::type_name::<E>(), &|f| fmt::Debug::fmt(err, f)),
+        }
+    }
+}
+impl<T, E> InspectResult for &Inspect<'_, std::result::Result<T, E>> {
+    #[inline]
+    fn flext_inspect(self, call: &mut Call) {
+        match self.0 {
+            Ok(_) => call.mark_ok(),
+            Err(_) => call.note_error(std::any::type_name::<E>(), &|f| f.write_str(std::any::type_name::<E>())),
+        }
+    }
+}
+impl<T> InspectResult for &Inspect<'_, Option<T>> {
+    #[inline]
+    fn flext_inspect(self, call: &mut Call) {
+        match self.0 {
+            Some(_) => call.mark_ok(),
+            None => call.note_none(),
+        }
+    }
+}
+impl<T> InspectAny for Inspect<'_, T> {
+    #[inline]
+    fn flext_inspect(self, call: &mut Call) {
+        call.mark_ok();
+    }
+}

@@ -1,0 +1,321 @@
+//! Finished spans: a bounded buffer of the most recent spans, readable at run time.
+//!
+//! Monitored calls write their span into the calling thread's own ring (one per write lane, see
+//! [`crate::store`]) with plain stores under a per-slot sequence number, so recording takes no
+//! lock and readers never see a half-written span. Manual spans ([`start_trace`]) go to a small
+//! locked buffer: they are made by hand, not on a hot path.
+//!
+//! ```
+//! use flext_obs::{trace, SpanStatus};
+//! let root = trace::start_trace("import_batch")?;
+//! let mut child = root.child("parse_file")?;
+//! child.set_attribute("file", "a.csv")?;
+//! let child = child.finish(SpanStatus::Completed);
+//! let root = root.finish(SpanStatus::Completed);
+//! assert_eq!(child.parent_span_id(), Some(root.span_id()));
+//! let spans = trace::traces();
+//! assert_eq!(spans[&root.trace_id()].len(), 2);
+//! # Ok::<(), flext_obs::Error>(())
+//! ```
+
+use crate::context::{self, Context, SpanContext};
+use crate::entity::{CorrelationId, Span, SpanId, SpanStatus, TraceId};
+use crate::error::Result;
+use crate::store::lane::{self, LANES, Lane};
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering, fence};
+use std::sync::{LazyLock, Mutex, PoisonError};
+
+/// Spans each thread's ring keeps.
+pub const SPANS_PER_LANE: usize = 256;
+/// Spans kept from threads without a lane, and manual spans.
+pub const SHARED_SPANS: usize = 1024;
+
+/// What a monitored call leaves behind: fixed-size, no allocation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct SpanRecord {
+    pub(crate) trace_id: TraceId,
+    pub(crate) span_id: SpanId,
+    pub(crate) parent: Option<SpanId>,
+    pub(crate) site: u32,
+    pub(crate) status: SpanStatus,
+    pub(crate) start_raw: u64,
+    pub(crate) duration_ns: u64,
+    pub(crate) correlation_id: Option<CorrelationId>,
+}
+
+const WORDS: usize = 10; // seq + 9 data words
+
+/// One slot: a sequence number (odd while being written) and the record's words.
+#[repr(align(128))]
+struct Slot([AtomicU64; WORDS]);
+
+struct Ring {
+    head: AtomicU64,
+    slots: Box<[Slot]>,
+}
+
+struct Buffers {
+    lanes: Box<[Ring]>,
+    shared: Mutex<VecDeque<SpanRecord>>,
+    manual: Mutex<VecDeque<Span>>,
+}
+
+static BUFFERS: LazyLock<Buffers> = LazyLock::new(|| Buffers {
+    lanes: (0..*LANES)
+        .map(|_| Ring { head: AtomicU64::new(0), slots: (0..SPANS_PER_LANE).map(|_| Slot(Default::default())).collect() })
+        .collect(),
+    shared: Mutex::new(VecDeque::new()),
+    manual: Mutex::new(VecDeque::new()),
+});
+
+fn status_code(status: SpanStatus) -> u64 {
+    match status {
+        SpanStatus::Pending => 0,
+        SpanStatus::Completed => 1,
+        SpanStatus::Error => 2,
+        SpanStatus::Timeout => 3,
+    }
+}
+
+fn status_from(code: u64) -> SpanStatus {
+    match code {
+        1 => SpanStatus::Completed,
+        2 => SpanStatus::Error,
+        3 => SpanStatus::Timeout,
+        _ => SpanStatus::Pending,
+    }
+}
+
+fn split(bytes: [u8; 16]) -> (u64, u64) {
+    let (hi, lo) = bytes.split_at(8);
+    (u64::from_be_bytes(hi.try_into().unwrap_or_default()), u64::from_be_bytes(lo.try_into().unwrap_or_default()))
+}
+
+fn join(hi: u64, lo: u64) -> [u8; 16] {
+    let mut bytes = [0; 16];
+    bytes[..8].copy_from_slice(&hi.to_be_bytes());
+    bytes[8..].copy_from_slice(&lo.to_be_bytes());
+    bytes
+}
+
+impl SpanRecord {
+    fn to_words(self) -> [u64; WORDS - 1] {
+        let (trace_hi, trace_lo) = split(self.trace_id.to_bytes());
+        let (corr_hi, corr_lo) = self.correlation_id.map_or((0, 0), |id| split(*id.as_uuid().as_bytes()));
+        let flags = u64::from(self.site) | status_code(self.status) << 32 | u64::from(self.correlation_id.is_some()) << 40;
+        [
+            trace_hi,
+            trace_lo,
+            u64::from_be_bytes(self.span_id.to_bytes()),
+            self.parent.map_or(0, |p| u64::from_be_bytes(p.to_bytes())),
+            flags,
+            self.start_raw,
+            self.duration_ns,
+            corr_hi,
+            corr_lo,
+        ]
+    }
+
+    fn from_words(w: [u64; WORDS - 1]) -> Option<Self> {
+        #[allow(clippy::cast_possible_truncation)] // the low 32 bits hold the site index
+        let site = w[4] as u32;
+        Some(SpanRecord {
+            trace_id: TraceId::from_bytes(join(w[0], w[1]))?,
+            span_id: SpanId::from_bytes(w[2].to_be_bytes())?,
+            parent: SpanId::from_bytes(w[3].to_be_bytes()),
+            site,
+            status: status_from(w[4] >> 32 & 0xff),
+            start_raw: w[5],
+            duration_ns: w[6],
+            correlation_id: (w[4] >> 40 & 1 == 1).then(|| CorrelationId::from(uuid::Uuid::from_bytes(join(w[7], w[8])))),
+        })
+    }
+}
+
+/// Keeps a finished monitored span (called from the monitor's guard).
+#[inline]
+pub(crate) fn record(span: SpanRecord) {
+    let buffers = &*BUFFERS;
+    match lane::current() {
+        Lane::Owned(i) => {
+            let ring = &buffers.lanes[i];
+            let head = ring.head.load(Ordering::Relaxed);
+            #[allow(clippy::cast_possible_truncation)]
+            let slot = &ring.slots[(head as usize) % SPANS_PER_LANE].0;
+            let seq = slot[0].load(Ordering::Relaxed);
+            slot[0].store(seq.wrapping_add(1) | 1, Ordering::Relaxed);
+            fence(Ordering::Release);
+            for (word, value) in slot[1..].iter().zip(span.to_words()) {
+                word.store(value, Ordering::Relaxed);
+            }
+            slot[0].store((seq | 1).wrapping_add(1), Ordering::Release);
+            ring.head.store(head.wrapping_add(1), Ordering::Relaxed);
+        }
+        Lane::Shared => {
+            let mut shared = buffers.shared.lock().unwrap_or_else(PoisonError::into_inner);
+            if shared.len() == SHARED_SPANS {
+                shared.pop_front();
+            }
+            shared.push_back(span);
+        }
+    }
+}
+
+/// Every span record currently buffered (torn slots, being rewritten as we read, are skipped).
+pub(crate) fn records() -> Vec<SpanRecord> {
+    let buffers = &*BUFFERS;
+    let mut out = Vec::new();
+    for ring in &*buffers.lanes {
+        for slot in &*ring.slots {
+            let before = slot.0[0].load(Ordering::Acquire);
+            if before == 0 || before & 1 == 1 {
+                continue;
+            }
+            let mut words = [0u64; WORDS - 1];
+            for (value, word) in words.iter_mut().zip(&slot.0[1..]) {
+                *value = word.load(Ordering::Relaxed);
+            }
+            fence(Ordering::Acquire);
+            if slot.0[0].load(Ordering::Relaxed) == before {
+                out.extend(SpanRecord::from_words(words));
+            }
+        }
+    }
+    out.extend(buffers.shared.lock().unwrap_or_else(PoisonError::into_inner).iter().copied());
+    out
+}
+
+/// The most recent finished spans (monitored calls and manual spans), oldest first.
+pub fn recent_spans() -> Vec<Span> {
+    let mut spans: Vec<Span> = records().into_iter().filter_map(crate::monitor::span_of).collect();
+    spans.extend(BUFFERS.manual.lock().unwrap_or_else(PoisonError::into_inner).iter().cloned());
+    spans.sort_by_key(Span::start);
+    spans
+}
+
+/// The recent spans grouped by trace, each trace's spans oldest first.
+pub fn traces() -> BTreeMap<TraceId, Vec<Span>> {
+    let mut traces: BTreeMap<TraceId, Vec<Span>> = BTreeMap::new();
+    for span in recent_spans() {
+        traces.entry(span.trace_id()).or_default().push(span);
+    }
+    traces
+}
+
+/// Forgets every buffered span (for tests).
+pub fn clear() {
+    let buffers = &*BUFFERS;
+    for ring in &*buffers.lanes {
+        for slot in &*ring.slots {
+            // An even, non-zero sequence would make the slot readable again: reset it to "empty".
+            slot.0[0].store(0, Ordering::Release);
+        }
+    }
+    buffers.shared.lock().unwrap_or_else(PoisonError::into_inner).clear();
+    buffers.manual.lock().unwrap_or_else(PoisonError::into_inner).clear();
+}
+
+fn keep_manual(span: Span) {
+    let mut manual = BUFFERS.manual.lock().unwrap_or_else(PoisonError::into_inner);
+    if manual.len() == SHARED_SPANS {
+        manual.pop_front();
+    }
+    manual.push_back(span);
+}
+
+/// Renders one trace as an indented tree, children under their parents, with durations.
+///
+/// ```
+/// let root = flext_obs::trace::start_trace("request")?;
+/// let child = root.child("query")?.finish(flext_obs::SpanStatus::Completed);
+/// let root = root.finish(flext_obs::SpanStatus::Completed);
+/// let tree = flext_obs::trace::format_tree(&[root, child]);
+/// assert!(tree.starts_with("request"));
+/// assert!(tree.contains("\n  query"));
+/// # Ok::<(), flext_obs::Error>(())
+/// ```
+pub fn format_tree(spans: &[Span]) -> String {
+    fn walk(spans: &[Span], parent: Option<SpanId>, depth: usize, out: &mut String) {
+        for span in spans.iter().filter(|s| s.parent_span_id() == parent || (depth == 0 && parent.is_none() && is_orphan(spans, s))) {
+            let micros = span.duration().map_or_else(|| "-".to_owned(), |d| format!("{:.1} µs", d.as_secs_f64() * 1e6));
+            let _ = writeln!(out, "{:indent$}{} [{}] {micros}", "", span.name(), span.status(), indent = depth * 2);
+            walk(spans, Some(span.span_id()), depth + 1, out);
+        }
+    }
+    fn is_orphan(spans: &[Span], span: &Span) -> bool {
+        span.parent_span_id().is_some_and(|p| !spans.iter().any(|s| s.span_id() == p))
+    }
+    let mut out = String::new();
+    walk(spans, None, 0, &mut out);
+    out.pop();
+    out
+}
+
+/// A span being timed by hand. Finish it with [`ActiveSpan::finish`]; dropped unfinished, it is
+/// kept with status completed (error if the thread is panicking).
+#[derive(Debug)]
+pub struct ActiveSpan {
+    span: Option<Span>,
+}
+
+/// Starts a trace (the Python `start_trace`): a root span in a new trace, or a child of the
+/// current span when there is one, carrying the current correlation ID.
+pub fn start_trace(name: &str) -> Result<ActiveSpan> {
+    let cx = context::current();
+    let mut builder = Span::builder(name, crate::global().config().service_name()).correlation_id(context::correlation_id());
+    if let Some(parent) = cx.span() {
+        builder = builder.trace_id(parent.trace_id).parent_span_id(parent.span_id);
+    }
+    Ok(ActiveSpan { span: Some(builder.build()?) })
+}
+
+impl ActiveSpan {
+    fn inner(&self) -> &Span {
+        self.span.as_ref().unwrap_or_else(|| unreachable!("the span is only taken when finishing"))
+    }
+
+    /// Starts a child span in the same trace (the Python `add_span_to_trace`).
+    pub fn child(&self, name: &str) -> Result<ActiveSpan> {
+        let parent = self.inner();
+        Ok(ActiveSpan { span: Some(Span::builder(name, parent.service()).child_of(parent).build()?) })
+    }
+
+    /// Adds an attribute.
+    pub fn set_attribute(&mut self, key: &str, value: &str) -> Result<()> {
+        match self.span.as_mut() {
+            Some(span) => span.set_attribute(key, value),
+            None => Ok(()),
+        }
+    }
+
+    /// The context to attach (or inject into headers) so that monitored calls and other
+    /// services join this span's trace.
+    pub fn context(&self) -> Context {
+        let span = self.inner();
+        let mut cx = context::current().with_span(SpanContext { trace_id: span.trace_id(), span_id: span.span_id(), sampled: true });
+        if let Some(id) = span.correlation_id() {
+            cx = cx.with_correlation_id(id);
+        }
+        cx
+    }
+
+    /// Ends the span with `status`, keeps it in the recent-spans buffer and returns it (the
+    /// Python `finish_trace`).
+    pub fn finish(mut self, status: SpanStatus) -> Span {
+        let mut span = self.span.take().unwrap_or_else(|| unreachable!("finish consumes the span once"));
+        span.finish(status);
+        keep_manual(span.clone());
+        span
+    }
+}
+
+impl Drop for ActiveSpan {
+    fn drop(&mut self) {
+        if let Some(mut span) = self.span.take() {
+            span.finish(if std::thread::panicking() { SpanStatus::Error } else { SpanStatus::Completed });
+            keep_manual(span);
+        }
+    }
+}
