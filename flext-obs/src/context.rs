@@ -55,8 +55,20 @@ thread_local! {
 }
 
 /// The calling thread's context (empty on a thread that never had one).
+#[inline]
 pub fn current() -> Context {
-    CURRENT.try_with(Cell::get).unwrap_or_default()
+    CURRENT.with(Cell::get)
+}
+
+/// Replaces the thread's context with `next(current)`, returning the replaced one: one
+/// thread-local access for the monitor's call entry.
+#[inline]
+pub(crate) fn replace_with(next: impl FnOnce(Context) -> Context) -> Context {
+    CURRENT.with(|cell| {
+        let previous = cell.get();
+        cell.set(next(previous));
+        previous
+    })
 }
 
 /// The current correlation ID; when there is none, a new one is generated and set on this
@@ -71,7 +83,7 @@ pub fn correlation_id() -> CorrelationId {
         return id;
     }
     let id = CorrelationId::new();
-    let _ = CURRENT.try_with(|cell| {
+    CURRENT.with(|cell| {
         let mut cx = cell.get();
         cx.correlation_id = Some(id);
         cell.set(cx);
@@ -87,7 +99,7 @@ pub fn with_correlation_id<R>(id: CorrelationId, f: impl FnOnce() -> R) -> R {
 /// Makes `cx` the thread's context and returns the previous one.
 #[inline]
 pub(crate) fn swap(cx: Context) -> Context {
-    CURRENT.try_with(|cell| cell.replace(cx)).unwrap_or_default()
+    CURRENT.with(|cell| cell.replace(cx))
 }
 
 impl Context {

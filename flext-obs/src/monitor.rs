@@ -24,6 +24,8 @@ use crate::clock;
 use crate::context::{self, Context, SpanContext};
 use crate::entity::{Alert, CorrelationId, Severity, Span, SpanId, SpanStatus, TraceId, validate};
 use crate::error::{Error, Result};
+use crate::entity::ids::random_words;
+use crate::store::lane::{self, Lane};
 use crate::store::{Counter, Gauge, Histogram, Store};
 use crate::trace::{self, SpanRecord};
 use std::collections::HashMap;
@@ -233,10 +235,10 @@ impl CallSite {
 impl SiteState {
     /// Adds one call to the counter of `result` for calls made from `caller`.
     #[inline]
-    fn count(&self, site: &CallSite, caller: u32, result: usize) {
+    fn count(&self, site: &CallSite, lane: Lane, caller: u32, result: usize) {
         for slot in &self.callers {
             match slot.get() {
-                Some(entry) if entry.caller == caller => return entry.by_result[result].increment(),
+                Some(entry) if entry.caller == caller => return entry.by_result[result].increment_in(lane),
                 Some(_) => {}
                 None => break,
             }
@@ -292,10 +294,14 @@ impl SiteState {
 }
 
 /// The guard of one monitored call: created when the call starts, records everything when
-/// dropped (also while unwinding from a panic).
+/// dropped (also while unwinding from a panic). Inert when monitoring is off.
 #[must_use = "the call is recorded when this guard is dropped"]
-pub struct Call {
-    site: Option<(&'static CallSite, &'static SiteState)>,
+pub struct Call(Option<Active>);
+
+struct Active {
+    site: &'static CallSite,
+    state: &'static SiteState,
+    lane: Lane,
     start: u64,
     span: SpanContext,
     parent: Option<SpanId>,
@@ -308,9 +314,9 @@ pub struct Call {
 impl fmt::Debug for Call {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Call")
-            .field("function", &self.site.map(|(site, _)| site.function))
-            .field("span", &self.span)
-            .field("outcome", &self.outcome)
+            .field("function", &self.0.as_ref().map(|a| a.site.function))
+            .field("span", &self.span_context())
+            .field("outcome", &self.0.as_ref().map(|a| a.outcome))
             .finish_non_exhaustive()
     }
 }
@@ -334,64 +340,66 @@ impl Call {
 
     #[inline]
     fn begin(site: &'static CallSite, attach: bool) -> Call {
-        let idle = || Call {
-            site: None,
-            start: 0,
-            span: SpanContext {
-                trace_id: TraceId::from_bytes([1; 16]).unwrap_or_else(TraceId::random),
-                span_id: SpanId::random(),
-                sampled: false,
-            },
-            parent: None,
-            correlation: None,
-            caller: 0,
-            outcome: Outcome::Pending,
-            previous: None,
-        };
         if !ENABLED.load(Ordering::Relaxed) {
-            return idle();
+            return Call(None);
         }
-        let Some(state) = site.state() else { return idle() };
-        let cx = context::current();
-        let (trace_id, parent, sampled) = match cx.span() {
-            Some(parent) => (parent.trace_id, Some(parent.span_id), parent.sampled),
-            None => (TraceId::random(), None, true),
+        let Some(state) = site.state() else { return Call(None) };
+        let [hi, lo, word] = random_words::<3>();
+        let span_of = |cx: &Context| match cx.span() {
+            Some(parent) => SpanContext { trace_id: parent.trace_id, span_id: SpanId::from_word(word), sampled: parent.sampled },
+            None => SpanContext { trace_id: TraceId::from_words(hi, lo), span_id: SpanId::from_word(word), sampled: true },
         };
-        let span = SpanContext { trace_id, span_id: SpanId::random(), sampled };
-        state.in_flight.increment();
-        let previous = attach.then(|| context::swap(cx.enter_call(span, state.index)));
-        Call {
-            site: Some((site, state)),
+        let mut seen = Context::new();
+        let previous = if attach {
+            Some(context::replace_with(|cx| {
+                seen = cx;
+                cx.enter_call(span_of(&cx), state.index)
+            }))
+        } else {
+            seen = context::current();
+            None
+        };
+        let lane = lane::current();
+        state.in_flight.step_in(lane, 1);
+        Call(Some(Active {
+            site,
+            state,
+            lane,
             start: clock::now(),
-            span,
-            parent,
-            correlation: cx.correlation_id(),
-            caller: cx.site(),
+            span: span_of(&seen),
+            parent: seen.span().map(|p| p.span_id),
+            correlation: seen.correlation_id(),
+            caller: seen.site(),
             outcome: Outcome::Pending,
             previous,
-        }
+        }))
     }
 
     /// The context the call's own work runs in (its span as the current span).
     pub fn context(&self) -> Context {
-        self.site.map_or_else(context::current, |(_, state)| {
-            let base = match self.correlation {
-                Some(id) => Context::new().with_correlation_id(id),
-                None => Context::new(),
-            };
-            base.enter_call(self.span, state.index)
-        })
+        match &self.0 {
+            Some(active) => {
+                let base = match active.correlation {
+                    Some(id) => Context::new().with_correlation_id(id),
+                    None => Context::new(),
+                };
+                base.enter_call(active.span, active.state.index)
+            }
+            None => context::current(),
+        }
     }
 
     /// The call's span, `None` when monitoring is off.
     pub fn span_context(&self) -> Option<SpanContext> {
-        self.site.map(|_| self.span)
+        self.0.as_ref().map(|a| a.span)
     }
 
     /// Marks the call successful (the default when it returns normally).
     #[inline]
     pub fn mark_ok(&mut self) {
-        self.outcome = Outcome::Ok;
+        if let Some(active) = &mut self.0 {
+            active.outcome = Outcome::Ok;
+        }
     }
 
     /// Marks the call failed with `message`, raising an alert unless alerts are off for it.
@@ -403,10 +411,10 @@ impl Call {
     /// type, so a repeat allocates nothing).
     #[doc(hidden)]
     pub fn note_error(&mut self, error_type: &'static str, message: &dyn Fn(&mut fmt::Formatter<'_>) -> fmt::Result) {
-        self.outcome = Outcome::Error;
-        if let Some((site, state)) = self.site {
-            if site.options.alert {
-                raise(site, state, error_type, message, self.span.trace_id, self.correlation);
+        if let Some(active) = &mut self.0 {
+            active.outcome = Outcome::Error;
+            if active.site.options.alert {
+                raise(active.site, active.state, error_type, message, active.span.trace_id, active.correlation);
             }
         }
     }
@@ -414,30 +422,40 @@ impl Call {
     /// Records a `None` result: an error only when the site says so.
     #[doc(hidden)]
     pub fn note_none(&mut self) {
-        match self.site {
-            Some((site, _)) if site.options.none_is_error => self.note_error("None", &|f| f.write_str("returned None")),
-            _ => self.outcome = Outcome::Ok,
+        match &self.0 {
+            Some(active) if active.site.options.none_is_error => self.note_error("None", &|f| f.write_str("returned None")),
+            _ => self.mark_ok(),
         }
     }
 
     /// Applies an `ok_if`/`error_if` verdict after the value was inspected.
     #[doc(hidden)]
     pub fn note_verdict(&mut self, is_error: bool, rule: &'static str) {
+        let already_error = self.0.as_ref().is_some_and(|a| a.outcome == Outcome::Error);
         if !is_error {
-            self.outcome = Outcome::Ok;
-        } else if self.outcome != Outcome::Error {
+            self.mark_ok();
+        } else if !already_error {
             self.note_error(rule, &|f| write!(f, "the result was classified as an error by `{rule}`"));
         }
     }
 }
 
 impl Drop for Call {
+    #[inline]
     fn drop(&mut self) {
-        let Some((site, state)) = self.site else { return };
+        if let Some(active) = &mut self.0 {
+            active.finish();
+        }
+    }
+}
+
+impl Active {
+    fn finish(&mut self) {
         let end = clock::now();
         if let Some(previous) = self.previous.take() {
             context::swap(previous);
         }
+        let (site, state, lane) = (self.site, self.state, self.lane);
         let outcome = if std::thread::panicking() {
             Outcome::Panic
         } else if self.outcome == Outcome::Pending {
@@ -446,24 +464,27 @@ impl Drop for Call {
             self.outcome
         };
         let nanos = clock::nanos_between(self.start, end);
-        state.count(site, self.caller, outcome.result_index());
-        state.histogram.record_nanos(nanos);
-        state.in_flight.decrement();
+        state.count(site, lane, self.caller, outcome.result_index());
+        state.histogram.record_nanos_in(lane, nanos);
+        state.in_flight.step_in(lane, u64::MAX);
         let status = match outcome {
             Outcome::Pending | Outcome::Ok => SpanStatus::Completed,
             Outcome::Error | Outcome::Panic => SpanStatus::Error,
             Outcome::Cancelled => SpanStatus::Timeout,
         };
-        trace::record(SpanRecord {
-            trace_id: self.span.trace_id,
-            span_id: self.span.span_id,
-            parent: self.parent,
-            site: state.index,
-            status,
-            start_raw: self.start,
-            duration_ns: nanos,
-            correlation_id: self.correlation,
-        });
+        trace::record(
+            lane,
+            SpanRecord {
+                trace_id: self.span.trace_id,
+                span_id: self.span.span_id,
+                parent: self.parent,
+                site: state.index,
+                status,
+                start_raw: self.start,
+                duration_ns: nanos,
+                correlation_id: self.correlation,
+            },
+        );
         if outcome == Outcome::Panic && site.options.alert {
             raise(site, state, "panic", &|f| write!(f, "{} panicked", site.function), self.span.trace_id, self.correlation);
         }
@@ -586,6 +607,7 @@ pub fn run<T, E: fmt::Display + 'static>(name: &str, work: impl FnOnce() -> std:
     if let (Some(call), Err(err)) = (call.as_mut(), &result) {
         call.note_error(std::any::type_name::<E>(), &|f| fmt::Display::fmt(err, f));
     }
+    drop(call);
     result
 }
 

@@ -21,7 +21,7 @@
 use crate::context::{self, Context, SpanContext};
 use crate::entity::{CorrelationId, Span, SpanId, SpanStatus, TraceId};
 use crate::error::Result;
-use crate::store::lane::{self, LANES, Lane};
+use crate::store::lane::{LANES, Lane};
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering, fence};
@@ -134,11 +134,11 @@ impl SpanRecord {
     }
 }
 
-/// Keeps a finished monitored span (called from the monitor's guard).
+/// Keeps a finished monitored span (called from the monitor's guard, in its lane).
 #[inline]
-pub(crate) fn record(span: SpanRecord) {
+pub(crate) fn record(lane: Lane, span: SpanRecord) {
     let buffers = &*BUFFERS;
-    match lane::current() {
+    match lane {
         Lane::Owned(i) => {
             let ring = &buffers.lanes[i];
             let head = ring.head.load(Ordering::Relaxed);

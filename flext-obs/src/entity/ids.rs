@@ -39,15 +39,14 @@ pub struct CorrelationId(uuid::Uuid);
 impl TraceId {
     /// A new random trace ID.
     pub fn random() -> Self {
-        let hi = random_u64().to_be_bytes();
-        let lo = random_u64().to_be_bytes();
-        let mut bytes = [0; 16];
-        bytes[..8].copy_from_slice(&hi);
-        bytes[8..].copy_from_slice(&lo);
-        if bytes == [0; 16] {
-            bytes[15] = 1;
-        }
-        TraceId(bytes)
+        let [hi, lo] = random_words::<2>();
+        Self::from_words(hi, lo)
+    }
+
+    /// The trace ID whose bytes are `hi` then `lo` (big-endian); all zeros becomes 1.
+    pub(crate) fn from_words(hi: u64, lo: u64) -> Self {
+        let value = (u128::from(hi) << 64 | u128::from(lo)).max(1);
+        TraceId(value.to_be_bytes())
     }
 
     /// The trace ID from raw bytes; `None` for all zeros, which W3C reserves as invalid.
@@ -64,7 +63,12 @@ impl TraceId {
 impl SpanId {
     /// A new random span ID.
     pub fn random() -> Self {
-        SpanId(random_u64().max(1).to_be_bytes())
+        Self::from_word(random_words::<1>()[0])
+    }
+
+    /// The span ID whose bytes are `word` (big-endian); 0 becomes 1.
+    pub(crate) fn from_word(word: u64) -> Self {
+        SpanId(word.max(1).to_be_bytes())
     }
 
     /// The span ID from raw bytes; `None` for all zeros, which W3C reserves as invalid.
@@ -189,21 +193,23 @@ thread_local! {
     static RNG_STATE: Cell<u64> = const { Cell::new(0) };
 }
 
-/// A fast per-thread random number (wyrand), seeded once per thread from the OS through a v4
+/// `N` fast per-thread random numbers (wyrand), seeded once per thread from the OS through a v4
 /// UUID. IDs need to be unpredictable enough not to collide, not cryptographically secure.
-pub(crate) fn random_u64() -> u64 {
-    RNG_STATE
-        .try_with(|state| {
-            let mut s = state.get();
-            if s == 0 {
-                s = uuid::Uuid::new_v4().as_u64_pair().0 | 1;
-            }
+#[inline]
+pub(crate) fn random_words<const N: usize>() -> [u64; N] {
+    RNG_STATE.with(|state| {
+        let mut s = state.get();
+        if s == 0 {
+            s = uuid::Uuid::new_v4().as_u64_pair().0 | 1;
+        }
+        let words = std::array::from_fn(|_| {
             s = s.wrapping_add(0xa076_1d64_78bd_642f);
-            state.set(s);
             let t = u128::from(s) * u128::from(s ^ 0xe703_7ed1_a0b4_28db);
             #[allow(clippy::cast_possible_truncation)] // folding 128 bits into 64 on purpose
             let folded = (t >> 64) as u64 ^ t as u64;
             folded
-        })
-        .unwrap_or_else(|_| uuid::Uuid::new_v4().as_u64_pair().0)
+        });
+        state.set(s);
+        words
+    })
 }

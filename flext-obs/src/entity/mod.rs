@@ -7,7 +7,7 @@
 mod alert;
 mod enums;
 mod health;
-mod ids;
+pub(crate) mod ids;
 mod log;
 mod metric;
 mod span;

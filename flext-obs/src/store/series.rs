@@ -72,6 +72,12 @@ impl Counter {
         }
     }
 
+    /// Adds one in `lane`, without the switch check (the monitor checks its own switch).
+    #[inline]
+    pub(crate) fn increment_in(&self, lane: lane::Lane) {
+        self.core.0.add(lane, COUNTER_INT, 1);
+    }
+
     /// Adds a fractional amount; negative, NaN and infinite amounts are refused.
     pub fn add(&self, amount: f64) -> Result<()> {
         validate::finite("Counter", "increment", amount)?;
@@ -159,6 +165,12 @@ impl Gauge {
         }
     }
 
+    /// Adds `delta` (+1 or -1 as `u64` wrapping) in `lane`, without the switch check.
+    #[inline]
+    pub(crate) fn step_in(&self, lane: lane::Lane, delta: u64) {
+        self.core.deltas.add(lane, 0, delta);
+    }
+
     /// Subtracts one, in the calling thread's lane.
     #[inline]
     pub fn decrement(&self) {
@@ -192,6 +204,8 @@ impl GaugeCore {
 /// `+Inf`), the word after holds the sum as `f64` bits. The count is the buckets' total.
 pub(crate) struct HistogramCore {
     bounds: Arc<[f64]>,
+    /// The bounds in whole nanoseconds, for durations.
+    bounds_ns: Box<[i64]>,
     cells: Cells,
 }
 
@@ -239,13 +253,19 @@ impl Histogram {
         }
     }
 
-    /// Records a duration given in nanoseconds, in seconds.
+    /// Records a duration given in nanoseconds, in seconds. The bucket is found by an integer
+    /// scan from the smallest bound, so short durations cost one comparison.
     #[inline]
     pub fn record_nanos(&self, nanos: u64) {
         if self.switch.is_on() {
-            #[allow(clippy::cast_precision_loss)] // sub-nanosecond precision is lost only past 104 days
-            self.core.observe(nanos as f64 * 1e-9);
+            self.core.observe_nanos(lane::current(), nanos);
         }
+    }
+
+    /// [`record_nanos`](Histogram::record_nanos) in `lane`, without the switch check.
+    #[inline]
+    pub(crate) fn record_nanos_in(&self, lane: lane::Lane, nanos: u64) {
+        self.core.observe_nanos(lane, nanos);
     }
 
     /// Count, sum, cumulative buckets and estimated p50/p90/p99.
@@ -257,7 +277,16 @@ impl Histogram {
 impl HistogramCore {
     pub(crate) fn new(bounds: Arc<[f64]>) -> Self {
         let words = bounds.len() + 2;
-        HistogramCore { bounds, cells: Cells::new(words) }
+        let bounds_ns = bounds.iter().map(|&b| to_nanos(b)).collect();
+        HistogramCore { bounds, bounds_ns, cells: Cells::new(words) }
+    }
+
+    #[inline]
+    fn observe_nanos(&self, lane: lane::Lane, nanos: u64) {
+        let value = i64::try_from(nanos).unwrap_or(i64::MAX);
+        let bucket = self.bounds_ns.iter().position(|&bound| value <= bound).unwrap_or(self.bounds_ns.len());
+        #[allow(clippy::cast_precision_loss)] // sub-nanosecond precision is lost only past 104 days
+        self.cells.observe(lane, bucket, self.bounds.len() + 1, nanos as f64 * 1e-9);
     }
 
     #[inline]
@@ -284,6 +313,15 @@ impl HistogramCore {
         let count = cumulative + self.cells.sum(self.bounds.len());
         HistogramValue::new(count, self.cells.sum_f64(self.bounds.len() + 1), buckets)
     }
+}
+
+/// A bound in seconds as whole nanoseconds: `ns <= to_nanos(b)` exactly when `ns * 1e-9 <= b`,
+/// also where `b * 1e9` lands a hair off an integer through rounding.
+#[allow(clippy::cast_possible_truncation)] // `as` saturates at the i64 range
+fn to_nanos(bound: f64) -> i64 {
+    let ns = bound * 1e9;
+    let whole = if (ns - ns.round()).abs() < 1e-6 * ns.abs().max(1.0) { ns.round() } else { ns.floor() };
+    whole as i64
 }
 
 /// Sliding-window state of a summary.

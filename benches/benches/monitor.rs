@@ -1,0 +1,194 @@
+//! Per-call overhead of `#[flext_monitor]` on a trivial `fn(u64) -> Result<u64, E>`, in the same
+//! run as: the bare function, two `Instant::now()` calls, `tracing::instrument` (no subscriber,
+//! and a `tracing_subscriber::registry()`), `fastrace::trace` inside a root span with a
+//! reporter, `autometrics` with its Prometheus exporter, and `metrics` counter + histogram with
+//! `metrics-exporter-prometheus` (macro path and cached handles). 1 thread, and 2 threads
+//! calling the same function.
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use flext_obs::flext_monitor;
+use flext_obs_benches::per_thread;
+use std::hint::black_box;
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
+
+/// The error type every variant returns.
+#[derive(Debug)]
+pub struct BenchError;
+
+impl std::fmt::Display for BenchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("bench error")
+    }
+}
+
+impl std::error::Error for BenchError {}
+
+#[inline(never)]
+fn bare(x: u64) -> Result<u64, BenchError> {
+    if x == u64::MAX { Err(BenchError) } else { Ok(x.wrapping_mul(3)) }
+}
+
+#[inline(never)]
+fn two_instant_now(x: u64) -> Result<u64, BenchError> {
+    let start = Instant::now();
+    let result = bare(x);
+    black_box(start.elapsed());
+    result
+}
+
+#[flext_monitor]
+#[inline(never)]
+fn flext(x: u64) -> Result<u64, BenchError> {
+    if x == u64::MAX { Err(BenchError) } else { Ok(x.wrapping_mul(3)) }
+}
+
+#[tracing::instrument]
+#[inline(never)]
+fn traced(x: u64) -> Result<u64, BenchError> {
+    if x == u64::MAX { Err(BenchError) } else { Ok(x.wrapping_mul(3)) }
+}
+
+#[fastrace::trace]
+#[inline(never)]
+fn fastraced(x: u64) -> Result<u64, BenchError> {
+    if x == u64::MAX { Err(BenchError) } else { Ok(x.wrapping_mul(3)) }
+}
+
+#[autometrics::autometrics]
+#[inline(never)]
+fn autometriced(x: u64) -> Result<u64, BenchError> {
+    if x == u64::MAX { Err(BenchError) } else { Ok(x.wrapping_mul(3)) }
+}
+
+#[inline(never)]
+fn metrics_macro_path(x: u64) -> Result<u64, BenchError> {
+    let start = Instant::now();
+    let result = bare(x);
+    metrics::counter!("function_calls_total", "function" => "metrics_macro_path").increment(1);
+    metrics::histogram!("function_calls_duration_seconds", "function" => "metrics_macro_path").record(start.elapsed());
+    result
+}
+
+static METRICS_HANDLES: LazyLock<(metrics::Counter, metrics::Histogram)> = LazyLock::new(|| {
+    (
+        metrics::counter!("function_calls_total", "function" => "metrics_cached"),
+        metrics::histogram!("function_calls_duration_seconds", "function" => "metrics_cached"),
+    )
+});
+
+#[inline(never)]
+fn metrics_cached(x: u64) -> Result<u64, BenchError> {
+    let start = Instant::now();
+    let result = bare(x);
+    METRICS_HANDLES.0.increment(1);
+    METRICS_HANDLES.1.record(start.elapsed());
+    result
+}
+
+/// Drops every span fastrace reports.
+struct DiscardReporter;
+
+impl fastrace::collector::Reporter for DiscardReporter {
+    fn report(&mut self, spans: Vec<fastrace::prelude::SpanRecord>) {
+        black_box(spans);
+    }
+}
+
+fn setup() {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    metrics::set_global_recorder(recorder).expect("metrics recorder installed once");
+    autometrics::prometheus_exporter::try_init().expect("autometrics exporter");
+    fastrace::set_reporter(DiscardReporter, fastrace::collector::Config::default());
+}
+
+/// Runs `f` `iters` times inside a fastrace root span (set as the local parent).
+fn in_fastrace_root(iters: u64, f: fn(u64) -> Result<u64, BenchError>) -> Duration {
+    let root = fastrace::Span::root("bench", fastrace::prelude::SpanContext::random());
+    let _parent = root.set_local_parent();
+    let start = Instant::now();
+    for i in 0..iters {
+        let _ = black_box(f(black_box(i)));
+    }
+    start.elapsed()
+}
+
+fn per_call(c: &mut Criterion) {
+    setup();
+    let one_thread: [(&str, fn(u64) -> Result<u64, BenchError>); 7] = [
+        ("bare", bare),
+        ("two_instant_now", two_instant_now),
+        ("flext_monitor", flext),
+        ("tracing_instrument_no_subscriber", traced),
+        ("autometrics_prometheus", autometriced),
+        ("metrics_macro_path", metrics_macro_path),
+        ("metrics_cached_handles", metrics_cached),
+    ];
+    let mut group = c.benchmark_group("per_call");
+    for (name, f) in one_thread {
+        group.bench_function(BenchmarkId::new(name, "1_thread"), |b| {
+            let mut i = 0u64;
+            b.iter(|| {
+                i += 1;
+                f(black_box(i))
+            });
+        });
+    }
+    group.bench_function(BenchmarkId::new("flext_monitor_switched_off", "1_thread"), |b| {
+        flext_obs::monitor::set_enabled(false);
+        let mut i = 0u64;
+        b.iter(|| {
+            i += 1;
+            flext(black_box(i))
+        });
+        flext_obs::monitor::set_enabled(true);
+    });
+    group.bench_function(BenchmarkId::new("tracing_instrument_registry", "1_thread"), |b| {
+        let dispatch = tracing::Dispatch::new(tracing_subscriber::registry());
+        tracing::dispatcher::with_default(&dispatch, || {
+            let mut i = 0u64;
+            b.iter(|| {
+                i += 1;
+                traced(black_box(i))
+            });
+        });
+    });
+    group.bench_function(BenchmarkId::new("fastrace_root_span", "1_thread"), |b| {
+        b.iter_custom(|iters| in_fastrace_root(iters, fastraced));
+    });
+
+    let two_threads: [(&str, fn(u64) -> Result<u64, BenchError>); 5] = [
+        ("bare", bare),
+        ("flext_monitor", flext),
+        ("tracing_instrument_no_subscriber", traced),
+        ("autometrics_prometheus", autometriced),
+        ("metrics_cached_handles", metrics_cached),
+    ];
+    for (name, f) in two_threads {
+        group.bench_function(BenchmarkId::new(name, "2_threads_per_thread"), |b| {
+            b.iter_custom(|iters| {
+                per_thread(2, iters, move |i| {
+                    let _ = black_box(f(black_box(i)));
+                })
+            });
+        });
+    }
+    group.bench_function(BenchmarkId::new("fastrace_root_span", "2_threads_per_thread"), |b| {
+        b.iter_custom(|iters| {
+            let threads: Vec<_> = (0..2).map(|_| std::thread::spawn(move || in_fastrace_root(iters, fastraced))).collect();
+            threads.into_iter().map(|t| t.join().expect("bench thread")).max().unwrap_or_default()
+        });
+    });
+    group.finish();
+}
+
+#[allow(missing_docs)] // criterion_group! generates an undocumented pub fn
+mod group {
+    use super::{Criterion, criterion_group, per_call};
+    criterion_group! {
+        name = benches;
+        config = Criterion::default().warm_up_time(std::time::Duration::from_secs(1)).measurement_time(std::time::Duration::from_secs(3));
+        targets = per_call
+    }
+}
+criterion_main!(group::benches);

@@ -1,0 +1,85 @@
+//! `#[flext_monitor]` on async functions, on a multi-threaded tokio runtime.
+
+#![allow(clippy::float_cmp)] // exact counts are the point
+
+use flext_obs::context::FutureExt;
+use flext_obs::{SpanStatus, flext_monitor};
+use flext_obs_tests::{calls, in_flight, spans_of, sum};
+use std::time::Duration;
+
+#[flext_monitor]
+async fn fetch(id: u32) -> Result<u32, String> {
+    tokio::task::yield_now().await;
+    let doubled = double(id).await;
+    if id == 0 { Err("no such id".to_owned()) } else { Ok(doubled) }
+}
+
+#[flext_monitor]
+async fn double(n: u32) -> u32 {
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    n * 2
+}
+
+#[flext_monitor]
+async fn slow() {
+    tokio::time::sleep(Duration::from_secs(30)).await;
+}
+
+pub trait Repo {
+    fn load(&self, id: u32) -> impl std::future::Future<Output = Option<u32>> + Send;
+}
+
+pub struct MemRepo;
+
+#[flext_monitor]
+impl Repo for MemRepo {
+    async fn load(&self, id: u32) -> Option<u32> {
+        tokio::task::yield_now().await;
+        (id < 10).then_some(id)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn async_calls_keep_their_span_and_caller_across_awaits_and_threads() {
+    let id = flext_obs::CorrelationId::new();
+    let tasks: Vec<_> = (0..50u32)
+        .map(|i| tokio::spawn(flext_obs::context::with_correlation_id(id, || async move { fetch(i).await }.with_current_context())))
+        .collect();
+    let mut errors = 0;
+    for task in tasks {
+        if task.await.unwrap().is_err() {
+            errors += 1;
+        }
+    }
+    assert_eq!(errors, 1);
+    assert_eq!((calls("fetch", "ok"), calls("fetch", "error")), (49.0, 1.0));
+    assert_eq!(sum("function_calls_total", &[("function", "double"), ("caller_function", "fetch")]), 50.0);
+    assert_eq!(in_flight("fetch"), 0.0);
+    let fetches = spans_of("fetch");
+    let doubles = spans_of("double");
+    assert_eq!((fetches.len(), doubles.len()), (50, 50));
+    for child in &doubles {
+        let parent = fetches.iter().find(|f| Some(f.span_id()) == child.parent_span_id()).expect("every double has its fetch as parent");
+        assert_eq!(parent.trace_id(), child.trace_id());
+        assert_eq!(child.correlation_id(), Some(id));
+        assert!(parent.duration().unwrap() >= child.duration().unwrap());
+    }
+    assert_eq!(flext_obs::context::current().span(), None, "nothing leaks into the test's thread");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_async_fn_in_a_trait_impl() {
+    let repo = MemRepo;
+    assert_eq!(repo.load(3).await, Some(3));
+    assert_eq!(repo.load(30).await, None);
+    assert_eq!(calls("MemRepo::load", "ok"), 2.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_call_is_an_error_with_a_timeout_span() {
+    let result = tokio::time::timeout(Duration::from_millis(20), slow()).await;
+    assert!(result.is_err());
+    assert_eq!(calls("slow", "error"), 1.0);
+    assert_eq!(in_flight("slow"), 0.0);
+    assert_eq!(spans_of("slow")[0].status(), SpanStatus::Timeout);
+}

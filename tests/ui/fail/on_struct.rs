@@ -1,0 +1,8 @@
+use flext_obs::flext_monitor;
+
+#[flext_monitor]
+struct Service;
+
+fn main() {
+    let _ = Service;
+}
