@@ -10,7 +10,11 @@ use flext_obs::flext_monitor;
 use flext_obs_benches::per_thread;
 use std::hint::black_box;
 use std::sync::LazyLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+/// The function under test, in each of its instrumented variants.
+type Variant = fn(u64) -> Result<u64, BenchError>;
 
 /// The error type every variant returns.
 #[derive(Debug)]
@@ -86,11 +90,15 @@ fn metrics_cached(x: u64) -> Result<u64, BenchError> {
     result
 }
 
-/// Drops every span fastrace reports.
-struct DiscardReporter;
+/// Spans fastrace has reported, to check that its variant really records.
+static FASTRACE_REPORTED: AtomicUsize = AtomicUsize::new(0);
 
-impl fastrace::collector::Reporter for DiscardReporter {
+/// Counts, then drops, every span fastrace reports.
+struct CountingReporter;
+
+impl fastrace::collector::Reporter for CountingReporter {
     fn report(&mut self, spans: Vec<fastrace::prelude::SpanRecord>) {
+        FASTRACE_REPORTED.fetch_add(spans.len(), Ordering::Relaxed);
         black_box(spans);
     }
 }
@@ -99,11 +107,17 @@ fn setup() {
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
     metrics::set_global_recorder(recorder).expect("metrics recorder installed once");
     autometrics::prometheus_exporter::try_init().expect("autometrics exporter");
-    fastrace::set_reporter(DiscardReporter, fastrace::collector::Config::default());
+    fastrace::set_reporter(CountingReporter, fastrace::collector::Config::default());
+    // Every variant must really record, or the comparison means nothing.
+    in_fastrace_root(10, fastraced);
+    fastrace::flush();
+    assert!(FASTRACE_REPORTED.load(Ordering::Relaxed) >= 11, "fastrace did not record its spans");
+    let _ = flext(1);
+    assert!(flext_obs::trace::recent_spans().iter().any(|s| s.name() == "flext"), "flext-obs did not record its span");
 }
 
 /// Runs `f` `iters` times inside a fastrace root span (set as the local parent).
-fn in_fastrace_root(iters: u64, f: fn(u64) -> Result<u64, BenchError>) -> Duration {
+fn in_fastrace_root(iters: u64, f: Variant) -> Duration {
     let root = fastrace::Span::root("bench", fastrace::prelude::SpanContext::random());
     let _parent = root.set_local_parent();
     let start = Instant::now();
@@ -115,7 +129,7 @@ fn in_fastrace_root(iters: u64, f: fn(u64) -> Result<u64, BenchError>) -> Durati
 
 fn per_call(c: &mut Criterion) {
     setup();
-    let one_thread: [(&str, fn(u64) -> Result<u64, BenchError>); 7] = [
+    let one_thread: [(&str, Variant); 7] = [
         ("bare", bare),
         ("two_instant_now", two_instant_now),
         ("flext_monitor", flext),
@@ -157,7 +171,7 @@ fn per_call(c: &mut Criterion) {
         b.iter_custom(|iters| in_fastrace_root(iters, fastraced));
     });
 
-    let two_threads: [(&str, fn(u64) -> Result<u64, BenchError>); 5] = [
+    let two_threads: [(&str, Variant); 5] = [
         ("bare", bare),
         ("flext_monitor", flext),
         ("tracing_instrument_no_subscriber", traced),

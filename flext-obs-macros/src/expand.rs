@@ -117,8 +117,12 @@ fn body(site: &Site<'_>, sig: &Signature, block: Block) -> Block {
     let span = Span::mixed_site();
     let call = format_ident!("__flext_call", span = span);
     let ret = format_ident!("__flext_ret", span = span);
-    let static_site = quote_spanned! {span=>
-        static __FLEXT_SITE: #private::CallSite = #private::CallSite::new(#function, ::core::module_path!(), #options);
+    // The static lives in its own block, so the user's body cannot see (or be shadowed by) it.
+    let enter = |method: TokenStream| {
+        quote_spanned! {span=> {
+            static __FLEXT_SITE: #private::CallSite = #private::CallSite::new(#function, ::core::module_path!(), #options);
+            #private::Call::#method(&__FLEXT_SITE)
+        }}
     };
     let ret_ty = match &sig.output {
         ReturnType::Default => None,
@@ -131,20 +135,20 @@ fn body(site: &Site<'_>, sig: &Signature, block: Block) -> Block {
 
     if sig.asyncness.is_some() {
         let annotation = annotation.map(|ty| quote!(: #ty));
+        let enter = enter(quote!(enter_async));
         return parse_quote_spanned! {span=> {
-            #static_site
             #[allow(unused_imports)]
             use #private::{InspectAny as _, InspectDebug as _, InspectDisplay as _, InspectResult as _};
-            let mut #call = #private::Call::enter_async(&__FLEXT_SITE);
+            let mut #call = #enter;
             let #ret #annotation = #private::FutureExt::with_context(async move #block, #call.context()).await;
             #inspect
             #ret
         }};
     }
+    let enter = enter(quote!(enter));
     if unit || never {
         return parse_quote_spanned! {span=> {
-            #static_site
-            let #call = #private::Call::enter(&__FLEXT_SITE);
+            let #call = #enter;
             #block
         }};
     }
@@ -152,10 +156,9 @@ fn body(site: &Site<'_>, sig: &Signature, block: Block) -> Block {
     ExitRewriter { inspect: &inspect, call: &call, private: &private, annotation: annotation.as_ref() }.visit_block_mut(&mut block);
     let annotation = annotation.map(|ty| quote!(: #ty));
     parse_quote_spanned! {span=> {
-        #static_site
         #[allow(unused_imports)]
         use #private::{InspectAny as _, InspectDebug as _, InspectDisplay as _, InspectResult as _};
-        let mut #call = #private::Call::enter(&__FLEXT_SITE);
+        let mut #call = #enter;
         let #ret #annotation = #block;
         #[allow(unreachable_code)]
         {

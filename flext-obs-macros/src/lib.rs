@@ -41,7 +41,10 @@ pub fn flext_monitor(args: TokenStream, item: TokenStream) -> TokenStream {
                 syn::Item::Static(_) => "a static",
                 _ => "this item",
             };
-            errors.push(syn::Error::new(parse::item_span(&other), format!("#[flext_monitor] goes on a function or an impl block, not on {kind}")));
+            errors.push(syn::Error::new(
+                parse::item_span(&other),
+                format!("#[flext_monitor] goes on a function or an impl block, not on {kind}"),
+            ));
             original.clone()
         }
     };

@@ -7,7 +7,8 @@ use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, Ident, Lit, LitBool, LitStr, Meta, MetaNameValue, Path, Token};
 
 const OPTIONS: &str = "name, service, severity, alert, skip, ok_if, error_if, none_is_error, labels, crate";
-const SEVERITIES: [(&str, &str); 5] = [("low", "Low"), ("medium", "Medium"), ("high", "High"), ("critical", "Critical"), ("emergency", "Emergency")];
+const SEVERITIES: [(&str, &str); 5] =
+    [("low", "Low"), ("medium", "Medium"), ("high", "High"), ("critical", "Critical"), ("emergency", "Emergency")];
 /// Labels the monitor sets itself; a static label may not reuse them.
 const RESERVED_LABELS: [&str; 7] = ["function", "module", "service_name", "caller_function", "caller_module", "result", "flext_overflow"];
 
@@ -44,7 +45,8 @@ impl Args {
         };
         let mut seen: Vec<String> = Vec::new();
         for meta in metas {
-            let key = meta.path().get_ident().map(ToString::to_string).or_else(|| meta.path().is_ident("crate").then(|| "crate".to_owned()));
+            let key =
+                meta.path().get_ident().map(ToString::to_string).or_else(|| meta.path().is_ident("crate").then(|| "crate".to_owned()));
             let key = match key {
                 Some(key) if meta.path().segments.len() == 1 => key,
                 _ => {
@@ -85,7 +87,10 @@ impl Args {
                 let lit = string(meta)?;
                 let value = lit.value();
                 let Some((_, variant)) = SEVERITIES.iter().find(|(text, _)| *text == value) else {
-                    return Err(syn::Error::new(lit.span(), format!("unknown severity {value:?}: expected one of \"low\", \"medium\", \"high\", \"critical\", \"emergency\"")));
+                    return Err(syn::Error::new(
+                        lit.span(),
+                        format!("unknown severity {value:?}: expected one of \"low\", \"medium\", \"high\", \"critical\", \"emergency\""),
+                    ));
                 };
                 self.severity = Some(Ident::new(variant, lit.span()));
             }
@@ -154,7 +159,9 @@ fn string(meta: &Meta) -> syn::Result<LitStr> {
 fn path(meta: &Meta) -> syn::Result<Path> {
     match value(meta)? {
         Expr::Path(p) if p.qself.is_none() => Ok(p.path.clone()),
-        other => Err(syn::Error::new(other.span(), format!("`{}` takes a path, such as `{} = my_module::item`", name_of(meta), name_of(meta)))),
+        other => {
+            Err(syn::Error::new(other.span(), format!("`{}` takes a path, such as `{} = my_module::item`", name_of(meta), name_of(meta))))
+        }
     }
 }
 
@@ -189,7 +196,9 @@ fn labels(meta: &Meta) -> syn::Result<Vec<(String, LitStr)>> {
         }
         match &pair.value {
             Expr::Lit(ExprLit { lit: Lit::Str(text), .. }) if text.value().len() <= 4096 => out.push((name, text.clone())),
-            Expr::Lit(ExprLit { lit: Lit::Str(text), .. }) => errors.push(syn::Error::new(text.span(), "a label value must be at most 4096 bytes")),
+            Expr::Lit(ExprLit { lit: Lit::Str(text), .. }) => {
+                errors.push(syn::Error::new(text.span(), "a label value must be at most 4096 bytes"));
+            }
             other => errors.push(syn::Error::new(other.span(), "a label value is a string literal")),
         }
     }
@@ -215,7 +224,11 @@ fn check_function_name(lit: &LitStr) -> syn::Result<()> {
     let valid = !name.is_empty()
         && name.len() <= 256
         && name.bytes().enumerate().all(|(i, b)| b == b'_' || b == b':' || b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit()));
-    if valid { Ok(()) } else { Err(syn::Error::new(lit.span(), format!("invalid function name {name:?}: must match [a-zA-Z_:][a-zA-Z0-9_:]*, at most 256 bytes"))) }
+    if valid {
+        Ok(())
+    } else {
+        Err(syn::Error::new(lit.span(), format!("invalid function name {name:?}: must match [a-zA-Z_:][a-zA-Z0-9_:]*, at most 256 bytes")))
+    }
 }
 
 /// Whether `attr` is a `#[flext_monitor(...)]` marker (by its last path segment).

@@ -16,7 +16,7 @@
 
 use crate::entity::{CorrelationId, SpanId, TraceId};
 use crate::error::{Error, Result};
-use std::cell::Cell;
+use crate::thread::THREAD;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::marker::PhantomData;
@@ -50,25 +50,10 @@ pub struct Context {
     site: u32,
 }
 
-thread_local! {
-    static CURRENT: Cell<Context> = const { Cell::new(Context::new()) };
-}
-
 /// The calling thread's context (empty on a thread that never had one).
 #[inline]
 pub fn current() -> Context {
-    CURRENT.with(Cell::get)
-}
-
-/// Replaces the thread's context with `next(current)`, returning the replaced one: one
-/// thread-local access for the monitor's call entry.
-#[inline]
-pub(crate) fn replace_with(next: impl FnOnce(Context) -> Context) -> Context {
-    CURRENT.with(|cell| {
-        let previous = cell.get();
-        cell.set(next(previous));
-        previous
-    })
+    THREAD.with(|t| t.context.get())
 }
 
 /// The current correlation ID; when there is none, a new one is generated and set on this
@@ -83,10 +68,10 @@ pub fn correlation_id() -> CorrelationId {
         return id;
     }
     let id = CorrelationId::new();
-    CURRENT.with(|cell| {
-        let mut cx = cell.get();
+    THREAD.with(|t| {
+        let mut cx = t.context.get();
         cx.correlation_id = Some(id);
-        cell.set(cx);
+        t.context.set(cx);
     });
     id
 }
@@ -99,7 +84,7 @@ pub fn with_correlation_id<R>(id: CorrelationId, f: impl FnOnce() -> R) -> R {
 /// Makes `cx` the thread's context and returns the previous one.
 #[inline]
 pub(crate) fn swap(cx: Context) -> Context {
-    CURRENT.with(|cell| cell.replace(cx))
+    THREAD.with(|t| t.context.replace(cx))
 }
 
 impl Context {

@@ -35,6 +35,7 @@ pub mod entity;
 pub mod error;
 pub mod monitor;
 pub mod store;
+mod thread;
 pub mod trace;
 
 pub use flext_obs_macros::flext_monitor;

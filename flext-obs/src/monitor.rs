@@ -22,11 +22,12 @@
 use crate::alert::{self, AlertKey};
 use crate::clock;
 use crate::context::{self, Context, SpanContext};
+use crate::entity::ids::next_words;
 use crate::entity::{Alert, CorrelationId, Severity, Span, SpanId, SpanStatus, TraceId, validate};
 use crate::error::{Error, Result};
-use crate::entity::ids::random_words;
 use crate::store::lane::{self, Lane};
 use crate::store::{Counter, Gauge, Histogram, Store};
+use crate::thread::THREAD;
 use crate::trace::{self, SpanRecord};
 use std::collections::HashMap;
 use std::fmt;
@@ -304,11 +305,17 @@ struct Active {
     lane: Lane,
     start: u64,
     span: SpanContext,
-    parent: Option<SpanId>,
-    correlation: Option<CorrelationId>,
-    caller: u32,
+    /// The context the call was made in: parent span, correlation ID and calling site.
+    outer: Context,
+    /// Whether `span` was attached to the thread (sync calls), so `outer` is restored on exit.
+    attached: bool,
     outcome: Outcome,
-    previous: Option<Context>,
+}
+
+impl Active {
+    fn correlation(&self) -> Option<CorrelationId> {
+        self.outer.correlation_id()
+    }
 }
 
 impl fmt::Debug for Call {
@@ -327,7 +334,7 @@ impl Call {
     #[inline]
     #[doc(hidden)]
     pub fn enter(site: &'static CallSite) -> Call {
-        Self::begin(site, true)
+        if ENABLED.load(Ordering::Relaxed) { Self::begin(site, true) } else { Call(None) }
     }
 
     /// Starts an async call: the span is not attached to the thread; wrap the call's future in
@@ -335,51 +342,36 @@ impl Call {
     #[inline]
     #[doc(hidden)]
     pub fn enter_async(site: &'static CallSite) -> Call {
-        Self::begin(site, false)
+        if ENABLED.load(Ordering::Relaxed) { Self::begin(site, false) } else { Call(None) }
     }
 
-    #[inline]
+    /// The monitored path, out of line so that a function whose monitoring is switched off
+    /// keeps a small frame.
+    #[inline(never)]
     fn begin(site: &'static CallSite, attach: bool) -> Call {
-        if !ENABLED.load(Ordering::Relaxed) {
-            return Call(None);
-        }
         let Some(state) = site.state() else { return Call(None) };
-        let [hi, lo, word] = random_words::<3>();
-        let span_of = |cx: &Context| match cx.span() {
-            Some(parent) => SpanContext { trace_id: parent.trace_id, span_id: SpanId::from_word(word), sampled: parent.sampled },
-            None => SpanContext { trace_id: TraceId::from_words(hi, lo), span_id: SpanId::from_word(word), sampled: true },
-        };
-        let mut seen = Context::new();
-        let previous = if attach {
-            Some(context::replace_with(|cx| {
-                seen = cx;
-                cx.enter_call(span_of(&cx), state.index)
-            }))
-        } else {
-            seen = context::current();
-            None
-        };
-        let lane = lane::current();
+        // One thread-local access for the IDs, the lane and the context.
+        let (seen, span, lane) = THREAD.with(|t| {
+            let [hi, lo, word] = next_words::<3>(&t.rng);
+            let seen = t.context.get();
+            let span = match seen.span() {
+                Some(parent) => SpanContext { trace_id: parent.trace_id, span_id: SpanId::from_word(word), sampled: parent.sampled },
+                None => SpanContext { trace_id: TraceId::from_words(hi, lo), span_id: SpanId::from_word(word), sampled: true },
+            };
+            if attach {
+                t.context.set(seen.enter_call(span, state.index));
+            }
+            (seen, span, lane::of(&t.lane))
+        });
         state.in_flight.step_in(lane, 1);
-        Call(Some(Active {
-            site,
-            state,
-            lane,
-            start: clock::now(),
-            span: span_of(&seen),
-            parent: seen.span().map(|p| p.span_id),
-            correlation: seen.correlation_id(),
-            caller: seen.site(),
-            outcome: Outcome::Pending,
-            previous,
-        }))
+        Call(Some(Active { site, state, lane, start: clock::now(), span, outer: seen, attached: attach, outcome: Outcome::Pending }))
     }
 
     /// The context the call's own work runs in (its span as the current span).
     pub fn context(&self) -> Context {
         match &self.0 {
             Some(active) => {
-                let base = match active.correlation {
+                let base = match active.correlation() {
                     Some(id) => Context::new().with_correlation_id(id),
                     None => Context::new(),
                 };
@@ -414,7 +406,7 @@ impl Call {
         if let Some(active) = &mut self.0 {
             active.outcome = Outcome::Error;
             if active.site.options.alert {
-                raise(active.site, active.state, error_type, message, active.span.trace_id, active.correlation);
+                raise(active.site, active.state, error_type, message, active.span.trace_id, active.correlation());
             }
         }
     }
@@ -452,8 +444,8 @@ impl Drop for Call {
 impl Active {
     fn finish(&mut self) {
         let end = clock::now();
-        if let Some(previous) = self.previous.take() {
-            context::swap(previous);
+        if self.attached {
+            context::swap(self.outer);
         }
         let (site, state, lane) = (self.site, self.state, self.lane);
         let outcome = if std::thread::panicking() {
@@ -464,7 +456,7 @@ impl Active {
             self.outcome
         };
         let nanos = clock::nanos_between(self.start, end);
-        state.count(site, lane, self.caller, outcome.result_index());
+        state.count(site, lane, self.outer.site(), outcome.result_index());
         state.histogram.record_nanos_in(lane, nanos);
         state.in_flight.step_in(lane, u64::MAX);
         let status = match outcome {
@@ -477,16 +469,16 @@ impl Active {
             SpanRecord {
                 trace_id: self.span.trace_id,
                 span_id: self.span.span_id,
-                parent: self.parent,
+                parent: self.outer.span().map(|p| p.span_id),
                 site: state.index,
                 status,
                 start_raw: self.start,
                 duration_ns: nanos,
-                correlation_id: self.correlation,
+                correlation_id: self.correlation(),
             },
         );
         if outcome == Outcome::Panic && site.options.alert {
-            raise(site, state, "panic", &|f| write!(f, "{} panicked", site.function), self.span.trace_id, self.correlation);
+            raise(site, state, "panic", &|f| write!(f, "{} panicked", site.function), self.span.trace_id, self.correlation());
         }
     }
 }

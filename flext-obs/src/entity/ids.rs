@@ -1,8 +1,11 @@
 //! Identifiers: W3C trace and span IDs and the correlation ID.
+//!
+//! All three are non-zero integers inside, so an `Option` of one costs no extra byte and the
+//! per-thread context the monitor copies on every call stays small and aligned.
 
 use crate::error::{Error, Result};
-use std::cell::Cell;
 use std::fmt;
+use std::num::{NonZeroU64, NonZeroU128};
 use std::str::FromStr;
 
 /// A W3C trace ID: 16 bytes, written as 32 lower-case hex digits, never all zeros.
@@ -13,7 +16,7 @@ use std::str::FromStr;
 /// assert!("00000000000000000000000000000000".parse::<flext_obs::TraceId>().is_err());
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TraceId([u8; 16]);
+pub struct TraceId(NonZeroU128);
 
 /// A W3C span ID: 8 bytes, written as 16 lower-case hex digits, never all zeros.
 ///
@@ -22,19 +25,19 @@ pub struct TraceId([u8; 16]);
 /// assert_eq!(id.to_string(), "00f067aa0ba902b7");
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SpanId([u8; 8]);
+pub struct SpanId(NonZeroU64);
 
 /// The ID that ties together everything done for one request, across threads, tasks and
-/// services (sent as the `x-correlation-id` header).
+/// services (sent as the `x-correlation-id` header). A UUID, never the nil one.
 ///
 /// ```
 /// let id = flext_obs::CorrelationId::new();
 /// let again: flext_obs::CorrelationId = id.to_string().parse().unwrap();
 /// assert_eq!(id, again);
+/// assert!("00000000-0000-0000-0000-000000000000".parse::<flext_obs::CorrelationId>().is_err());
 /// ```
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-#[serde(transparent)]
-pub struct CorrelationId(uuid::Uuid);
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CorrelationId(NonZeroU128);
 
 impl TraceId {
     /// A new random trace ID.
@@ -44,19 +47,24 @@ impl TraceId {
     }
 
     /// The trace ID whose bytes are `hi` then `lo` (big-endian); all zeros becomes 1.
+    #[inline]
     pub(crate) fn from_words(hi: u64, lo: u64) -> Self {
-        let value = (u128::from(hi) << 64 | u128::from(lo)).max(1);
-        TraceId(value.to_be_bytes())
+        TraceId(NonZeroU128::new(u128::from(hi) << 64 | u128::from(lo)).unwrap_or(NonZeroU128::MIN))
     }
 
     /// The trace ID from raw bytes; `None` for all zeros, which W3C reserves as invalid.
     pub fn from_bytes(bytes: [u8; 16]) -> Option<Self> {
-        (bytes != [0; 16]).then_some(TraceId(bytes))
+        NonZeroU128::new(u128::from_be_bytes(bytes)).map(TraceId)
     }
 
     /// The raw bytes.
     pub const fn to_bytes(self) -> [u8; 16] {
-        self.0
+        self.0.get().to_be_bytes()
+    }
+
+    /// The ID as one number (the bytes read big-endian).
+    pub const fn to_u128(self) -> u128 {
+        self.0.get()
     }
 }
 
@@ -67,30 +75,50 @@ impl SpanId {
     }
 
     /// The span ID whose bytes are `word` (big-endian); 0 becomes 1.
+    #[inline]
     pub(crate) fn from_word(word: u64) -> Self {
-        SpanId(word.max(1).to_be_bytes())
+        SpanId(NonZeroU64::new(word).unwrap_or(NonZeroU64::MIN))
     }
 
     /// The span ID from raw bytes; `None` for all zeros, which W3C reserves as invalid.
     pub fn from_bytes(bytes: [u8; 8]) -> Option<Self> {
-        (bytes != [0; 8]).then_some(SpanId(bytes))
+        NonZeroU64::new(u64::from_be_bytes(bytes)).map(SpanId)
     }
 
     /// The raw bytes.
     pub const fn to_bytes(self) -> [u8; 8] {
-        self.0
+        self.0.get().to_be_bytes()
+    }
+
+    /// The ID as one number (the bytes read big-endian).
+    pub const fn to_u64(self) -> u64 {
+        self.0.get()
     }
 }
 
 impl CorrelationId {
     /// A new random (v4 UUID) correlation ID.
     pub fn new() -> Self {
-        CorrelationId(uuid::Uuid::new_v4())
+        Self::from_uuid(uuid::Uuid::new_v4()).unwrap_or_else(|| unreachable!("a v4 UUID has version bits set"))
+    }
+
+    /// The correlation ID of a UUID; `None` for the nil UUID.
+    pub fn from_uuid(id: uuid::Uuid) -> Option<Self> {
+        NonZeroU128::new(id.as_u128()).map(CorrelationId)
     }
 
     /// The underlying UUID.
-    pub const fn as_uuid(&self) -> &uuid::Uuid {
-        &self.0
+    pub const fn to_uuid(self) -> uuid::Uuid {
+        uuid::Uuid::from_u128(self.0.get())
+    }
+
+    /// The ID as one number.
+    pub const fn to_u128(self) -> u128 {
+        self.0.get()
+    }
+
+    pub(crate) fn from_u128(value: u128) -> Option<Self> {
+        NonZeroU128::new(value).map(CorrelationId)
     }
 }
 
@@ -100,24 +128,19 @@ impl Default for CorrelationId {
     }
 }
 
-impl From<uuid::Uuid> for CorrelationId {
-    fn from(id: uuid::Uuid) -> Self {
-        CorrelationId(id)
-    }
-}
-
 impl FromStr for CorrelationId {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
         uuid::Uuid::parse_str(s)
-            .map(CorrelationId)
-            .map_err(|_| Error::invalid("CorrelationId", "value", s, "must be a UUID (8-4-4-4-12 hex digits)"))
+            .ok()
+            .and_then(Self::from_uuid)
+            .ok_or_else(|| Error::invalid("CorrelationId", "value", s, "must be a UUID (8-4-4-4-12 hex digits), not the nil UUID"))
     }
 }
 
 impl fmt::Display for CorrelationId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.hyphenated().fmt(f)
+        self.to_uuid().hyphenated().fmt(f)
     }
 }
 
@@ -127,41 +150,8 @@ impl fmt::Debug for CorrelationId {
     }
 }
 
-macro_rules! hex_id {
-    ($name:ident, $len:literal, $digits:literal, $entity:literal) => {
-        impl FromStr for $name {
-            type Err = Error;
-            fn from_str(s: &str) -> Result<Self> {
-                const RULE: &str = concat!("must be ", $digits, " lower-case hex digits, not all zero");
-                let mut bytes = [0u8; $len];
-                if s.len() != $len * 2 {
-                    return Err(Error::invalid($entity, "value", s, RULE));
-                }
-                for (i, pair) in s.as_bytes().chunks_exact(2).enumerate() {
-                    match (hex_digit(pair[0]), hex_digit(pair[1])) {
-                        (Some(hi), Some(lo)) => bytes[i] = hi << 4 | lo,
-                        _ => return Err(Error::invalid($entity, "value", s, RULE)),
-                    }
-                }
-                $name::from_bytes(bytes).ok_or_else(|| Error::invalid($entity, "value", s, RULE))
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                for byte in self.0 {
-                    write!(f, "{byte:02x}")?;
-                }
-                Ok(())
-            }
-        }
-
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, concat!(stringify!($name), "({})"), self)
-            }
-        }
-
+macro_rules! text_serde {
+    ($name:ident) => {
         impl serde::Serialize for $name {
             fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
                 s.collect_str(self)
@@ -177,39 +167,63 @@ macro_rules! hex_id {
     };
 }
 
-hex_id!(TraceId, 16, 32, "TraceId");
-hex_id!(SpanId, 8, 16, "SpanId");
+macro_rules! hex_id {
+    ($name:ident, $int:ty, $digits:literal, $entity:literal) => {
+        impl FromStr for $name {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<Self> {
+                const RULE: &str = concat!("must be ", $digits, " lower-case hex digits, not all zero");
+                let well_formed = s.len() == $digits && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+                well_formed
+                    .then(|| <$int>::from_str_radix(s, 16).ok())
+                    .flatten()
+                    .and_then(|n| n.try_into().ok())
+                    .map($name)
+                    .ok_or_else(|| Error::invalid($entity, "value", s, RULE))
+            }
+        }
 
-/// Only lower-case hex: W3C trace context forbids upper case.
-fn hex_digit(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        _ => None,
-    }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!("{:0", $digits, "x}"), self.0.get())
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!(stringify!($name), "({})"), self)
+            }
+        }
+
+        text_serde!($name);
+    };
 }
 
-thread_local! {
-    static RNG_STATE: Cell<u64> = const { Cell::new(0) };
-}
+hex_id!(TraceId, u128, 32, "TraceId");
+hex_id!(SpanId, u64, 16, "SpanId");
+text_serde!(CorrelationId);
 
 /// `N` fast per-thread random numbers (wyrand), seeded once per thread from the OS through a v4
 /// UUID. IDs need to be unpredictable enough not to collide, not cryptographically secure.
 #[inline]
 pub(crate) fn random_words<const N: usize>() -> [u64; N] {
-    RNG_STATE.with(|state| {
-        let mut s = state.get();
-        if s == 0 {
-            s = uuid::Uuid::new_v4().as_u64_pair().0 | 1;
-        }
-        let words = std::array::from_fn(|_| {
-            s = s.wrapping_add(0xa076_1d64_78bd_642f);
-            let t = u128::from(s) * u128::from(s ^ 0xe703_7ed1_a0b4_28db);
-            #[allow(clippy::cast_possible_truncation)] // folding 128 bits into 64 on purpose
-            let folded = (t >> 64) as u64 ^ t as u64;
-            folded
-        });
-        state.set(s);
-        words
-    })
+    crate::thread::THREAD.with(|t| next_words(&t.rng))
+}
+
+/// Advances the generator in `state` `N` times.
+#[inline]
+pub(crate) fn next_words<const N: usize>(state: &std::cell::Cell<u64>) -> [u64; N] {
+    let mut s = state.get();
+    if s == 0 {
+        s = uuid::Uuid::new_v4().as_u64_pair().0 | 1;
+    }
+    let words = std::array::from_fn(|_| {
+        s = s.wrapping_add(0xa076_1d64_78bd_642f);
+        let t = u128::from(s) * u128::from(s ^ 0xe703_7ed1_a0b4_28db);
+        #[allow(clippy::cast_possible_truncation)] // folding 128 bits into 64 on purpose
+        let folded = (t >> 64) as u64 ^ t as u64;
+        folded
+    });
+    state.set(s);
+    words
 }

@@ -9,6 +9,7 @@
 //! count, or recording from a thread-local destructor after their lane was released, use the
 //! shared cell with real atomic read-modify-writes: slower, never wrong.
 
+use crate::thread::THREAD;
 use std::cell::Cell;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,7 +23,7 @@ pub(crate) static LANES: LazyLock<usize> = LazyLock::new(|| {
 /// Bit `i` set = lane `i` is owned by a live thread.
 static OWNED: AtomicU64 = AtomicU64::new(0);
 
-const UNCLAIMED: usize = usize::MAX;
+pub(crate) const UNCLAIMED: usize = usize::MAX;
 const SHARED: usize = usize::MAX - 1;
 
 /// The lane a thread records into.
@@ -35,10 +36,8 @@ pub(crate) enum Lane {
 }
 
 thread_local! {
-    /// The lane this thread records into. No destructor, so reading it is one thread-local load
-    /// with no registration check, and it stays readable while the thread is torn down.
-    static LANE: Cell<usize> = const { Cell::new(UNCLAIMED) };
     /// Made only when a lane is claimed; its destructor hands the lane back at thread exit.
+    /// (The lane itself lives in [`crate::thread::THREAD`], which has no destructor.)
     static RELEASE: LaneRelease = const { LaneRelease(Cell::new(false)) };
 }
 
@@ -47,7 +46,7 @@ struct LaneRelease(Cell<bool>);
 impl Drop for LaneRelease {
     fn drop(&mut self) {
         if self.0.get() {
-            let lane = LANE.with(|l| l.replace(SHARED));
+            let lane = THREAD.with(|t| t.lane.replace(SHARED));
             if lane < 64 {
                 OWNED.fetch_and(!(1u64 << lane), Ordering::Release);
             }
@@ -58,22 +57,28 @@ impl Drop for LaneRelease {
 /// The calling thread's lane, claiming one on first use.
 #[inline]
 pub(crate) fn current() -> Lane {
-    match LANE.with(Cell::get) {
+    THREAD.with(|t| of(&t.lane))
+}
+
+/// The lane held in a thread's `slot`, claiming one on first use.
+#[inline]
+pub(crate) fn of(slot: &Cell<usize>) -> Lane {
+    match slot.get() {
         SHARED => Lane::Shared,
-        UNCLAIMED => claim_for_thread(),
+        UNCLAIMED => claim_for_thread(slot),
         lane => Lane::Owned(lane),
     }
 }
 
 #[cold]
-fn claim_for_thread() -> Lane {
+fn claim_for_thread(slot: &Cell<usize>) -> Lane {
     // Arm the release first: if this thread is already being torn down, it cannot own a lane.
     if RELEASE.try_with(|armed| armed.0.set(true)).is_err() {
-        LANE.with(|l| l.set(SHARED));
+        slot.set(SHARED);
         return Lane::Shared;
     }
     let lane = claim();
-    LANE.with(|l| l.set(lane));
+    slot.set(lane);
     if lane == SHARED { Lane::Shared } else { Lane::Owned(lane) }
 }
 

@@ -1,4 +1,5 @@
-//! The expansion neither sees nor shadows the user's names, even ones that look like its own.
+//! The expansion neither sees nor shadows the user's names, even ones that look like its own:
+//! its locals are hygienic and its paths absolute (a local `mod flext_obs` changes nothing).
 #![deny(warnings)]
 #![allow(non_camel_case_types, non_upper_case_globals)]
 
@@ -7,7 +8,6 @@ use ::flext_obs::flext_monitor;
 pub struct Call;
 pub struct Inspect;
 pub struct CallSite;
-pub struct __flext_call;
 pub struct Result;
 pub struct Option;
 static __FLEXT_SITE: u8 = 1;
