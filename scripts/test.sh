@@ -8,9 +8,14 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
-# Unit, behaviour and doc tests of the whole workspace.
+# Unit, behaviour, compile (trybuild) and doc tests of the whole workspace.
 cargo test --workspace
 
-# The README's first command must keep working: run the main example and check it succeeds.
+# With monitoring compiled out, #[flext_monitor] must leave items unchanged.
+cargo test -p flext-obs-tests --features disable-monitoring --test disabled
+
+# The README's first command must keep working: run the examples and check they succeed.
+cargo run -q -p flext-obs-examples --example service -- --seconds 1 > /dev/null
+echo "example service: ok"
 cargo run -q -p flext-obs-examples --example quickstart > /dev/null
 echo "example quickstart: ok"

@@ -15,7 +15,145 @@ mod parse;
 
 use proc_macro::TokenStream;
 
-/// Monitors a function or every method of an impl block. See `flext_obs::flext_monitor`.
+/// Monitors a function, or every method of an impl block.
+///
+/// Every call records, in the process-wide store (`flext_obs::global()`):
+/// `function_calls_total{function, module, service_name, caller_function, caller_module,
+/// result}` with `result` = `ok` | `error` | `panic`, the duration histogram
+/// `function_calls_duration_seconds`, the in-flight gauge `function_calls_concurrent`, a span
+/// in `flext_obs::trace` (trace ID from the current context or new, parent = the enclosing
+/// span) and, on an error or a panic, an alert in `flext_obs::alert`. The function's body,
+/// signature and return value are unchanged; a panic keeps unwinding.
+///
+/// ```
+/// use flext_obs::flext_monitor;
+///
+/// #[flext_monitor]
+/// fn parse_port(text: &str) -> Result<u16, std::num::ParseIntError> {
+///     let port = text.trim().parse()?;
+///     Ok(port)
+/// }
+///
+/// assert_eq!(parse_port("8080"), Ok(8080));
+/// assert!(parse_port("http").is_err());
+/// let alerts = flext_obs::alert::recent();
+/// assert_eq!(alerts[0].message(), "invalid digit found in string"); // the error's Display
+/// ```
+///
+/// # Where it goes
+/// Free functions, methods and associated functions, `async fn` (each poll runs in the call's
+/// context), `unsafe fn`, generic functions, `impl Trait` arguments and returns, every `self`
+/// form. On an `impl` block it monitors every method as `Type::method`, with `service_name` the
+/// type's name; a method can carry its own `#[flext_monitor(...)]` to override options, or
+/// `#[flext_monitor(skip)]`. With `#[async_trait]`, put `#[flext_monitor]` above it.
+///
+/// ```
+/// use flext_obs::flext_monitor;
+///
+/// struct Orders;
+///
+/// #[flext_monitor]
+/// impl Orders {
+///     fn place(&self, qty: u32) -> Result<u32, String> {
+///         if qty == 0 { Err("empty order".into()) } else { Ok(qty) }
+///     }
+///
+///     async fn ship(&self, id: u32) -> Option<u32> {
+///         Some(id)
+///     }
+///
+///     #[flext_monitor(skip)]
+///     fn helper(&self) {}
+/// }
+///
+/// Orders.place(2).unwrap();
+/// let snapshot = flext_obs::global().snapshot();
+/// assert!(snapshot.series.iter().any(|s| s.labels.get("function").is_some_and(|f| f == "Orders::place")));
+/// ```
+///
+/// # Options
+/// `name = "..."` replaces the `function` label:
+/// ```
+/// #[flext_obs::flext_monitor(name = "checkout_total")]
+/// fn total(items: &[u32]) -> u32 { items.iter().sum() }
+/// assert_eq!(total(&[1, 2]), 3);
+/// assert!(flext_obs::trace::recent_spans().iter().any(|s| s.name() == "checkout_total"));
+/// ```
+/// `service = "..."` sets the `service_name` label (default: the configured service name, or
+/// the type's name in an impl block):
+/// ```
+/// #[flext_obs::flext_monitor(service = "billing")]
+/// fn invoice() {}
+/// invoice();
+/// ```
+/// `severity = "low" | "medium" | "high" | "critical" | "emergency"` is the alerts' severity
+/// (default `high`); `alert = false` records errors without raising alerts:
+/// ```
+/// #[flext_obs::flext_monitor(severity = "critical")]
+/// fn pay() -> Result<(), String> { Err("gateway down".into()) }
+/// #[flext_obs::flext_monitor(alert = false)]
+/// fn probe() -> Result<(), String> { Err("expected".into()) }
+/// let _ = pay();
+/// let _ = probe();
+/// let alerts = flext_obs::alert::recent();
+/// assert!(alerts.iter().any(|a| a.source_function() == Some("pay") && a.severity() == flext_obs::Severity::Critical));
+/// assert!(!alerts.iter().any(|a| a.source_function() == Some("probe")));
+/// ```
+/// `none_is_error` counts `Option::None` as an error (by default it is not):
+/// ```
+/// #[flext_obs::flext_monitor(none_is_error)]
+/// fn find(id: u32) -> Option<u32> { (id == 1).then_some(1) }
+/// assert_eq!(find(2), None);
+/// assert_eq!(flext_obs::alert::recent()[0].message(), "returned None");
+/// ```
+/// `ok_if = path` / `error_if = path` classify any return type with a `fn(&T) -> bool`:
+/// ```
+/// fn is_server_error(status: &u16) -> bool { *status >= 500 }
+/// #[flext_obs::flext_monitor(error_if = is_server_error)]
+/// fn handle() -> u16 { 503 }
+/// assert_eq!(handle(), 503); // returned untouched, counted as an error
+/// assert!(flext_obs::alert::recent().iter().any(|a| a.source_function() == Some("handle")));
+/// ```
+/// `labels(key = "value", ...)` adds static labels to every series of the function:
+/// ```
+/// #[flext_obs::flext_monitor(labels(team = "payments", tier = "1"))]
+/// fn refund() {}
+/// refund();
+/// let snapshot = flext_obs::global().snapshot();
+/// assert!(snapshot.series.iter().any(|s| s.labels.get("team").is_some_and(|t| t == "payments")));
+/// ```
+/// `skip` leaves a function (or a method of a monitored impl block) alone:
+/// ```
+/// #[flext_obs::flext_monitor(skip)]
+/// fn untouched() -> u8 { 1 }
+/// assert_eq!(untouched(), 1);
+/// ```
+/// `crate = path` names flext-obs when it is re-exported by another crate:
+/// ```
+/// mod reexport {
+///     pub use flext_obs::{__private, flext_monitor};
+/// }
+/// #[reexport::flext_monitor(crate = crate::reexport)]
+/// fn through() -> u8 { 2 }
+/// # fn main() {
+/// assert_eq!(through(), 2);
+/// # }
+/// ```
+///
+/// # Errors at compile time
+/// Unknown or repeated options, a misspelt severity, an invalid function or label name, `const
+/// fn`, and the attribute on anything but a function or impl block are compile errors that point
+/// at the offending token and say what is allowed; the item is then emitted unchanged, so only
+/// that error shows.
+///
+/// ```compile_fail
+/// #[flext_obs::flext_monitor(severity = "error")] // unknown severity "error": expected one of ...
+/// fn f() {}
+/// ```
+///
+/// With the `disable-monitoring` feature of `flext-obs`, the attribute checks its arguments and
+/// emits the item unchanged; at run time `flext_obs::monitor::set_enabled` switches monitoring
+/// off for the cost of one relaxed load per call.
 #[proc_macro_attribute]
 pub fn flext_monitor(args: TokenStream, item: TokenStream) -> TokenStream {
     let original: proc_macro2::TokenStream = item.into();

@@ -1,0 +1,152 @@
+//! An instrumented service: an inventory whose impl block carries `#[flext_monitor]`, with sync
+//! and async methods, one that fails now and then and one that panics once, driven for a few
+//! seconds. Then it prints what flext-obs collected: per-function calls, error rate and
+//! latency, the recent alerts, and one trace as a tree.
+//!
+//! Run with `cargo run -p flext-obs-examples --example service` (add `-- --seconds N` to drive
+//! it longer).
+
+use flext_obs::context::{self, FutureExt};
+use flext_obs::{CorrelationId, flext_monitor};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// Why a reservation failed.
+#[derive(Debug)]
+enum StockError {
+    OutOfStock { sku: u32 },
+}
+
+impl fmt::Display for StockError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StockError::OutOfStock { sku } => write!(f, "sku {sku} is out of stock"),
+        }
+    }
+}
+
+struct Inventory {
+    stock: AtomicU32,
+    audited: AtomicBool,
+}
+
+#[flext_monitor(service = "inventory")]
+impl Inventory {
+    /// Takes an order: reserves the items, then bills them.
+    fn place_order(&self, sku: u32, qty: u32) -> Result<u32, StockError> {
+        let reserved = self.reserve(sku, qty)?;
+        Ok(self.bill(reserved))
+    }
+
+    /// Fails for every 7th SKU, like a warehouse that runs dry now and then.
+    fn reserve(&self, sku: u32, qty: u32) -> Result<u32, StockError> {
+        if sku % 7 == 0 {
+            return Err(StockError::OutOfStock { sku });
+        }
+        self.stock.fetch_sub(qty.min(self.stock.load(Ordering::Relaxed)), Ordering::Relaxed);
+        Ok(qty)
+    }
+
+    fn bill(&self, qty: u32) -> u32 {
+        std::hint::black_box(qty * 1999)
+    }
+
+    /// Refills stock after a (simulated) call to a supplier.
+    async fn restock(&self, qty: u32) -> u32 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        self.stock.fetch_add(qty, Ordering::Relaxed) + qty
+    }
+
+    /// Panics the first time it runs: a bug that the monitor reports and lets unwind.
+    #[flext_monitor(severity = "critical")]
+    fn audit(&self) -> u32 {
+        assert!(self.audited.swap(true, Ordering::Relaxed), "audit found a negative stock count");
+        self.stock.load(Ordering::Relaxed)
+    }
+}
+
+fn seconds_from_args() -> f64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.windows(2).find(|w| w[0] == "--seconds").and_then(|w| w[1].parse().ok()).unwrap_or(3.0)
+}
+
+fn main() -> Result<(), flext_obs::Error> {
+    let obs = flext_obs::init_from_env()?;
+    let seconds = seconds_from_args();
+    println!("flext-obs service example: driving the inventory for {seconds} s ...\n");
+    let inventory = std::sync::Arc::new(Inventory { stock: AtomicU32::new(1_000_000), audited: AtomicBool::new(false) });
+
+    // The panicking audit: recorded, alerted, and still unwinding to here.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|info| eprintln!("(expected) {info}")));
+    let audit = std::panic::catch_unwind(|| inventory.audit());
+    std::panic::set_hook(default_hook);
+    println!("first audit panicked as planned: {}", audit.is_err());
+    println!("second audit counted {} items\n", inventory.audit());
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_time().build().expect("tokio runtime");
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let restocker = {
+        let inventory = inventory.clone();
+        runtime.spawn(
+            async move {
+                let mut restocks = 0u32;
+                while Instant::now() < deadline {
+                    inventory.restock(100).await;
+                    restocks += 1;
+                }
+                restocks
+            }
+            .with_current_context(),
+        )
+    };
+    let workers: Vec<_> = (0..2u32)
+        .map(|worker| {
+            let inventory = inventory.clone();
+            std::thread::spawn(move || {
+                let mut orders = 0u32;
+                while Instant::now() < deadline {
+                    // Each order is one request: its own correlation ID and trace.
+                    context::with_correlation_id(CorrelationId::new(), || {
+                        let _ = inventory.place_order(orders * 2 + worker, 1 + orders % 3);
+                    });
+                    orders += 1;
+                }
+                orders
+            })
+        })
+        .collect();
+    let orders: u32 = workers.into_iter().map(|w| w.join().expect("worker")).sum();
+    let restocks = runtime.block_on(restocker).expect("restocker");
+    println!("placed {orders} orders and {restocks} restocks\n");
+
+    let snapshot = obs.snapshot();
+    println!("{:<24} {:>10} {:>8} {:>7} {:>12} {:>12}", "FUNCTION", "CALLS", "ERRORS", "PANICS", "P50", "P99");
+    for f in flext_obs::monitor::function_stats(&snapshot) {
+        let micros = |q: Option<f64>| q.map_or_else(|| "-".to_owned(), |s| format!("{:.1} µs", s * 1e6));
+        println!(
+            "{:<24} {:>10} {:>7.2}% {:>7} {:>12} {:>12}",
+            f.function,
+            f.calls,
+            f.error_rate() * 100.0,
+            f.panics,
+            micros(f.p50),
+            micros(f.p99)
+        );
+    }
+
+    println!("\nrecent alerts:");
+    for alert in flext_obs::alert::recent() {
+        println!("  [{}] {} - {} (x{})", alert.severity(), alert.title(), alert.message(), alert.count());
+    }
+
+    let traces = flext_obs::trace::traces();
+    if let Some(spans) =
+        traces.values().filter(|spans| spans.iter().any(|s| s.name() == "Inventory::place_order")).find(|spans| spans.len() >= 3)
+    {
+        println!("\none trace ({}):", spans[0].trace_id());
+        println!("{}", flext_obs::trace::format_tree(spans));
+    }
+    Ok(())
+}
