@@ -350,21 +350,22 @@ impl Call {
     #[inline(never)]
     fn begin(site: &'static CallSite, attach: bool) -> Call {
         let Some(state) = site.state() else { return Call(None) };
-        // One thread-local access for the IDs, the lane and the context.
-        let (seen, span, lane) = THREAD.with(|t| {
+        // One thread-local access for the IDs, the lane and the context; the guard is built in
+        // place, so nothing large is copied on the way out.
+        THREAD.with(|t| {
             let [hi, lo, word] = next_words::<3>(&t.rng);
-            let seen = t.context.get();
-            let span = match seen.span() {
+            let outer = t.context.get();
+            let span = match outer.span() {
                 Some(parent) => SpanContext { trace_id: parent.trace_id, span_id: SpanId::from_word(word), sampled: parent.sampled },
                 None => SpanContext { trace_id: TraceId::from_words(hi, lo), span_id: SpanId::from_word(word), sampled: true },
             };
             if attach {
-                t.context.set(seen.enter_call(span, state.index));
+                t.context.set(outer.enter_call(span, state.index));
             }
-            (seen, span, lane::of(&t.lane))
-        });
-        state.in_flight.step_in(lane, 1);
-        Call(Some(Active { site, state, lane, start: clock::now(), span, outer: seen, attached: attach, outcome: Outcome::Pending }))
+            let lane = lane::of(&t.lane);
+            state.in_flight.step_in(lane, 1);
+            Call(Some(Active { site, state, lane, start: clock::now(), span, outer, attached: attach, outcome: Outcome::Pending }))
+        })
     }
 
     /// The context the call's own work runs in (its span as the current span).

@@ -137,28 +137,25 @@ impl SpanRecord {
 #[inline]
 pub(crate) fn record(lane: Lane, span: SpanRecord) {
     let buffers = &*BUFFERS;
-    match lane {
-        Lane::Owned(i) => {
-            let ring = &buffers.lanes[i];
-            let head = ring.head.load(Ordering::Relaxed);
-            #[allow(clippy::cast_possible_truncation)]
-            let slot = &ring.slots[(head as usize) % SPANS_PER_LANE].0;
-            let seq = slot[0].load(Ordering::Relaxed);
-            slot[0].store(seq.wrapping_add(1) | 1, Ordering::Relaxed);
-            fence(Ordering::Release);
-            for (word, value) in slot[1..].iter().zip(span.to_words()) {
-                word.store(value, Ordering::Relaxed);
-            }
-            slot[0].store((seq | 1).wrapping_add(1), Ordering::Release);
-            ring.head.store(head.wrapping_add(1), Ordering::Relaxed);
+    if let Some(i) = lane.owned() {
+        let ring = &buffers.lanes[i];
+        let head = ring.head.load(Ordering::Relaxed);
+        #[allow(clippy::cast_possible_truncation)]
+        let slot = &ring.slots[(head as usize) % SPANS_PER_LANE].0;
+        let seq = slot[0].load(Ordering::Relaxed);
+        slot[0].store(seq.wrapping_add(1) | 1, Ordering::Relaxed);
+        fence(Ordering::Release);
+        for (word, value) in slot[1..].iter().zip(span.to_words()) {
+            word.store(value, Ordering::Relaxed);
         }
-        Lane::Shared => {
-            let mut shared = buffers.shared.lock().unwrap_or_else(PoisonError::into_inner);
-            if shared.len() == SHARED_SPANS {
-                shared.pop_front();
-            }
-            shared.push_back(span);
+        slot[0].store((seq | 1).wrapping_add(1), Ordering::Release);
+        ring.head.store(head.wrapping_add(1), Ordering::Relaxed);
+    } else {
+        let mut shared = buffers.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        if shared.len() == SHARED_SPANS {
+            shared.pop_front();
         }
+        shared.push_back(span);
     }
 }
 

@@ -26,13 +26,20 @@ static OWNED: AtomicU64 = AtomicU64::new(0);
 pub(crate) const UNCLAIMED: usize = usize::MAX;
 const SHARED: usize = usize::MAX - 1;
 
-/// The lane a thread records into.
+/// The lane a thread records into: a lane it alone writes, or [`Lane::SHARED`] (no lane was
+/// free: use the shared cell with atomic read-modify-writes). One word, so the monitor's guard
+/// stays small.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Lane {
-    /// This thread is the only writer of lane `n`.
-    Owned(usize),
-    /// No lane is free: use the shared cell with atomic read-modify-writes.
-    Shared,
+pub(crate) struct Lane(usize);
+
+impl Lane {
+    pub(crate) const SHARED: Lane = Lane(SHARED);
+
+    /// The index of the lane this thread owns, `None` for the shared cell.
+    #[inline]
+    pub(crate) fn owned(self) -> Option<usize> {
+        (self.0 != SHARED).then_some(self.0)
+    }
 }
 
 thread_local! {
@@ -64,9 +71,8 @@ pub(crate) fn current() -> Lane {
 #[inline]
 pub(crate) fn of(slot: &Cell<usize>) -> Lane {
     match slot.get() {
-        SHARED => Lane::Shared,
         UNCLAIMED => claim_for_thread(slot),
-        lane => Lane::Owned(lane),
+        lane => Lane(lane),
     }
 }
 
@@ -75,11 +81,11 @@ fn claim_for_thread(slot: &Cell<usize>) -> Lane {
     // Arm the release first: if this thread is already being torn down, it cannot own a lane.
     if RELEASE.try_with(|armed| armed.0.set(true)).is_err() {
         slot.set(SHARED);
-        return Lane::Shared;
+        return Lane::SHARED;
     }
     let lane = claim();
     slot.set(lane);
-    if lane == SHARED { Lane::Shared } else { Lane::Owned(lane) }
+    Lane(lane)
 }
 
 #[cold]
@@ -128,30 +134,24 @@ impl Cells {
     /// Adds `n` to `word` in the calling thread's lane.
     #[inline]
     pub(crate) fn add(&self, lane: Lane, word: usize, n: u64) {
-        match lane {
-            Lane::Owned(i) => {
-                let cell = self.word(i, word);
-                cell.store(cell.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
-            }
-            Lane::Shared => {
-                self.word(self.lanes, word).fetch_add(n, Ordering::Relaxed);
-            }
+        if let Some(i) = lane.owned() {
+            let cell = self.word(i, word);
+            cell.store(cell.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+        } else {
+            self.word(self.lanes, word).fetch_add(n, Ordering::Relaxed);
         }
     }
 
     /// Adds `x` to the `f64` stored as bits in `word` of the calling thread's lane.
     #[inline]
     pub(crate) fn add_f64(&self, lane: Lane, word: usize, x: f64) {
-        match lane {
-            Lane::Owned(i) => {
-                let cell = self.word(i, word);
-                let sum = f64::from_bits(cell.load(Ordering::Relaxed)) + x;
-                cell.store(sum.to_bits(), Ordering::Relaxed);
-            }
-            Lane::Shared => {
-                let cell = self.word(self.lanes, word);
-                let _ = cell.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| Some((f64::from_bits(bits) + x).to_bits()));
-            }
+        if let Some(i) = lane.owned() {
+            let cell = self.word(i, word);
+            let sum = f64::from_bits(cell.load(Ordering::Relaxed)) + x;
+            cell.store(sum.to_bits(), Ordering::Relaxed);
+        } else {
+            let cell = self.word(self.lanes, word);
+            let _ = cell.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| Some((f64::from_bits(bits) + x).to_bits()));
         }
     }
 
@@ -159,17 +159,14 @@ impl Cells {
     /// histogram observation).
     #[inline]
     pub(crate) fn observe(&self, lane: Lane, count_word: usize, sum_word: usize, x: f64) {
-        match lane {
-            Lane::Owned(i) => {
-                let count = self.word(i, count_word);
-                count.store(count.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
-                let sum = self.word(i, sum_word);
-                sum.store((f64::from_bits(sum.load(Ordering::Relaxed)) + x).to_bits(), Ordering::Relaxed);
-            }
-            Lane::Shared => {
-                self.add(Lane::Shared, count_word, 1);
-                self.add_f64(Lane::Shared, sum_word, x);
-            }
+        if let Some(i) = lane.owned() {
+            let count = self.word(i, count_word);
+            count.store(count.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+            let sum = self.word(i, sum_word);
+            sum.store((f64::from_bits(sum.load(Ordering::Relaxed)) + x).to_bits(), Ordering::Relaxed);
+        } else {
+            self.add(Lane::SHARED, count_word, 1);
+            self.add_f64(Lane::SHARED, sum_word, x);
         }
     }
 
