@@ -302,7 +302,6 @@ pub struct Call(Option<Active>);
 struct Active {
     site: &'static CallSite,
     state: &'static SiteState,
-    lane: Lane,
     start: u64,
     span: SpanContext,
     /// The context the call was made in: parent span, correlation ID and calling site.
@@ -364,7 +363,7 @@ impl Call {
             }
             let lane = lane::of(&t.lane);
             state.in_flight.step_in(lane, 1);
-            Call(Some(Active { site, state, lane, start: clock::now(), span, outer, attached: attach, outcome: Outcome::Pending }))
+            Call(Some(Active { site, state, start: clock::now(), span, outer, attached: attach, outcome: Outcome::Pending }))
         })
     }
 
@@ -445,10 +444,15 @@ impl Drop for Call {
 impl Active {
     fn finish(&mut self) {
         let end = clock::now();
-        if self.attached {
-            context::swap(self.outer);
-        }
-        let (site, state, lane) = (self.site, self.state, self.lane);
+        // The lane of the thread finishing the call: an async call may end on another thread
+        // than it began, and a lane may only be written by its owner.
+        let lane = THREAD.with(|t| {
+            if self.attached {
+                t.context.set(self.outer);
+            }
+            lane::of(&t.lane)
+        });
+        let (site, state) = (self.site, self.state);
         let outcome = if std::thread::panicking() {
             Outcome::Panic
         } else if self.outcome == Outcome::Pending {

@@ -35,3 +35,27 @@ fn eight_threads_times_a_hundred_thousand_calls_lose_no_count() {
     assert_eq!(timed("busy"), expected);
     assert_eq!(in_flight("busy"), 0.0);
 }
+
+#[flext_monitor]
+async fn hop(n: u64) -> u64 {
+    tokio::task::yield_now().await;
+    tokio::task::yield_now().await;
+    n + 1
+}
+
+#[test]
+fn async_calls_that_end_on_another_thread_lose_no_count() {
+    const TASKS: u64 = 20_000;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(4).build().unwrap();
+    runtime.block_on(async {
+        let tasks: Vec<_> = (0..TASKS).map(|i| tokio::spawn(hop(i))).collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+    });
+    #[allow(clippy::cast_precision_loss)]
+    let expected = TASKS as f64;
+    assert_eq!(calls("hop", "ok"), expected);
+    assert_eq!(timed("hop"), expected);
+    assert_eq!(in_flight("hop"), 0.0);
+}
