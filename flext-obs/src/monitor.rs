@@ -644,7 +644,6 @@ pub trait InspectAny {
 }
 
 impl<T, E: fmt::Display> InspectDisplay for &&&Inspect<'_, std::result::Result<T, E>> {
-    #[inline]
     fn flext_inspect(self, call: &mut Call) {
         match self.0 {
             Ok(_) => call.mark_ok(),
@@ -653,7 +652,6 @@ impl<T, E: fmt::Display> InspectDisplay for &&&Inspect<'_, std::result::Result<T
     }
 }
 impl<T, E: fmt::Debug> InspectDebug for &&Inspect<'_, std::result::Result<T, E>> {
-    #[inline]
     fn flext_inspect(self, call: &mut Call) {
         match self.0 {
             Ok(_) => call.mark_ok(),
@@ -662,7 +660,6 @@ impl<T, E: fmt::Debug> InspectDebug for &&Inspect<'_, std::result::Result<T, E>>
     }
 }
 impl<T, E> InspectResult for &Inspect<'_, std::result::Result<T, E>> {
-    #[inline]
     fn flext_inspect(self, call: &mut Call) {
         match self.0 {
             Ok(_) => call.mark_ok(),
@@ -671,7 +668,6 @@ impl<T, E> InspectResult for &Inspect<'_, std::result::Result<T, E>> {
     }
 }
 impl<T> InspectResult for &Inspect<'_, Option<T>> {
-    #[inline]
     fn flext_inspect(self, call: &mut Call) {
         match self.0 {
             Some(_) => call.mark_ok(),
@@ -680,7 +676,6 @@ impl<T> InspectResult for &Inspect<'_, Option<T>> {
     }
 }
 impl<T> InspectAny for Inspect<'_, T> {
-    #[inline]
     fn flext_inspect(self, call: &mut Call) {
         call.mark_ok();
     }
