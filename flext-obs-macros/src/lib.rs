@@ -108,6 +108,14 @@ use proc_macro::TokenStream;
 /// ```
 /// `ok_if = path` / `error_if = path` classify any return type with a `fn(&T) -> bool`:
 /// ```
+/// fn is_success(status: &u16) -> bool { (200..300).contains(status) }
+/// #[flext_obs::flext_monitor(ok_if = is_success, severity = "medium")]
+/// fn fetch() -> u16 { 404 }
+/// assert_eq!(fetch(), 404); // returned untouched, counted as an error
+/// let alert = flext_obs::alert::recent().into_iter().find(|a| a.source_function() == Some("fetch")).unwrap();
+/// assert_eq!(alert.message(), "the result was classified as an error by `ok_if`");
+/// ```
+/// ```
 /// fn is_server_error(status: &u16) -> bool { *status >= 500 }
 /// #[flext_obs::flext_monitor(error_if = is_server_error)]
 /// fn handle() -> u16 { 503 }
