@@ -198,10 +198,10 @@ fn per_call(c: &mut Criterion) {
 
 #[allow(missing_docs)] // criterion_group! generates an undocumented pub fn
 mod group {
-    use super::{Criterion, criterion_group, per_call};
+    use super::{criterion_group, per_call};
     criterion_group! {
         name = benches;
-        config = Criterion::default().warm_up_time(std::time::Duration::from_secs(1)).measurement_time(std::time::Duration::from_secs(3));
+        config = flext_obs_benches::config();
         targets = per_call
     }
 }

@@ -103,10 +103,10 @@ fn store_hot_path(c: &mut Criterion) {
 
 #[allow(missing_docs)] // criterion_group! generates an undocumented pub fn
 mod group {
-    use super::{Criterion, criterion_group, store_hot_path};
+    use super::{criterion_group, store_hot_path};
     criterion_group! {
     name = benches;
-    config = Criterion::default().warm_up_time(std::time::Duration::from_secs(1)).measurement_time(std::time::Duration::from_secs(3));
+    config = flext_obs_benches::config();
     targets = store_hot_path
     }
 }

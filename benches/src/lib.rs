@@ -1,5 +1,6 @@
 //! Shared helpers for the criterion benchmarks.
 
+use criterion::Criterion;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -28,4 +29,10 @@ where
         })
         .collect();
     workers.into_iter().map(|w| w.join().expect("benchmark thread panicked")).max().unwrap_or_default()
+}
+
+/// The measurement settings every benchmark here uses: short enough for a 2-core CI machine,
+/// long enough for stable medians.
+pub fn config() -> Criterion {
+    Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3))
 }
