@@ -73,6 +73,7 @@ fn seconds_from_args() -> f64 {
 
 fn main() -> Result<(), flext_obs::Error> {
     let obs = flext_obs::init_from_env()?;
+    let health = flext_obs::health::global(); // starts sampling the system in the background
     let seconds = seconds_from_args();
     println!("flext-obs service example: driving the inventory for {seconds} s ...\n");
     let inventory = std::sync::Arc::new(Inventory { stock: AtomicU32::new(1_000_000), audited: AtomicBool::new(false) });
@@ -139,6 +140,16 @@ fn main() -> Result<(), flext_obs::Error> {
     println!("\nrecent alerts:");
     for alert in flext_obs::alert::recent() {
         println!("  [{}] {} - {} (x{})", alert.severity(), alert.title(), alert.message(), alert.count());
+    }
+
+    let _ = health.register("inventory", flext_obs::health::CheckOptions::new().critical(), {
+        let inventory = inventory.clone();
+        move || inventory.stock.load(Ordering::Relaxed) > 0
+    });
+    let report = health.check();
+    println!("\nhealth: {} (HTTP {})", report.status, report.http_status());
+    for component in &report.components {
+        println!("  {:<22} {:<10} {}", component.component(), component.status().as_str(), component.message());
     }
 
     let traces = flext_obs::trace::traces();

@@ -5,8 +5,9 @@
 //!
 //! ```
 //! use flext_obs::{alert, Alert, Severity};
-//! alert::raise(Alert::builder("disk almost full", "93 % used").severity(Severity::Medium).build()?);
-//! alert::raise(Alert::builder("disk almost full", "94 % used").severity(Severity::Medium).build()?);
+//! let first = alert::raise(Alert::builder("disk almost full", "93 % used").severity(Severity::Medium).build()?);
+//! let second = alert::raise(Alert::builder("disk almost full", "94 % used").severity(Severity::Medium).build()?);
+//! assert_eq!(first, second);
 //! let recent = alert::recent();
 //! let disk = recent.iter().find(|a| a.title() == "disk almost full").unwrap();
 //! assert_eq!(disk.count(), 2);
@@ -52,25 +53,25 @@ fn state() -> std::sync::MutexGuard<'static, State> {
     STATE.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Records a repeat of the open alert for `key` if there is one within the window, and says
-/// whether it did. Allocates nothing.
-pub(crate) fn repeat(key: &AlertKey) -> bool {
+/// Records a repeat of the open alert for `key` if there is one within the window, and returns
+/// its ID. Allocates nothing.
+pub(crate) fn repeat(key: &AlertKey) -> Option<uuid::Uuid> {
     let now = Instant::now();
     let mut state = state();
     let window = state.window;
     let first = state.first_seq;
-    let Some(open) = state.open.get_mut(key) else { return false };
+    let open = state.open.get_mut(key)?;
     if now.duration_since(open.last) > window || open.seq < first {
-        return false;
+        return None;
     }
     open.last = now;
     let index = usize::try_from(open.seq - first).unwrap_or(usize::MAX);
     match state.recent.get_mut(index) {
         Some(alert) if alert.status() == AlertStatus::Active => {
             alert.repeat(1, chrono::Utc::now());
-            true
+            Some(alert.id())
         }
-        _ => false,
+        _ => None,
     }
 }
 
@@ -89,12 +90,16 @@ pub(crate) fn insert(key: AlertKey, alert: Alert) {
 }
 
 /// Raises an alert: a repeat of an active alert with the same title and source function within
-/// the window bumps that alert's count; anything else is kept as a new alert.
-pub fn raise(alert: Alert) {
+/// the window bumps that alert's count; anything else is kept as a new alert. Returns the ID of
+/// the alert that holds it (for [`resolve`]).
+pub fn raise(alert: Alert) -> uuid::Uuid {
     let key = AlertKey::Api(alert.title().to_owned(), alert.source_function().map(str::to_owned));
-    if !repeat(&key) {
-        insert(key, alert);
+    if let Some(id) = repeat(&key) {
+        return id;
     }
+    let id = alert.id();
+    insert(key, alert);
+    id
 }
 
 /// The recent alerts, oldest first.

@@ -500,7 +500,7 @@ fn raise(
 ) {
     state.alerts.increment();
     let key = AlertKey::Site(state.index, error_type);
-    if alert::repeat(&key) {
+    if alert::repeat(&key).is_some() {
         return;
     }
     let mut text = Message(message).to_string();

@@ -1,0 +1,590 @@
+//! Health checks: system resources, user checks, aggregation, history and alerts.
+//!
+//! A [`HealthRegistry`] holds named checks. System checks read cached `sysinfo` samples
+//! ([`SystemReadings`]); user checks are closures or futures run with a timeout on their own
+//! thread (or task), so a check that hangs or panics is reported `unhealthy` with that reason
+//! and never blocks or crashes the caller. Each run yields a [`HealthReport`]: one
+//! [`HealthCheck`] per component plus the aggregated status ([`aggregate`]).
+//!
+//! ```
+//! use flext_obs::health::{CheckOptions, HealthRegistry, Verdict};
+//! use flext_obs::HealthStatus;
+//! use std::time::Duration;
+//!
+//! let health = HealthRegistry::builder().build()?;
+//! health.register("database", CheckOptions::new().critical(), || Ok::<(), String>(()))?;
+//! health.register("cache", CheckOptions::new().timeout(Duration::from_millis(50)), || {
+//!     Verdict::degraded("hit rate 40 %").with_detail("hit_rate", 0.4)
+//! })?;
+//! let report = health.check();
+//! assert_eq!(report.status, HealthStatus::Degraded);
+//! assert_eq!(report.http_status(), 200);
+//! # Ok::<(), flext_obs::Error>(())
+//! ```
+
+mod run;
+mod system;
+
+pub use system::{DiskReading, SYSTEM_GAUGES, SystemReadings, SystemThresholds, Thresholds};
+
+use crate::entity::{Alert, HealthCheck, HealthStatus, Severity, validate};
+use crate::error::{Error, Result};
+use crate::store::Store;
+use run::Ran;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+/// Gauge holding each component's status: 0 healthy, 1 degraded, 2 unhealthy, 3 unknown.
+pub const STATUS_GAUGE: &str = "flext_health_status";
+
+/// The gauge value of a status (see [`STATUS_GAUGE`]).
+pub const fn status_code(status: HealthStatus) -> f64 {
+    match status {
+        HealthStatus::Healthy => 0.0,
+        HealthStatus::Degraded => 1.0,
+        HealthStatus::Unhealthy => 2.0,
+        HealthStatus::Unknown => 3.0,
+    }
+}
+
+/// What a check says: a status, a message and details. Checks may also return
+/// `Result<(), E: Display>` (ok: healthy; error: unhealthy with its message), a
+/// [`HealthStatus`] or a `bool`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    status: HealthStatus,
+    message: String,
+    details: BTreeMap<String, serde_json::Value>,
+}
+
+impl Verdict {
+    fn with(status: HealthStatus, message: impl Into<String>) -> Self {
+        Verdict { status, message: message.into(), details: BTreeMap::new() }
+    }
+    /// All good.
+    pub fn healthy() -> Self {
+        Self::with(HealthStatus::Healthy, "")
+    }
+    /// Working, but worse than it should.
+    pub fn degraded(message: impl Into<String>) -> Self {
+        Self::with(HealthStatus::Degraded, message)
+    }
+    /// Not working.
+    pub fn unhealthy(message: impl Into<String>) -> Self {
+        Self::with(HealthStatus::Unhealthy, message)
+    }
+    /// Could not tell.
+    pub fn unknown(message: impl Into<String>) -> Self {
+        Self::with(HealthStatus::Unknown, message)
+    }
+    /// Adds a reading behind the verdict.
+    #[must_use]
+    pub fn with_detail(mut self, key: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
+        self.details.insert(key.into(), value.into());
+        self
+    }
+}
+
+impl<E: fmt::Display> From<std::result::Result<(), E>> for Verdict {
+    fn from(result: std::result::Result<(), E>) -> Self {
+        match result {
+            Ok(()) => Verdict::healthy(),
+            Err(err) => Verdict::unhealthy(err.to_string()),
+        }
+    }
+}
+
+impl From<HealthStatus> for Verdict {
+    fn from(status: HealthStatus) -> Self {
+        Verdict::with(status, "")
+    }
+}
+
+impl From<bool> for Verdict {
+    fn from(ok: bool) -> Self {
+        if ok { Verdict::healthy() } else { Verdict::unhealthy("the check returned false") }
+    }
+}
+
+/// How a user check runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[must_use]
+pub struct CheckOptions {
+    timeout: Duration,
+    critical: bool,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CheckOptions {
+    /// Timeout 5 s, not critical.
+    pub const fn new() -> Self {
+        CheckOptions { timeout: Duration::from_secs(5), critical: false }
+    }
+    /// A check still running after `timeout` is reported unhealthy (its thread is left to end).
+    pub const fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+    /// An unhealthy critical component makes the whole report unhealthy.
+    pub const fn critical(mut self) -> Self {
+        self.critical = true;
+        self
+    }
+}
+
+type SyncCheck = Arc<dyn Fn() -> Verdict + Send + Sync>;
+/// A check run in progress, with how long it took when done.
+type TimedRun = Pin<Box<dyn Future<Output = (Ran<Verdict>, Duration)> + Send>>;
+type AsyncCheck = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Verdict> + Send>> + Send + Sync>;
+
+enum CheckFn {
+    Sync(SyncCheck),
+    Async(AsyncCheck),
+}
+
+struct Registered {
+    name: String,
+    options: CheckOptions,
+    check: CheckFn,
+}
+
+/// The result of one run of every check.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HealthReport {
+    /// The aggregated status.
+    pub status: HealthStatus,
+    /// When the run started.
+    pub checked_at: chrono::DateTime<chrono::Utc>,
+    /// How long the run took, in seconds.
+    pub duration_seconds: f64,
+    /// One result per component, in registration order (system components first).
+    pub components: Vec<HealthCheck>,
+}
+
+impl HealthReport {
+    /// The HTTP status to serve it with: 503 when unhealthy, else 200.
+    pub fn http_status(&self) -> u16 {
+        if self.status == HealthStatus::Unhealthy { 503 } else { 200 }
+    }
+}
+
+/// Aggregates component statuses (with whether each is critical): none -> unknown; all healthy
+/// -> healthy; a critical component unhealthy -> unhealthy; half or more unhealthy -> unhealthy;
+/// otherwise (something degraded or unknown, or fewer than half unhealthy) -> degraded.
+///
+/// ```
+/// use flext_obs::health::aggregate;
+/// use flext_obs::HealthStatus::{Degraded, Healthy, Unhealthy, Unknown};
+/// assert_eq!(aggregate([]), Unknown);
+/// assert_eq!(aggregate([(Healthy, false), (Healthy, true)]), Healthy);
+/// assert_eq!(aggregate([(Healthy, false), (Healthy, false), (Unhealthy, false)]), Degraded);
+/// assert_eq!(aggregate([(Healthy, false), (Unhealthy, false)]), Unhealthy);
+/// assert_eq!(aggregate([(Healthy, false), (Healthy, false), (Unhealthy, true)]), Unhealthy);
+/// ```
+pub fn aggregate(components: impl IntoIterator<Item = (HealthStatus, bool)>) -> HealthStatus {
+    let (mut total, mut unhealthy, mut all_healthy) = (0usize, 0usize, true);
+    for (status, critical) in components {
+        total += 1;
+        if status == HealthStatus::Unhealthy {
+            if critical {
+                return HealthStatus::Unhealthy;
+            }
+            unhealthy += 1;
+        }
+        all_healthy &= status == HealthStatus::Healthy;
+    }
+    if total == 0 {
+        HealthStatus::Unknown
+    } else if all_healthy {
+        HealthStatus::Healthy
+    } else if unhealthy * 2 >= total {
+        HealthStatus::Unhealthy
+    } else {
+        HealthStatus::Degraded
+    }
+}
+
+/// Per-component memory: recent results, the current unhealthy streak and its alert.
+#[derive(Default)]
+struct Component {
+    history: VecDeque<HealthCheck>,
+    unhealthy_streak: u32,
+    alert: Option<uuid::Uuid>,
+}
+
+struct Inner {
+    checks: RwLock<Vec<Arc<Registered>>>,
+    components: Mutex<HashMap<String, Component>>,
+    history_len: usize,
+    alert_after: u32,
+    system: Option<(system::Sampler, SystemThresholds)>,
+    store: Option<Store>,
+}
+
+/// Named health checks and what they said lately. Cloning shares it.
+#[derive(Clone)]
+pub struct HealthRegistry {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for HealthRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<String> = self.inner.checks.read().unwrap_or_else(PoisonError::into_inner).iter().map(|c| c.name.clone()).collect();
+        f.debug_struct("HealthRegistry").field("checks", &names).field("system", &self.inner.system.is_some()).finish_non_exhaustive()
+    }
+}
+
+/// Builder for [`HealthRegistry`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct HealthRegistryBuilder {
+    store: Option<Store>,
+    system: Option<(SystemThresholds, Duration)>,
+    history_len: usize,
+    alert_after: u32,
+}
+
+impl HealthRegistryBuilder {
+    /// Mirrors statuses (and system readings) into gauges of `store`.
+    pub fn store(mut self, store: Store) -> Self {
+        self.store = Some(store);
+        self
+    }
+    /// Adds the system checks (CPU, memory, disks, process), sampled every `interval` (at least
+    /// 200 ms) on a background thread.
+    pub fn system_checks(mut self, thresholds: SystemThresholds, interval: Duration) -> Self {
+        self.system = Some((thresholds, interval));
+        self
+    }
+    /// Results kept per component (default 20).
+    pub fn history(mut self, results: usize) -> Self {
+        self.history_len = results;
+        self
+    }
+    /// Unhealthy results in a row that raise an alert (default 3).
+    pub fn alert_after(mut self, results: u32) -> Self {
+        self.alert_after = results;
+        self
+    }
+    /// Starts the registry (and the system sampler, if asked for).
+    pub fn build(self) -> Result<HealthRegistry> {
+        if self.alert_after == 0 {
+            return Err(Error::invalid("HealthRegistry", "alert_after", 0, "must be at least 1"));
+        }
+        let system = match self.system {
+            Some((thresholds, interval)) => Some((system::Sampler::start(interval, self.store.clone())?, thresholds)),
+            None => None,
+        };
+        Ok(HealthRegistry {
+            inner: Arc::new(Inner {
+                checks: RwLock::new(Vec::new()),
+                components: Mutex::new(HashMap::new()),
+                history_len: self.history_len.max(1),
+                alert_after: self.alert_after,
+                system,
+                store: self.store,
+            }),
+        })
+    }
+}
+
+impl HealthRegistry {
+    /// No checks, no system sampler, no metrics; history 20; alerts after 3 failures.
+    pub fn builder() -> HealthRegistryBuilder {
+        HealthRegistryBuilder { store: None, system: None, history_len: 20, alert_after: 3 }
+    }
+
+    fn add(&self, name: &str, options: CheckOptions, check: CheckFn) -> Result<()> {
+        validate::text("HealthCheck", "component", name)?;
+        if options.timeout.is_zero() {
+            return Err(Error::invalid("CheckOptions", "timeout", options.timeout, "must be greater than zero"));
+        }
+        let mut checks = self.inner.checks.write().unwrap_or_else(PoisonError::into_inner);
+        if checks.iter().any(|c| c.name == name) || name.starts_with("system.") || name == "process" {
+            return Err(Error::invalid("HealthCheck", "component", name, "is already registered (or reserved for the system checks)"));
+        }
+        checks.push(Arc::new(Registered { name: name.to_owned(), options, check }));
+        Ok(())
+    }
+
+    /// Registers a synchronous check.
+    pub fn register<V: Into<Verdict>>(
+        &self,
+        name: &str,
+        options: CheckOptions,
+        check: impl Fn() -> V + Send + Sync + 'static,
+    ) -> Result<()> {
+        self.add(name, options, CheckFn::Sync(Arc::new(move || check().into())))
+    }
+
+    /// Registers an asynchronous check.
+    ///
+    /// ```
+    /// use flext_obs::health::{CheckOptions, HealthRegistry};
+    /// let health = HealthRegistry::builder().build()?;
+    /// health.register_async("queue", CheckOptions::new(), || async { Ok::<(), String>(()) })?;
+    /// assert_eq!(health.check().status, flext_obs::HealthStatus::Healthy);
+    /// # Ok::<(), flext_obs::Error>(())
+    /// ```
+    pub fn register_async<V, F>(&self, name: &str, options: CheckOptions, check: impl Fn() -> F + Send + Sync + 'static) -> Result<()>
+    where
+        V: Into<Verdict>,
+        F: Future<Output = V> + Send + 'static,
+    {
+        let check: AsyncCheck = Arc::new(move || {
+            let future = check();
+            Box::pin(async move { future.await.into() })
+        });
+        self.add(name, options, CheckFn::Async(check))
+    }
+
+    /// Removes a check; returns whether it was there.
+    pub fn unregister(&self, name: &str) -> bool {
+        let mut checks = self.inner.checks.write().unwrap_or_else(PoisonError::into_inner);
+        let before = checks.len();
+        checks.retain(|c| c.name != name);
+        checks.len() != before
+    }
+
+    /// Runs every check now, all at once, each within its timeout. Async checks run on their
+    /// own thread with a small executor: if they need a runtime (tokio timers, I/O), use
+    /// [`check_async`](HealthRegistry::check_async) from inside it.
+    pub fn check(&self) -> HealthReport {
+        let (started, now) = (Instant::now(), chrono::Utc::now());
+        let checks = self.registered();
+        let runs: Vec<_> = checks
+            .iter()
+            .map(|c| {
+                let started = Instant::now();
+                let slot = match &c.check {
+                    CheckFn::Sync(f) => {
+                        let f = f.clone();
+                        run::spawn(&c.name, move || f())
+                    }
+                    CheckFn::Async(f) => {
+                        let future = f.clone();
+                        run::spawn(&c.name, move || run::block_on(future()))
+                    }
+                };
+                (slot, started)
+            })
+            .collect();
+        let results = checks
+            .iter()
+            .zip(runs)
+            .map(|(c, (slot, began))| (c.clone(), run::wait(&slot, began + c.options.timeout, c.options.timeout), began.elapsed()))
+            .collect();
+        self.finish(now, started, results)
+    }
+
+    /// Runs every check now, all at once, each within its timeout; async checks are polled in
+    /// the calling task, so they can use its runtime.
+    pub async fn check_async(&self) -> HealthReport {
+        let (started, now) = (Instant::now(), chrono::Utc::now());
+        let checks = self.registered();
+        let mut pending: Vec<TimedRun> = Vec::new();
+        for c in &checks {
+            let began = Instant::now();
+            let timeout = c.options.timeout;
+            let run: Pin<Box<dyn Future<Output = Ran<Verdict>> + Send>> = match &c.check {
+                CheckFn::Sync(f) => {
+                    let f = f.clone();
+                    Box::pin(run::on_thread(&c.name, timeout, move || f()))
+                }
+                CheckFn::Async(f) => Box::pin(run::in_task(f(), timeout)),
+            };
+            pending.push(Box::pin(async move { (run.await, began.elapsed()) }));
+        }
+        let mut done: Vec<Option<(Ran<Verdict>, Duration)>> = pending.iter().map(|_| None).collect();
+        std::future::poll_fn(|cx| {
+            let mut all = true;
+            for (future, slot) in pending.iter_mut().zip(done.iter_mut()) {
+                if slot.is_none() {
+                    match future.as_mut().poll(cx) {
+                        std::task::Poll::Ready(value) => *slot = Some(value),
+                        std::task::Poll::Pending => all = false,
+                    }
+                }
+            }
+            if all { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }
+        })
+        .await;
+        let results = checks.iter().zip(done).filter_map(|(c, d)| d.map(|(ran, took)| (c.clone(), ran, took))).collect();
+        self.finish(now, started, results)
+    }
+
+    /// The most recent results of `component`, oldest first.
+    pub fn history(&self, component: &str) -> Vec<HealthCheck> {
+        self.inner
+            .components
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(component)
+            .map(|c| c.history.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The latest system readings, when system checks are on.
+    pub fn system_readings(&self) -> Option<SystemReadings> {
+        self.inner.system.as_ref().map(|(sampler, _)| sampler.latest())
+    }
+
+    fn registered(&self) -> Vec<Arc<Registered>> {
+        self.inner.checks.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    fn finish(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        started: Instant,
+        results: Vec<(Arc<Registered>, Ran<Verdict>, Duration)>,
+    ) -> HealthReport {
+        let mut components: Vec<(HealthCheck, bool)> = self.system_components(now);
+        for (check, ran, took) in results {
+            let verdict = match ran {
+                Ran::Done(verdict) => verdict,
+                Ran::Panicked(message) => Verdict::unhealthy(format!("the check panicked: {message}")),
+                Ran::TimedOut(after) => Verdict::unhealthy(format!("the check timed out after {after:?}")),
+                Ran::NotStarted(why) => Verdict::unhealthy(format!("the check could not start: {why}")),
+            };
+            components.push((entity(&check.name, verdict, now, took), check.options.critical));
+        }
+        let status = aggregate(components.iter().map(|(c, critical)| (c.status(), *critical)));
+        for (component, critical) in &components {
+            self.remember(component, *critical);
+        }
+        HealthReport {
+            status,
+            checked_at: now,
+            duration_seconds: started.elapsed().as_secs_f64(),
+            components: components.into_iter().map(|(c, _)| c).collect(),
+        }
+    }
+
+    /// The system components, from the cached readings (no measurement here).
+    fn system_components(&self, now: chrono::DateTime<chrono::Utc>) -> Vec<(HealthCheck, bool)> {
+        let Some((sampler, t)) = &self.inner.system else { return Vec::new() };
+        let r = sampler.latest();
+        if r.sampled_at.is_none() {
+            return vec![(entity("system", Verdict::unknown("no system sample yet"), now, Duration::ZERO), false)];
+        }
+        let mut out = Vec::new();
+        let cpu = match r.cpu_usage {
+            Some(usage) => Verdict::with(t.cpu.status(usage), format!("CPU {:.1} % busy", usage * 100.0)).with_detail("usage_ratio", usage),
+            None => Verdict::unknown("CPU use needs a second sample"),
+        };
+        out.push(cpu.into_entry("system.cpu", now));
+        let memory = r.memory_ratio();
+        out.push(
+            Verdict::with(t.memory.status(memory), format!("memory {:.1} % used", memory * 100.0))
+                .with_detail("used_bytes", r.memory_used_bytes)
+                .with_detail("total_bytes", r.memory_total_bytes)
+                .into_entry("system.memory", now),
+        );
+        for disk in &r.disks {
+            let used = disk.used_ratio();
+            out.push(
+                Verdict::with(t.disk.status(used), format!("{} {:.1} % used", disk.mount_point, used * 100.0))
+                    .with_detail("mount_point", disk.mount_point.as_str())
+                    .with_detail("total_bytes", disk.total_bytes)
+                    .with_detail("available_bytes", disk.available_bytes)
+                    .into_entry(&format!("system.disk:{}", disk.mount_point), now),
+            );
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let threads = r.process_threads as f64;
+        out.push(
+            Verdict::with(t.threads.status(threads), format!("{} threads, {} bytes resident", r.process_threads, r.process_resident_bytes))
+                .with_detail("threads", r.process_threads)
+                .with_detail("resident_bytes", r.process_resident_bytes)
+                .into_entry("process", now),
+        );
+        out.into_iter().map(|c| (c, false)).collect()
+    }
+
+    /// Keeps `check` in its component's history, raises an alert on the unhealthy streak that
+    /// reaches the limit and resolves it on recovery, and mirrors the status into the gauge.
+    fn remember(&self, check: &HealthCheck, critical: bool) {
+        let name = check.component();
+        if let Some(store) = &self.inner.store {
+            if let Ok(gauge) = store.gauge(STATUS_GAUGE, &[("component", name)]) {
+                let _ = gauge.set(status_code(check.status()));
+            }
+        }
+        let mut components = self.inner.components.lock().unwrap_or_else(PoisonError::into_inner);
+        let component = components.entry(name.to_owned()).or_default();
+        if component.history.len() == self.inner.history_len {
+            component.history.pop_front();
+        }
+        component.history.push_back(check.clone());
+        if check.status() == HealthStatus::Unhealthy {
+            component.unhealthy_streak += 1;
+            if component.unhealthy_streak == self.inner.alert_after {
+                let severity = if critical { Severity::Critical } else { Severity::High };
+                let message = if check.message().is_empty() { "unhealthy" } else { check.message() };
+                let alert = Alert::builder(format!("{name} unhealthy"), format!("{message} ({} checks in a row)", self.inner.alert_after))
+                    .severity(severity)
+                    .source_function("health")
+                    .label("component", name)
+                    .build();
+                match alert {
+                    Ok(alert) => component.alert = Some(crate::alert::raise(alert)),
+                    Err(err) => eprintln!("flext-obs: health alert for {name} not raised: {err}"),
+                }
+            }
+        } else {
+            component.unhealthy_streak = 0;
+            if let Some(id) = component.alert.take() {
+                crate::alert::resolve(id);
+            }
+        }
+    }
+}
+
+impl Verdict {
+    fn into_entry(self, component: &str, now: chrono::DateTime<chrono::Utc>) -> HealthCheck {
+        entity(component, self, now, Duration::ZERO)
+    }
+}
+
+/// The entity of one result; a component name the entity refuses cannot come from a
+/// registered check (registration validated it), so the fallback only guards system names.
+fn entity(component: &str, verdict: Verdict, now: chrono::DateTime<chrono::Utc>, took: Duration) -> HealthCheck {
+    let mut builder = HealthCheck::builder(component, verdict.status).message(verdict.message).checked_at(now).duration(took);
+    for (key, value) in verdict.details {
+        builder = builder.detail(key, value);
+    }
+    builder.build().unwrap_or_else(|err| {
+        HealthCheck::builder("health", HealthStatus::Unknown)
+            .message(err.to_string())
+            .build()
+            .unwrap_or_else(|_| unreachable!("a fixed, valid component name"))
+    })
+}
+
+static GLOBAL: LazyLock<HealthRegistry> = LazyLock::new(|| {
+    HealthRegistry::builder()
+        .store(crate::global().store().clone())
+        .system_checks(SystemThresholds::default(), Duration::from_secs(5))
+        .build()
+        .unwrap_or_else(|err| {
+            eprintln!("flext-obs: system health checks unavailable: {err}");
+            HealthRegistry::builder().build().unwrap_or_else(|_| unreachable!("the plain builder cannot fail"))
+        })
+});
+
+/// The process-wide registry: system checks sampled every 5 s, statuses mirrored into the
+/// global store. The HTTP endpoint's `/health` serves its report.
+pub fn global() -> &'static HealthRegistry {
+    &GLOBAL
+}
