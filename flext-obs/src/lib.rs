@@ -33,6 +33,7 @@ pub mod config;
 pub mod context;
 pub mod entity;
 pub mod error;
+pub mod export;
 pub mod health;
 pub mod monitor;
 pub mod store;

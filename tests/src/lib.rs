@@ -53,3 +53,90 @@ pub fn alerts_of(function: &str) -> Vec<flext_obs::Alert> {
 pub fn spans_of(function: &str) -> Vec<flext_obs::Span> {
     flext_obs::trace::recent_spans().into_iter().filter(|s| s.name() == function).collect()
 }
+
+/// One sample line of a Prometheus exposition, parsed back (labels unescaped).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// Metric name as exposed (`_total`, `_bucket`, ... included).
+    pub name: String,
+    /// Labels, unescaped.
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// The value as written.
+    pub value: String,
+    /// The exemplar part after ` # `, if any.
+    pub exemplar: Option<String>,
+}
+
+/// Parses the sample lines of an exposition (comments skipped), unescaping label values: a
+/// strict reader for what promtool does not check (duplicates, `+Inf`, escapes round-trip).
+///
+/// # Panics
+/// On a line that is not a well-formed sample.
+pub fn parse_samples(text: &str) -> Vec<Sample> {
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        let name_end = line.find(['{', ' ']).unwrap_or_else(|| panic!("no value in {line:?}"));
+        let name = line[..name_end].to_owned();
+        let mut labels = std::collections::BTreeMap::new();
+        let mut rest = &line[name_end..];
+        if let Some(body) = rest.strip_prefix('{') {
+            let mut chars = body.char_indices().peekable();
+            let mut key = String::new();
+            let end;
+            loop {
+                let (i, c) = chars.next().unwrap_or_else(|| panic!("unterminated labels in {line:?}"));
+                match c {
+                    '}' => {
+                        end = i;
+                        break;
+                    }
+                    ',' => {}
+                    '=' => {
+                        assert_eq!(chars.next().map(|(_, c)| c), Some('"'), "label value must be quoted in {line:?}");
+                        let mut value = String::new();
+                        loop {
+                            match chars.next().unwrap_or_else(|| panic!("unterminated value in {line:?}")).1 {
+                                '\\' => match chars.next().unwrap().1 {
+                                    'n' => value.push('\n'),
+                                    '\\' => value.push('\\'),
+                                    '"' => value.push('"'),
+                                    other => panic!("bad escape \\{other} in {line:?}"),
+                                },
+                                '"' => break,
+                                c => value.push(c),
+                            }
+                        }
+                        assert!(labels.insert(std::mem::take(&mut key), value).is_none(), "duplicate label in {line:?}");
+                    }
+                    c => key.push(c),
+                }
+            }
+            rest = &body[end + 1..];
+        }
+        let rest = rest.strip_prefix(' ').unwrap_or_else(|| panic!("no space before the value in {line:?}"));
+        let (value, exemplar) = match rest.split_once(" # ") {
+            Some((v, e)) => (v.to_owned(), Some(e.to_owned())),
+            None => (rest.to_owned(), None),
+        };
+        out.push(Sample { name, labels, value, exemplar });
+    }
+    out
+}
+
+/// Runs `promtool check metrics` on `text`; returns its exit code and standard error.
+///
+/// # Panics
+/// When promtool is not installed (scripts/test.sh installs it).
+pub fn promtool_check(text: &str) -> (i32, String) {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool not found: run `bash scripts/test.sh`, which installs the Debian package prometheus");
+    child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("write to promtool");
+    let output = child.wait_with_output().expect("promtool ran");
+    (output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stderr).into_owned() + &String::from_utf8_lossy(&output.stdout))
+}

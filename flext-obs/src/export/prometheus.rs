@@ -1,0 +1,373 @@
+//! Prometheus text format 0.0.4 and OpenMetrics 1.0, chosen by the scrape's `Accept` header.
+//!
+//! Every family gets `# HELP` and `# TYPE` (and `# UNIT` in OpenMetrics when its name ends in
+//! a unit), counters end in `_total`, histograms have cumulative `_bucket{le}` lines up to
+//! `+Inf` plus `_sum` and `_count`, summaries have `quantile` lines; label values and help text
+//! are escaped; families come out whole, in name order, and the output ends with a newline
+//! (OpenMetrics: `# EOF`). In OpenMetrics, `#[flext_monitor]` series carry exemplars with the
+//! `trace_id` of a recent call.
+//!
+//! ```
+//! use flext_obs::export::prometheus::{Format, render};
+//! let obs = flext_obs::Observability::new(flext_obs::Config::default())?;
+//! obs.store().counter("jobs_total", &[("queue", "a \"quoted\" name")])?.increment_by(2);
+//! let text = render(&obs.snapshot(), Format::Text);
+//! assert!(text.contains("# TYPE jobs_total counter\n"));
+//! assert!(text.contains("jobs_total{queue=\"a \\\"quoted\\\" name\"} 2\n"));
+//! # Ok::<(), flext_obs::Error>(())
+//! ```
+
+use crate::entity::{MetricKind, Span, SpanStatus};
+use crate::monitor::{CALLS, DURATION};
+use crate::store::{SeriesSnapshot, SeriesValue, Snapshot};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+
+/// An exposition format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Prometheus text format 0.0.4.
+    Text,
+    /// OpenMetrics 1.0 text (with `# UNIT`, exemplars and `# EOF`).
+    OpenMetrics,
+}
+
+impl Format {
+    /// The format a scrape asked for in its `Accept` header: OpenMetrics when it lists
+    /// `application/openmetrics-text` (as Prometheus does), else the text format.
+    ///
+    /// ```
+    /// use flext_obs::export::prometheus::Format;
+    /// let prometheus = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    /// assert_eq!(Format::from_accept(Some(prometheus)), Format::OpenMetrics);
+    /// assert_eq!(Format::from_accept(Some("text/plain")), Format::Text);
+    /// assert_eq!(Format::from_accept(None), Format::Text);
+    /// ```
+    pub fn from_accept(accept: Option<&str>) -> Format {
+        let wants_openmetrics = accept.is_some_and(|accept| {
+            accept.split(',').any(|part| {
+                let mut params = part.split(';').map(str::trim);
+                let media = params.next().unwrap_or("");
+                let refused = params.any(|p| p.strip_prefix("q=").is_some_and(|q| q.trim().parse::<f64>().is_ok_and(|q| q <= 0.0)));
+                media.eq_ignore_ascii_case("application/openmetrics-text") && !refused
+            })
+        });
+        if wants_openmetrics { Format::OpenMetrics } else { Format::Text }
+    }
+
+    /// The `Content-Type` of a response in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Text => "text/plain; version=0.0.4; charset=utf-8",
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
+}
+
+/// Renders `snapshot` in `format`, without exemplars.
+pub fn render(snapshot: &Snapshot, format: Format) -> String {
+    render_with_exemplars(snapshot, &[], format)
+}
+
+/// Renders `snapshot` in `format`; in OpenMetrics, `function_calls_*` series get an exemplar
+/// from the most recent matching span in `spans` (see [`crate::trace::recent_spans`]).
+pub fn render_with_exemplars(snapshot: &Snapshot, spans: &[Span], format: Format) -> String {
+    let exemplars = if format == Format::OpenMetrics { Exemplars::from_spans(spans) } else { Exemplars::default() };
+    // About 100 bytes a counter or gauge, 60 a histogram bucket.
+    let estimate: usize = snapshot
+        .series
+        .iter()
+        .map(|s| match &s.value {
+            SeriesValue::Histogram(h) => 60 * (h.buckets.len() + 3),
+            _ => 100,
+        })
+        .sum();
+    let mut out = String::with_capacity(estimate + 256);
+    let mut family: Option<&str> = None;
+    for series in &snapshot.series {
+        if family != Some(series.name.as_str()) {
+            family = Some(series.name.as_str());
+            write_family_header(&mut out, series, format);
+        }
+        write_series(&mut out, series, &exemplars);
+    }
+    if format == Format::OpenMetrics {
+        out.push_str("# EOF\n");
+    }
+    out
+}
+
+/// A family's exposed name: counters end in `_total` in samples; the OpenMetrics family name
+/// drops it.
+fn counter_base(name: &str) -> &str {
+    name.strip_suffix("_total").unwrap_or(name)
+}
+
+/// Units OpenMetrics may announce when the family name ends in them.
+const UNITS: [&str; 8] = ["seconds", "bytes", "ratio", "celsius", "meters", "grams", "volts", "joules"];
+
+fn write_family_header(out: &mut String, series: &SeriesSnapshot, format: Format) {
+    let name = series.name.as_str();
+    let (family, kind) = match (series.kind, format) {
+        (MetricKind::Counter, Format::Text) => (name, "counter"),
+        (MetricKind::Counter, Format::OpenMetrics) => (counter_base(name), "counter"),
+        (MetricKind::Gauge, _) => (name, "gauge"),
+        (MetricKind::Histogram, _) => (name, "histogram"),
+        (MetricKind::Summary, _) => (name, "summary"),
+    };
+    let exposed_name = if series.kind == MetricKind::Counter { counter_base(name) } else { name };
+    out.push_str("# HELP ");
+    if series.kind == MetricKind::Counter && format == Format::Text {
+        out.push_str(exposed_name);
+        out.push_str("_total");
+    } else {
+        out.push_str(family);
+    }
+    out.push(' ');
+    match &series.help {
+        Some(help) => escape_help(out, help, format),
+        None => {
+            let _ = write!(out, "The {} {kind}.", exposed_name.replace('_', " "));
+        }
+    }
+    out.push('\n');
+    out.push_str("# TYPE ");
+    if series.kind == MetricKind::Counter && format == Format::Text {
+        out.push_str(exposed_name);
+        out.push_str("_total");
+    } else {
+        out.push_str(family);
+    }
+    out.push(' ');
+    out.push_str(kind);
+    out.push('\n');
+    if format == Format::OpenMetrics {
+        if let Some(unit) = UNITS
+            .iter()
+            .find(|u| family.len() > u.len() + 1 && family.ends_with(*u) && family.as_bytes()[family.len() - u.len() - 1] == b'_')
+        {
+            let _ = writeln!(out, "# UNIT {family} {unit}");
+        }
+    }
+}
+
+fn write_series(out: &mut String, series: &SeriesSnapshot, exemplars: &Exemplars<'_>) {
+    let name = series.name.as_str();
+    match &series.value {
+        SeriesValue::Counter { value } => {
+            out.push_str(counter_base(name));
+            out.push_str("_total");
+            write_labels(out, series, None);
+            out.push(' ');
+            push_f64(out, *value);
+            if let Some(span) = exemplars.for_counter(series) {
+                write_exemplar(out, span, 1.0);
+            }
+            out.push('\n');
+        }
+        SeriesValue::Gauge { value } => {
+            out.push_str(name);
+            write_labels(out, series, None);
+            out.push(' ');
+            push_f64(out, *value);
+            out.push('\n');
+        }
+        SeriesValue::Histogram(h) => {
+            let exemplar = exemplars.for_histogram(series);
+            let exemplar_seconds = exemplar.and_then(Span::duration).map(|d| d.as_secs_f64());
+            let mut exemplar_written = false;
+            for &(le, cumulative) in &h.buckets {
+                out.push_str(name);
+                out.push_str("_bucket");
+                write_labels(out, series, Some(Le::Bound(le)));
+                out.push(' ');
+                push_u64(out, cumulative);
+                if let (Some(span), Some(seconds)) = (exemplar, exemplar_seconds) {
+                    if !exemplar_written && seconds <= le {
+                        write_exemplar(out, span, seconds);
+                        exemplar_written = true;
+                    }
+                }
+                out.push('\n');
+            }
+            out.push_str(name);
+            out.push_str("_bucket");
+            write_labels(out, series, Some(Le::Inf));
+            out.push(' ');
+            push_u64(out, h.count);
+            if let (Some(span), Some(seconds), false) = (exemplar, exemplar_seconds, exemplar_written) {
+                write_exemplar(out, span, seconds);
+            }
+            out.push('\n');
+            write_sum_count(out, series, h.sum, h.count);
+        }
+        SeriesValue::Summary(s) => {
+            for &(q, v) in &s.quantiles {
+                out.push_str(name);
+                write_labels(out, series, Some(Le::Quantile(q)));
+                out.push(' ');
+                push_f64(out, v);
+                out.push('\n');
+            }
+            write_sum_count(out, series, s.sum, s.count);
+        }
+    }
+}
+
+fn write_sum_count(out: &mut String, series: &SeriesSnapshot, sum: f64, count: u64) {
+    out.push_str(&series.name);
+    out.push_str("_sum");
+    write_labels(out, series, None);
+    out.push(' ');
+    push_f64(out, sum);
+    out.push('\n');
+    out.push_str(&series.name);
+    out.push_str("_count");
+    write_labels(out, series, None);
+    out.push(' ');
+    push_u64(out, count);
+    out.push('\n');
+}
+
+/// The extra label of a bucket or quantile line.
+#[derive(Clone, Copy)]
+enum Le {
+    Bound(f64),
+    Inf,
+    Quantile(f64),
+}
+
+fn write_labels(out: &mut String, series: &SeriesSnapshot, extra: Option<Le>) {
+    if series.labels.is_empty() && extra.is_none() {
+        return;
+    }
+    out.push('{');
+    let mut first = true;
+    for (k, v) in &series.labels {
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        out.push_str(k);
+        out.push_str("=\"");
+        escape_label_value(out, v);
+        out.push('"');
+    }
+    if let Some(extra) = extra {
+        if !first {
+            out.push(',');
+        }
+        match extra {
+            Le::Bound(le) => {
+                out.push_str("le=\"");
+                push_f64(out, le);
+            }
+            Le::Inf => out.push_str("le=\"+Inf"),
+            Le::Quantile(q) => {
+                out.push_str("quantile=\"");
+                push_f64(out, q);
+            }
+        }
+        out.push('"');
+    }
+    out.push('}');
+}
+
+fn escape_label_value(out: &mut String, value: &str) {
+    if !value.contains(['\\', '"', '\n']) {
+        out.push_str(value);
+        return;
+    }
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// HELP escaping: backslash and newline in both formats; OpenMetrics also escapes `"`.
+fn escape_help(out: &mut String, help: &str, format: Format) {
+    for c in help.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '"' if format == Format::OpenMetrics => out.push_str("\\\""),
+            c => out.push(c),
+        }
+    }
+}
+
+fn push_f64(out: &mut String, value: f64) {
+    if value.is_nan() {
+        out.push_str("NaN");
+    } else if value.is_infinite() {
+        out.push_str(if value > 0.0 { "+Inf" } else { "-Inf" });
+    } else {
+        let _ = write!(out, "{value}");
+    }
+}
+
+fn push_u64(out: &mut String, value: u64) {
+    let _ = write!(out, "{value}");
+}
+
+/// ` # {trace_id="..."} value timestamp` (OpenMetrics exemplar).
+fn write_exemplar(out: &mut String, span: &Span, value: f64) {
+    let end = span.start() + chrono::Duration::from_std(span.duration().unwrap_or_default()).unwrap_or_default();
+    #[allow(clippy::cast_precision_loss)]
+    let timestamp = end.timestamp_micros() as f64 / 1e6;
+    let _ = write!(out, " # {{trace_id=\"{}\"}} ", span.trace_id());
+    push_f64(out, value);
+    out.push(' ');
+    push_f64(out, timestamp);
+}
+
+/// The most recent finished span of each function, overall and by outcome.
+#[derive(Default)]
+struct Exemplars<'a> {
+    latest: HashMap<&'a str, &'a Span>,
+    by_result: HashMap<(&'a str, &'static str), &'a Span>,
+}
+
+impl<'a> Exemplars<'a> {
+    fn from_spans(spans: &'a [Span]) -> Self {
+        let mut exemplars = Exemplars::default();
+        let mut ordered: BTreeMap<_, &Span> = BTreeMap::new();
+        for (i, span) in spans.iter().enumerate() {
+            ordered.insert((span.start(), i), span);
+        }
+        for span in ordered.into_values() {
+            let Some(function) = span.attributes().get("function") else { continue };
+            let result = match span.status() {
+                SpanStatus::Error | SpanStatus::Timeout => "error",
+                _ => "ok",
+            };
+            exemplars.latest.insert(function.as_str(), span);
+            exemplars.by_result.insert((function.as_str(), result), span);
+        }
+        exemplars
+    }
+
+    fn for_histogram(&self, series: &SeriesSnapshot) -> Option<&'a Span> {
+        if series.name != DURATION {
+            return None;
+        }
+        self.latest.get(series.labels.get("function")?.as_str()).copied()
+    }
+
+    fn for_counter(&self, series: &SeriesSnapshot) -> Option<&'a Span> {
+        if series.name != CALLS {
+            return None;
+        }
+        let function = series.labels.get("function")?.as_str();
+        let result = match series.labels.get("result")?.as_str() {
+            "ok" => "ok",
+            "error" | "panic" => "error",
+            _ => return None,
+        };
+        self.by_result.get(&(function, result)).copied()
+    }
+}
