@@ -140,3 +140,79 @@ pub fn promtool_check(text: &str) -> (i32, String) {
     let output = child.wait_with_output().expect("promtool ran");
     (output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stderr).into_owned() + &String::from_utf8_lossy(&output.stdout))
 }
+
+/// A minimal HTTP/1.1 client over a plain `TcpStream` (one request per connection), so the
+/// tests see exactly what goes over the wire.
+pub mod http {
+    use std::collections::HashMap;
+    use std::fmt::Write as _;
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpStream};
+    use std::time::Duration;
+
+    /// A response: status, lower-cased headers, body.
+    #[derive(Debug)]
+    pub struct Response {
+        /// Status code.
+        pub status: u16,
+        /// Headers, names lower-cased.
+        pub headers: HashMap<String, String>,
+        /// Body (chunked bodies decoded).
+        pub body: String,
+    }
+
+    /// Sends `method path` with `headers` and `body`, reads the whole response.
+    ///
+    /// # Errors
+    /// On a connection or read failure.
+    pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> std::io::Result<Response> {
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let mut text = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+        for (k, v) in headers {
+            let _ = write!(text, "{k}: {v}\r\n");
+        }
+        text.push_str("\r\n");
+        text.push_str(body);
+        stream.write_all(text.as_bytes())?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw)?;
+        let raw = String::from_utf8_lossy(&raw).into_owned();
+        let (head, body) = raw.split_once("\r\n\r\n").ok_or_else(|| std::io::Error::other(format!("no header end in {raw:?}")))?;
+        let mut lines = head.split("\r\n");
+        let status = lines
+            .next()
+            .and_then(|l| l.split(' ').nth(1))
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| std::io::Error::other("bad status line"))?;
+        let headers: HashMap<String, String> =
+            lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned())).collect();
+        let body = if headers.get("transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
+            dechunk(body)
+        } else {
+            body.to_owned()
+        };
+        Ok(Response { status, headers, body })
+    }
+
+    /// `GET path`.
+    ///
+    /// # Errors
+    /// On a connection or read failure.
+    pub fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> std::io::Result<Response> {
+        request(addr, "GET", path, headers, "")
+    }
+
+    fn dechunk(mut body: &str) -> String {
+        let mut out = String::new();
+        while let Some((size, rest)) = body.split_once("\r\n") {
+            let Ok(size) = usize::from_str_radix(size.trim(), 16) else { break };
+            if size == 0 || rest.len() < size {
+                break;
+            }
+            out.push_str(&rest[..size]);
+            body = rest[size..].trim_start_matches("\r\n");
+        }
+        out
+    }
+}

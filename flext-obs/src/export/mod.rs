@@ -3,3 +3,6 @@
 //! runs under the store's locks.
 
 pub mod prometheus;
+
+#[cfg(feature = "http")]
+pub mod http;
