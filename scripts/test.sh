@@ -8,6 +8,20 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
+# The real servers the tests run against (Debian packages; the tests start them on 127.0.0.1
+# ports they choose and stop them). Install only what is missing, so a rerun costs nothing.
+missing=()
+command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v prometheus-pushgateway >/dev/null 2>&1 || missing+=(prometheus-pushgateway)
+command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing ${missing[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
 # Unit, behaviour, compile (trybuild) and doc tests of the whole workspace.
 cargo test --workspace
 

@@ -216,3 +216,138 @@ pub mod http {
         out
     }
 }
+
+/// The real servers from the Debian packages (`prometheus`, `prometheus-pushgateway`,
+/// `prometheus-alertmanager`), started on 127.0.0.1 ports chosen here, with their own temporary
+/// directories, and stopped when dropped.
+pub mod servers {
+    use std::net::SocketAddr;
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    /// A running server process.
+    #[derive(Debug)]
+    pub struct Server {
+        child: Child,
+        /// Its temporary directory (config, data, log).
+        pub dir: PathBuf,
+        /// Where it listens.
+        pub addr: SocketAddr,
+    }
+
+    impl Server {
+        /// `http://127.0.0.1:PORT`.
+        pub fn url(&self) -> String {
+            format!("http://{}", self.addr)
+        }
+
+        /// What the server wrote to its log so far (for failure messages).
+        pub fn log(&self) -> String {
+            std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+        }
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    /// A free port on 127.0.0.1.
+    ///
+    /// # Panics
+    /// When no port can be bound.
+    pub fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
+    }
+
+    /// A new, empty temporary directory.
+    ///
+    /// # Panics
+    /// When it cannot be created.
+    pub fn temp_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("flext-obs-{tag}-{}-{}", std::process::id(), uuid_like()));
+        std::fs::create_dir_all(&dir).expect("temporary directory");
+        dir
+    }
+
+    fn uuid_like() -> u128 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+    }
+
+    fn start(binary: &str, dir: PathBuf, addr: SocketAddr, args: &[String]) -> Server {
+        let log = std::fs::File::create(dir.join("server.log")).expect("log file");
+        let child = Command::new(binary)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {binary} ({e}): run `bash scripts/test.sh`, which installs the Debian packages"));
+        let server = Server { child, dir, addr };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if crate::http::get(addr, "/-/ready", &[]).is_ok_and(|r| r.status == 200) {
+                return server;
+            }
+            assert!(Instant::now() < deadline, "{binary} not ready within 30 s:\n{}", server.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Prometheus scraping every second the targets listed in `*.json` files of `sd_dir`.
+    pub fn prometheus(sd_dir: &Path) -> Server {
+        let dir = temp_dir("prometheus");
+        let port = free_port();
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: flext\n    scrape_interval: 1s\n    file_sd_configs:\n      - files: ['{}/*.json']\n        refresh_interval: 1s\n",
+            sd_dir.display()
+        );
+        std::fs::write(dir.join("prometheus.yml"), config).expect("config");
+        let args = vec![
+            format!("--config.file={}", dir.join("prometheus.yml").display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+            format!("--web.external-url=http://127.0.0.1:{port}/"),
+            format!("--storage.tsdb.path={}", dir.join("data").display()),
+            "--web.enable-lifecycle".into(),
+            "--enable-feature=exemplar-storage".into(),
+        ];
+        start("prometheus", dir, SocketAddr::from(([127, 0, 0, 1], port)), &args)
+    }
+
+    /// A Pushgateway without persistence.
+    pub fn pushgateway() -> Server {
+        let dir = temp_dir("pushgateway");
+        let port = free_port();
+        let args = vec![format!("--web.listen-address=127.0.0.1:{port}"), "--persistence.file=".into(), "--web.enable-admin-api".into()];
+        start("prometheus-pushgateway", dir, SocketAddr::from(([127, 0, 0, 1], port)), &args)
+    }
+
+    /// An Alertmanager without clustering, grouping after 1 s.
+    pub fn alertmanager() -> Server {
+        let dir = temp_dir("alertmanager");
+        let port = free_port();
+        let config =
+            "route:\n  receiver: default\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: default\n";
+        std::fs::write(dir.join("alertmanager.yml"), config).expect("config");
+        let args = vec![
+            format!("--config.file={}", dir.join("alertmanager.yml").display()),
+            format!("--storage.path={}", dir.join("data").display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+            format!("--web.external-url=http://127.0.0.1:{port}/"),
+            "--cluster.listen-address=".into(),
+        ];
+        start("prometheus-alertmanager", dir, SocketAddr::from(([127, 0, 0, 1], port)), &args)
+    }
+
+    /// Percent-encodes a query parameter value.
+    pub fn encode(value: &str) -> String {
+        value
+            .bytes()
+            .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+            .collect()
+    }
+}
