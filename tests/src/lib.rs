@@ -299,6 +299,9 @@ pub mod servers {
     }
 
     /// Prometheus scraping every second the targets listed in `*.json` files of `sd_dir`.
+    ///
+    /// # Panics
+    /// When the package is missing or the server does not get ready.
     pub fn prometheus(sd_dir: &Path) -> Server {
         let dir = temp_dir("prometheus");
         let port = free_port();
@@ -319,6 +322,9 @@ pub mod servers {
     }
 
     /// A Pushgateway without persistence.
+    ///
+    /// # Panics
+    /// When the package is missing or the server does not get ready.
     pub fn pushgateway() -> Server {
         let dir = temp_dir("pushgateway");
         let port = free_port();
@@ -327,6 +333,9 @@ pub mod servers {
     }
 
     /// An Alertmanager without clustering, grouping after 1 s.
+    ///
+    /// # Panics
+    /// When the package is missing or the server does not get ready.
     pub fn alertmanager() -> Server {
         let dir = temp_dir("alertmanager");
         let port = free_port();
