@@ -1,6 +1,8 @@
 //! A real Prometheus server scrapes the endpoint: the target is up with no error, the call
 //! counts match, `histogram_quantile` works on the buckets, and exemplars carry trace IDs.
 
+#![allow(clippy::float_cmp)] // counts read back exactly
+
 use flext_obs::export::http::{router, serve_router};
 use flext_obs::flext_monitor;
 use flext_obs_tests::http::get;
