@@ -75,8 +75,43 @@ pub(crate) fn repeat(key: &AlertKey) -> Option<uuid::Uuid> {
     }
 }
 
+/// Receives every alert that is kept as new or resolved (for forwarding it elsewhere).
+pub trait AlertSink: Send + Sync + std::fmt::Debug {
+    /// Called outside the alert store's lock, for a new alert and for a resolved one.
+    fn notify(&self, alert: &Alert);
+}
+
+type Sinks = Vec<(u64, std::sync::Arc<dyn AlertSink>)>;
+static SINKS: std::sync::RwLock<Sinks> = std::sync::RwLock::new(Vec::new());
+static NEXT_SINK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// Registers a sink; returns the ID that [`remove_sink`] takes.
+pub fn add_sink(sink: std::sync::Arc<dyn AlertSink>) -> u64 {
+    let id = NEXT_SINK.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    SINKS.write().unwrap_or_else(PoisonError::into_inner).push((id, sink));
+    id
+}
+
+/// Unregisters a sink.
+pub fn remove_sink(id: u64) {
+    SINKS.write().unwrap_or_else(PoisonError::into_inner).retain(|(sink, _)| *sink != id);
+}
+
+fn notify(alert: &Alert) {
+    let sinks = SINKS.read().unwrap_or_else(PoisonError::into_inner).clone();
+    for (_, sink) in sinks {
+        sink.notify(alert);
+    }
+}
+
 /// Keeps a new alert under `key`.
 pub(crate) fn insert(key: AlertKey, alert: Alert) {
+    let copy = alert.clone();
+    insert_quietly(key, alert);
+    notify(&copy);
+}
+
+fn insert_quietly(key: AlertKey, alert: Alert) {
     let mut state = state();
     if state.recent.len() == RECENT_ALERTS {
         state.recent.pop_front();
@@ -110,10 +145,16 @@ pub fn recent() -> Vec<Alert> {
 /// Marks the alert with `id` resolved; returns whether it was found. A later failure of the same
 /// kind raises a new alert.
 pub fn resolve(id: uuid::Uuid) -> bool {
-    let mut state = state();
-    match state.recent.iter_mut().find(|a| a.id() == id) {
-        Some(alert) => {
+    let resolved = {
+        let mut state = state();
+        state.recent.iter_mut().find(|a| a.id() == id).map(|alert| {
             alert.set_status(AlertStatus::Resolved);
+            alert.clone()
+        })
+    };
+    match resolved {
+        Some(alert) => {
+            notify(&alert);
             true
         }
         None => false,

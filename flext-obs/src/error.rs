@@ -73,6 +73,24 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A remote system (Pushgateway, Alertmanager) answered with an error status.
+    #[error("{service} answered {status}: {message}")]
+    Remote {
+        /// Which system.
+        service: &'static str,
+        /// The HTTP status.
+        status: u16,
+        /// Its message (the response body).
+        message: String,
+    },
+    /// A remote system could not be reached.
+    #[error("{service} unreachable: {message}")]
+    Transport {
+        /// Which system.
+        service: &'static str,
+        /// What went wrong.
+        message: String,
+    },
     /// [`crate::init`] was called after the global instance was already in use.
     #[error("the global Observability instance is already initialised; call flext_obs::init once, before first use")]
     AlreadyInitialized,

@@ -6,3 +6,10 @@ pub mod prometheus;
 
 #[cfg(feature = "http")]
 pub mod http;
+
+#[cfg(feature = "push")]
+pub mod alertmanager;
+#[cfg(feature = "push")]
+mod client;
+#[cfg(feature = "push")]
+pub mod push;
