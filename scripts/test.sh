@@ -29,7 +29,7 @@ cargo test --workspace
 cargo test -p flext-obs-tests --features disable-monitoring --test disabled
 
 # The README's first command must keep working: run the examples and check they succeed.
-cargo run -q -p flext-obs-examples --example service -- --seconds 1 > /dev/null
+FLEXT_METRICS_ADDR=127.0.0.1:0 cargo run -q -p flext-obs-examples --example service -- --seconds 1 > /dev/null
 echo "example service: ok"
 cargo run -q -p flext-obs-examples --example quickstart > /dev/null
 echo "example quickstart: ok"

@@ -1,10 +1,12 @@
 //! An instrumented service: an inventory whose impl block carries `#[flext_monitor]`, with sync
-//! and async methods, one that fails now and then and one that panics once, driven for a few
-//! seconds. Then it prints what flext-obs collected: per-function calls, error rate and
-//! latency, the recent alerts, and one trace as a tree.
+//! and async methods, one that fails now and then and one that panics once. It serves
+//! `/metrics`, `/health`, `/snapshot`, `/alerts` and `/traces` on `FLEXT_METRICS_ADDR` (default
+//! 127.0.0.1:9464), prints a Prometheus scrape config, and keeps serving under load until Ctrl-C
+//! (or for `--seconds N`), printing per-function calls, error rate and latency every few
+//! seconds; at the end, the recent alerts, the health report and one trace as a tree.
 //!
-//! Run with `cargo run -p flext-obs-examples --example service` (add `-- --seconds N` to drive
-//! it longer).
+//! Run with `cargo run -p flext-obs-examples --example service` (add `-- --seconds N` to stop
+//! after N seconds).
 
 use flext_obs::context::{self, FutureExt};
 use flext_obs::{CorrelationId, flext_monitor};
@@ -66,16 +68,41 @@ impl Inventory {
     }
 }
 
-fn seconds_from_args() -> f64 {
+/// `--seconds N`, if given.
+fn seconds_from_args() -> Option<f64> {
     let args: Vec<String> = std::env::args().collect();
-    args.windows(2).find(|w| w[0] == "--seconds").and_then(|w| w[1].parse().ok()).unwrap_or(3.0)
+    args.windows(2).find(|w| w[0] == "--seconds").and_then(|w| w[1].parse().ok())
+}
+
+fn print_table(snapshot: &flext_obs::store::Snapshot) {
+    println!("{:<24} {:>10} {:>8} {:>7} {:>12} {:>12}", "FUNCTION", "CALLS", "ERRORS", "PANICS", "P50", "P99");
+    for f in flext_obs::monitor::function_stats(snapshot) {
+        let micros = |q: Option<f64>| q.map_or_else(|| "-".to_owned(), |s| format!("{:.1} µs", s * 1e6));
+        println!(
+            "{:<24} {:>10} {:>7.2}% {:>7} {:>12} {:>12}",
+            f.function,
+            f.calls,
+            f.error_rate() * 100.0,
+            f.panics,
+            micros(f.p50),
+            micros(f.p99)
+        );
+    }
 }
 
 fn main() -> Result<(), flext_obs::Error> {
     let obs = flext_obs::init_from_env()?;
     let health = flext_obs::health::global(); // starts sampling the system in the background
+    let addr = obs.config().metrics_addr().unwrap_or_else(|| "127.0.0.1:9464".parse().expect("a valid address"));
+    let server = flext_obs::export::http::serve(addr)?;
+    let listen = server.local_addr();
+    println!("flext-obs service example: serving http://{listen}/metrics (also /health /ready /snapshot /alerts /traces)");
+    println!("Prometheus scrape config:\n  scrape_configs:\n    - job_name: flext-service\n      static_configs:\n        - targets: ['{listen}']\n");
     let seconds = seconds_from_args();
-    println!("flext-obs service example: driving the inventory for {seconds} s ...\n");
+    match seconds {
+        Some(s) => println!("driving the inventory for {s} s ...\n"),
+        None => println!("driving the inventory until Ctrl-C ...\n"),
+    }
     let inventory = std::sync::Arc::new(Inventory { stock: AtomicU32::new(1_000_000), audited: AtomicBool::new(false) });
 
     // The panicking audit: recorded, alerted, and still unwinding to here.
@@ -87,13 +114,14 @@ fn main() -> Result<(), flext_obs::Error> {
     println!("second audit counted {} items\n", inventory.audit());
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_time().build().expect("tokio runtime");
-    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let deadline = seconds.map(|s| Instant::now() + Duration::from_secs_f64(s));
+    let running = move || deadline.is_none_or(|d| Instant::now() < d);
     let restocker = {
         let inventory = inventory.clone();
         runtime.spawn(
             async move {
                 let mut restocks = 0u32;
-                while Instant::now() < deadline {
+                while running() {
                     inventory.restock(100).await;
                     restocks += 1;
                 }
@@ -107,7 +135,7 @@ fn main() -> Result<(), flext_obs::Error> {
             let inventory = inventory.clone();
             std::thread::spawn(move || {
                 let mut orders = 0u32;
-                while Instant::now() < deadline {
+                while running() {
                     // Each order is one request: its own correlation ID and trace.
                     context::with_correlation_id(CorrelationId::new(), || {
                         let _ = inventory.place_order(orders * 2 + worker, 1 + orders % 3);
@@ -118,24 +146,20 @@ fn main() -> Result<(), flext_obs::Error> {
             })
         })
         .collect();
+    let mut last_table = Instant::now();
+    while running() {
+        std::thread::sleep(Duration::from_millis(100));
+        if last_table.elapsed() >= Duration::from_secs(3) {
+            print_table(&obs.snapshot());
+            println!();
+            last_table = Instant::now();
+        }
+    }
     let orders: u32 = workers.into_iter().map(|w| w.join().expect("worker")).sum();
     let restocks = runtime.block_on(restocker).expect("restocker");
     println!("placed {orders} orders and {restocks} restocks\n");
 
-    let snapshot = obs.snapshot();
-    println!("{:<24} {:>10} {:>8} {:>7} {:>12} {:>12}", "FUNCTION", "CALLS", "ERRORS", "PANICS", "P50", "P99");
-    for f in flext_obs::monitor::function_stats(&snapshot) {
-        let micros = |q: Option<f64>| q.map_or_else(|| "-".to_owned(), |s| format!("{:.1} µs", s * 1e6));
-        println!(
-            "{:<24} {:>10} {:>7.2}% {:>7} {:>12} {:>12}",
-            f.function,
-            f.calls,
-            f.error_rate() * 100.0,
-            f.panics,
-            micros(f.p50),
-            micros(f.p99)
-        );
-    }
+    print_table(&obs.snapshot());
 
     println!("\nrecent alerts:");
     for alert in flext_obs::alert::recent() {
@@ -159,5 +183,6 @@ fn main() -> Result<(), flext_obs::Error> {
         println!("\none trace ({}):", spans[0].trace_id());
         println!("{}", flext_obs::trace::format_tree(spans));
     }
+    server.shutdown();
     Ok(())
 }

@@ -13,3 +13,34 @@ pub mod alertmanager;
 mod client;
 #[cfg(feature = "push")]
 pub mod push;
+
+/// The exporters a [`Config`](crate::Config) asks for, running; dropping this stops them (the
+/// pusher pushes once more, the Alertmanager sink sends what is queued).
+#[cfg(all(feature = "http", feature = "push"))]
+#[derive(Debug, Default)]
+pub struct Exporters {
+    /// The HTTP endpoint, when `FLEXT_METRICS_ADDR` is set.
+    pub http: Option<http::Server>,
+    /// The Pushgateway pusher, when `PROMETHEUS_PUSH_GATEWAY` is set.
+    pub push: Option<push::PushHandle>,
+    /// The Alertmanager sink, when `FLEXT_ALERTMANAGER_URL` is set.
+    pub alertmanager: Option<alertmanager::Installed>,
+}
+
+/// Starts, for the process-wide instance, every exporter `config` names: the endpoint on
+/// `FLEXT_METRICS_ADDR`, a pusher to `PROMETHEUS_PUSH_GATEWAY` (every 15 s, job = service name)
+/// and the sink to `FLEXT_ALERTMANAGER_URL`.
+///
+/// ```
+/// let config = flext_obs::Config::builder().metrics_addr("127.0.0.1:0".parse().unwrap()).build()?;
+/// let exporters = flext_obs::export::start_from_config(&config)?;
+/// assert!(exporters.http.is_some() && exporters.push.is_none());
+/// # Ok::<(), flext_obs::Error>(())
+/// ```
+#[cfg(all(feature = "http", feature = "push"))]
+pub fn start_from_config(config: &crate::Config) -> crate::Result<Exporters> {
+    let http = http::serve_from_config(config)?;
+    let push = push::Pusher::from_config(config)?.map(|p| p.start(crate::global().clone(), std::time::Duration::from_secs(15))).transpose()?;
+    let alertmanager = alertmanager::AlertmanagerSink::from_config(config)?.map(|sink| sink.install()).transpose()?;
+    Ok(Exporters { http, push, alertmanager })
+}
