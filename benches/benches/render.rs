@@ -4,7 +4,7 @@
 //! run. Also prints the resident memory each library uses per series.
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use flext_obs::export::prometheus::{Format, render};
+use flext_obs::export::prometheus::{Format, render, render_export};
 use flext_obs::{Config, Observability};
 use prometheus_client::metrics::counter::Counter as PcCounter;
 use prometheus_client::metrics::family::Family;
@@ -89,6 +89,7 @@ fn resident_bytes() -> u64 {
 
 /// Resident memory per series of each library, measured by building 10,000 series.
 fn report_memory() {
+    let mut keep = Vec::new();
     for kind in [Kind::Counters, Kind::Histograms] {
         let label = if kind == Kind::Counters { "counter" } else { "histogram" };
         let n = 10_000;
@@ -107,8 +108,9 @@ fn report_memory() {
             metrics_bytes / n as u64,
             client_bytes / n as u64
         );
-        black_box((a, b, c));
+        keep.push(black_box((a, b, c)));
     }
+    drop(keep);
 }
 
 fn render_series(c: &mut Criterion) {
@@ -119,12 +121,15 @@ fn render_series(c: &mut Criterion) {
         let name = if kind == Kind::Counters { "counters" } else { "histograms" };
         for n in [1_000, 10_000] {
             let obs = flext(kind, n);
-            group.bench_function(BenchmarkId::new(format!("flext_obs_snapshot_and_render/{name}"), n), |b| {
-                b.iter(|| render(&obs.snapshot(), Format::Text));
+            group.bench_function(BenchmarkId::new(format!("flext_obs_scrape/{name}"), n), |b| {
+                b.iter(|| render_export(&obs.store().export_snapshot(), &[], Format::Text));
             });
-            let snapshot = obs.snapshot();
+            let export = obs.store().export_snapshot();
             group.bench_function(BenchmarkId::new(format!("flext_obs_render_only/{name}"), n), |b| {
-                b.iter(|| render(black_box(&snapshot), Format::Text));
+                b.iter(|| render_export(black_box(&export), &[], Format::Text));
+            });
+            group.bench_function(BenchmarkId::new(format!("flext_obs_json_snapshot_and_render/{name}"), n), |b| {
+                b.iter(|| render(&obs.snapshot(), Format::Text));
             });
             let handle = metrics_exporter(kind, n);
             group.bench_function(BenchmarkId::new(format!("metrics_exporter_prometheus/{name}"), n), |b| {

@@ -3,7 +3,7 @@
 
 #![allow(clippy::float_cmp)]
 
-use flext_obs::export::prometheus::{Format, render, render_with_exemplars};
+use flext_obs::export::prometheus::{Format, render, render_export, render_with_exemplars};
 use flext_obs::{Config, Observability, flext_monitor};
 use flext_obs_tests::{parse_samples, promtool_check};
 use std::collections::{BTreeMap, HashSet};
@@ -133,6 +133,7 @@ fn random_names_labels_and_values_always_render_to_a_valid_exposition() {
         }
         let snapshot = obs.snapshot();
         let text = render(&snapshot, Format::Text);
+        assert_eq!(render_export(&store.export_snapshot(), &[], Format::Text), text, "seed {seed}: the scrape path renders the same text");
         let (code, problems) = promtool_check(&text);
         assert_eq!((code, problems.as_str()), (0, ""), "seed {seed}:\n{text}");
         let samples = parse_samples(&text);

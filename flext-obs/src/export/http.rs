@@ -15,7 +15,7 @@
 
 use crate::api::Observability;
 use crate::error::{Error, Result};
-use crate::export::prometheus::{Format, render_with_exemplars};
+use crate::export::prometheus::{Format, render_export};
 use crate::health::HealthRegistry;
 use axum::Router;
 use axum::extract::State;
@@ -47,9 +47,9 @@ pub fn router(obs: Observability, health: HealthRegistry) -> Router {
 
 async fn metrics(State(shared): State<Shared>, headers: HeaderMap) -> Response {
     let format = Format::from_accept(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
-    let snapshot = shared.obs.snapshot();
-    let spans = crate::trace::recent_spans();
-    let body = render_with_exemplars(&snapshot, &spans, format);
+    let export = shared.obs.store().export_snapshot();
+    let spans = if format == Format::OpenMetrics { crate::trace::recent_spans() } else { Vec::new() };
+    let body = render_export(&export, &spans, format);
     ([(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()))], body).into_response()
 }
 

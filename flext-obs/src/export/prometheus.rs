@@ -19,7 +19,8 @@
 
 use crate::entity::{MetricKind, Span, SpanStatus};
 use crate::monitor::{CALLS, DURATION};
-use crate::store::{SeriesSnapshot, SeriesValue, Snapshot};
+use crate::store::{ExportSnapshot, Labels, SeriesValue, Snapshot, SummaryValue};
+use crate::store::{ExportValue};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
@@ -72,24 +73,100 @@ pub fn render(snapshot: &Snapshot, format: Format) -> String {
 /// Renders `snapshot` in `format`; in OpenMetrics, `function_calls_*` series get an exemplar
 /// from the most recent matching span in `spans` (see [`crate::trace::recent_spans`]).
 pub fn render_with_exemplars(snapshot: &Snapshot, spans: &[Span], format: Format) -> String {
-    let exemplars = if format == Format::OpenMetrics { Exemplars::from_spans(spans) } else { Exemplars::default() };
-    // About 100 bytes a counter or gauge, 60 a histogram bucket.
-    let estimate: usize = snapshot
-        .series
-        .iter()
-        .map(|s| match &s.value {
-            SeriesValue::Histogram(h) => 60 * (h.buckets.len() + 3),
-            _ => 100,
-        })
-        .sum();
-    let mut out = String::with_capacity(estimate + 256);
-    let mut family: Option<&str> = None;
-    for series in &snapshot.series {
-        if family != Some(series.name.as_str()) {
-            family = Some(series.name.as_str());
-            write_family_header(&mut out, series, format);
+    let views = snapshot.series.iter().map(|s| View {
+        name: &s.name,
+        kind: s.kind,
+        help: s.help.as_deref(),
+        labels: Lbl::Map(&s.labels),
+        value: match &s.value {
+            SeriesValue::Counter { value } | SeriesValue::Gauge { value } => Val::Scalar(*value),
+            SeriesValue::Histogram(h) => Val::Histogram { count: h.count, sum: h.sum, buckets: &h.buckets },
+            SeriesValue::Summary(s) => Val::Summary(s),
+        },
+    });
+    render_views(views, snapshot.series.len(), spans, format)
+}
+
+/// Renders an [`ExportSnapshot`] (what the HTTP endpoint serves): the same output as
+/// [`render_with_exemplars`] without first copying every name and label into a [`Snapshot`].
+///
+/// ```
+/// use flext_obs::export::prometheus::{Format, render_export};
+/// let obs = flext_obs::Observability::new(flext_obs::Config::default())?;
+/// obs.store().gauge("temperature_celsius", &[("room", "a")])?.set(21.5)?;
+/// let text = render_export(&obs.store().export_snapshot(), &[], Format::Text);
+/// assert!(text.contains("temperature_celsius{room=\"a\"} 21.5\n"));
+/// # Ok::<(), flext_obs::Error>(())
+/// ```
+pub fn render_export(export: &ExportSnapshot, spans: &[Span], format: Format) -> String {
+    let views = export.rows.iter().map(|r| View {
+        name: &r.name,
+        kind: r.kind,
+        help: r.help.as_deref(),
+        labels: Lbl::Pairs(&r.labels),
+        value: match &r.value {
+            ExportValue::Scalar(v) => Val::Scalar(*v),
+            ExportValue::Histogram { count, sum, buckets } => Val::Histogram { count: *count, sum: *sum, buckets },
+            ExportValue::Summary(s) => Val::Summary(s),
+        },
+    });
+    render_views(views, export.rows.len(), spans, format)
+}
+
+/// One series as the renderer sees it, borrowed from either kind of snapshot.
+struct View<'a> {
+    name: &'a str,
+    kind: MetricKind,
+    help: Option<&'a str>,
+    labels: Lbl<'a>,
+    value: Val<'a>,
+}
+
+#[derive(Clone, Copy)]
+enum Lbl<'a> {
+    Map(&'a BTreeMap<String, String>),
+    Pairs(&'a Labels),
+}
+
+impl<'a> Lbl<'a> {
+    fn is_empty(self) -> bool {
+        match self {
+            Lbl::Map(m) => m.is_empty(),
+            Lbl::Pairs(p) => p.is_empty(),
         }
-        write_series(&mut out, series, &exemplars);
+    }
+
+    fn get(self, key: &str) -> Option<&'a str> {
+        match self {
+            Lbl::Map(m) => m.get(key).map(String::as_str),
+            Lbl::Pairs(p) => p.get(key),
+        }
+    }
+
+    fn for_each(self, mut f: impl FnMut(&str, &str)) {
+        match self {
+            Lbl::Map(m) => m.iter().for_each(|(k, v)| f(k, v)),
+            Lbl::Pairs(p) => p.iter().for_each(|(k, v)| f(k, v)),
+        }
+    }
+}
+
+enum Val<'a> {
+    Scalar(f64),
+    Histogram { count: u64, sum: f64, buckets: &'a [(f64, u64)] },
+    Summary(&'a SummaryValue),
+}
+
+fn render_views<'a>(views: impl Iterator<Item = View<'a>>, hint: usize, spans: &[Span], format: Format) -> String {
+    let exemplars = if format == Format::OpenMetrics { Exemplars::from_spans(spans) } else { Exemplars::default() };
+    let mut out = String::with_capacity(hint * 120 + 256);
+    let mut family: Option<&str> = None;
+    for view in views {
+        if family != Some(view.name) {
+            family = Some(view.name);
+            write_family_header(&mut out, &view, format);
+        }
+        write_series(&mut out, &view, &exemplars);
     }
     if format == Format::OpenMetrics {
         out.push_str("# EOF\n");
@@ -106,8 +183,8 @@ fn counter_base(name: &str) -> &str {
 /// Units OpenMetrics may announce when the family name ends in them.
 const UNITS: [&str; 8] = ["seconds", "bytes", "ratio", "celsius", "meters", "grams", "volts", "joules"];
 
-fn write_family_header(out: &mut String, series: &SeriesSnapshot, format: Format) {
-    let name = series.name.as_str();
+fn write_family_header(out: &mut String, series: &View<'_>, format: Format) {
+    let name = series.name;
     let (family, kind) = match (series.kind, format) {
         (MetricKind::Counter, Format::Text) => (name, "counter"),
         (MetricKind::Counter, Format::OpenMetrics) => (counter_base(name), "counter"),
@@ -124,7 +201,7 @@ fn write_family_header(out: &mut String, series: &SeriesSnapshot, format: Format
         out.push_str(family);
     }
     out.push(' ');
-    match &series.help {
+    match series.help {
         Some(help) => escape_help(out, help, format),
         None => {
             let _ = write!(out, "The {} {kind}.", exposed_name.replace('_', " "));
@@ -151,10 +228,10 @@ fn write_family_header(out: &mut String, series: &SeriesSnapshot, format: Format
     }
 }
 
-fn write_series(out: &mut String, series: &SeriesSnapshot, exemplars: &Exemplars<'_>) {
-    let name = series.name.as_str();
+fn write_series(out: &mut String, series: &View<'_>, exemplars: &Exemplars<'_>) {
+    let name = series.name;
     match &series.value {
-        SeriesValue::Counter { value } => {
+        Val::Scalar(value) if series.kind == MetricKind::Counter => {
             out.push_str(counter_base(name));
             out.push_str("_total");
             write_labels(out, series, None);
@@ -165,18 +242,18 @@ fn write_series(out: &mut String, series: &SeriesSnapshot, exemplars: &Exemplars
             }
             out.push('\n');
         }
-        SeriesValue::Gauge { value } => {
+        Val::Scalar(value) => {
             out.push_str(name);
             write_labels(out, series, None);
             out.push(' ');
             push_f64(out, *value);
             out.push('\n');
         }
-        SeriesValue::Histogram(h) => {
+        Val::Histogram { count, sum, buckets } => {
             let exemplar = exemplars.for_histogram(series);
             let exemplar_seconds = exemplar.and_then(Span::duration).map(|d| d.as_secs_f64());
             let mut exemplar_written = false;
-            for &(le, cumulative) in &h.buckets {
+            for &(le, cumulative) in *buckets {
                 out.push_str(name);
                 out.push_str("_bucket");
                 write_labels(out, series, Some(Le::Bound(le)));
@@ -194,14 +271,14 @@ fn write_series(out: &mut String, series: &SeriesSnapshot, exemplars: &Exemplars
             out.push_str("_bucket");
             write_labels(out, series, Some(Le::Inf));
             out.push(' ');
-            push_u64(out, h.count);
+            push_u64(out, *count);
             if let (Some(span), Some(seconds), false) = (exemplar, exemplar_seconds, exemplar_written) {
                 write_exemplar(out, span, seconds);
             }
             out.push('\n');
-            write_sum_count(out, series, h.sum, h.count);
+            write_sum_count(out, series, *sum, *count);
         }
-        SeriesValue::Summary(s) => {
+        Val::Summary(s) => {
             for &(q, v) in &s.quantiles {
                 out.push_str(name);
                 write_labels(out, series, Some(Le::Quantile(q)));
@@ -214,14 +291,14 @@ fn write_series(out: &mut String, series: &SeriesSnapshot, exemplars: &Exemplars
     }
 }
 
-fn write_sum_count(out: &mut String, series: &SeriesSnapshot, sum: f64, count: u64) {
-    out.push_str(&series.name);
+fn write_sum_count(out: &mut String, series: &View<'_>, sum: f64, count: u64) {
+    out.push_str(series.name);
     out.push_str("_sum");
     write_labels(out, series, None);
     out.push(' ');
     push_f64(out, sum);
     out.push('\n');
-    out.push_str(&series.name);
+    out.push_str(series.name);
     out.push_str("_count");
     write_labels(out, series, None);
     out.push(' ');
@@ -237,13 +314,13 @@ enum Le {
     Quantile(f64),
 }
 
-fn write_labels(out: &mut String, series: &SeriesSnapshot, extra: Option<Le>) {
+fn write_labels(out: &mut String, series: &View<'_>, extra: Option<Le>) {
     if series.labels.is_empty() && extra.is_none() {
         return;
     }
     out.push('{');
     let mut first = true;
-    for (k, v) in &series.labels {
+    series.labels.for_each(|k, v| {
         if !first {
             out.push(',');
         }
@@ -252,7 +329,7 @@ fn write_labels(out: &mut String, series: &SeriesSnapshot, extra: Option<Le>) {
         out.push_str("=\"");
         escape_label_value(out, v);
         out.push('"');
-    }
+    });
     if let Some(extra) = extra {
         if !first {
             out.push(',');
@@ -351,19 +428,19 @@ impl<'a> Exemplars<'a> {
         exemplars
     }
 
-    fn for_histogram(&self, series: &SeriesSnapshot) -> Option<&'a Span> {
-        if series.name != DURATION {
+    fn for_histogram(&self, series: &View<'_>) -> Option<&'a Span> {
+        if series.name != DURATION || self.latest.is_empty() {
             return None;
         }
-        self.latest.get(series.labels.get("function")?.as_str()).copied()
+        self.latest.get(series.labels.get("function")?).copied()
     }
 
-    fn for_counter(&self, series: &SeriesSnapshot) -> Option<&'a Span> {
-        if series.name != CALLS {
+    fn for_counter(&self, series: &View<'_>) -> Option<&'a Span> {
+        if series.name != CALLS || self.by_result.is_empty() {
             return None;
         }
-        let function = series.labels.get("function")?.as_str();
-        let result = match series.labels.get("result")?.as_str() {
+        let function = series.labels.get("function")?;
+        let result = match series.labels.get("result")? {
             "ok" => "ok",
             "error" | "panic" => "error",
             _ => return None,

@@ -16,7 +16,7 @@ use super::client;
 use crate::api::Observability;
 use crate::entity::validate;
 use crate::error::{Error, Result};
-use crate::export::prometheus::{Format, render};
+use crate::export::prometheus::{Format, render_export};
 use std::sync::mpsc::{RecvTimeoutError, Sender, channel};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -77,7 +77,7 @@ impl Pusher {
 
     /// Pushes everything `obs` holds now.
     pub fn push(&self, obs: &Observability) -> Result<()> {
-        let body = render(&obs.snapshot(), Format::Text);
+        let body = render_export(&obs.store().export_snapshot(), &[], Format::Text);
         let agent = client::agent();
         let request = match self.method {
             PushMethod::Put => agent.put(&self.url),

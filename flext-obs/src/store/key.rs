@@ -15,7 +15,7 @@ use std::sync::Arc;
 /// assert!(flext_obs::store::Labels::new(&[("a", "1"), ("a", "2")]).is_err());
 /// # Ok::<(), flext_obs::Error>(())
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash, Default, Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Debug)]
 pub struct Labels(Arc<[(Box<str>, Box<str>)]>);
 
 impl Labels {

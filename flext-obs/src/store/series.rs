@@ -299,7 +299,8 @@ impl HistogramCore {
         (0..=self.bounds.len()).map(|b| self.cells.sum(b)).fold(0, u64::wrapping_add)
     }
 
-    pub(crate) fn read(&self) -> HistogramValue {
+    /// Count, sum and cumulative buckets, without quantile estimates.
+    pub(crate) fn read_buckets(&self) -> (u64, f64, Vec<(f64, u64)>) {
         let mut cumulative = 0u64;
         let buckets: Vec<(f64, u64)> = self
             .bounds
@@ -311,8 +312,14 @@ impl HistogramCore {
             })
             .collect();
         let count = cumulative + self.cells.sum(self.bounds.len());
-        HistogramValue::new(count, self.cells.sum_f64(self.bounds.len() + 1), buckets)
+        (count, self.cells.sum_f64(self.bounds.len() + 1), buckets)
     }
+
+    pub(crate) fn read(&self) -> HistogramValue {
+        let (count, sum, buckets) = self.read_buckets();
+        HistogramValue::new(count, sum, buckets)
+    }
+
 }
 
 /// A bound in seconds as whole nanoseconds: `ns <= to_nanos(b)` exactly when `ns * 1e-9 <= b`,
@@ -445,6 +452,19 @@ impl SeriesData {
             SeriesData::Gauge(c) => c.base.load(Ordering::Relaxed) ^ c.deltas.sum(0).rotate_left(32),
             SeriesData::Histogram(c) => c.count(),
             SeriesData::Summary(c) => c.state.lock().unwrap_or_else(PoisonError::into_inner).count,
+        }
+    }
+
+    /// The value for an exporter (no quantile estimates for histograms).
+    pub(crate) fn export(&self) -> super::ExportValue {
+        match self {
+            SeriesData::Counter(c) => super::ExportValue::Scalar(c.value()),
+            SeriesData::Gauge(c) => super::ExportValue::Scalar(c.value()),
+            SeriesData::Histogram(c) => {
+                let (count, sum, buckets) = c.read_buckets();
+                super::ExportValue::Histogram { count, sum, buckets }
+            }
+            SeriesData::Summary(c) => super::ExportValue::Summary(c.read()),
         }
     }
 
