@@ -32,7 +32,9 @@ fn flext(kind: Kind, n: usize) -> Observability {
         let id = i.to_string();
         match kind {
             Kind::Counters => obs.store().counter("requests_total", &[("id", &id)]).expect("counter").increment_by(i as u64),
-            Kind::Histograms => obs.store().histogram("request_duration_seconds", &[("id", &id)]).expect("histogram").record(sample(i)).expect("record"),
+            Kind::Histograms => {
+                obs.store().histogram("request_duration_seconds", &[("id", &id)]).expect("histogram").record(sample(i)).expect("record");
+            }
         }
     }
     obs

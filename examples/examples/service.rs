@@ -97,7 +97,9 @@ fn main() -> Result<(), flext_obs::Error> {
     let server = flext_obs::export::http::serve(addr)?;
     let listen = server.local_addr();
     println!("flext-obs service example: serving http://{listen}/metrics (also /health /ready /snapshot /alerts /traces)");
-    println!("Prometheus scrape config:\n  scrape_configs:\n    - job_name: flext-service\n      static_configs:\n        - targets: ['{listen}']\n");
+    println!(
+        "Prometheus scrape config:\n  scrape_configs:\n    - job_name: flext-service\n      static_configs:\n        - targets: ['{listen}']\n"
+    );
     let seconds = seconds_from_args();
     match seconds {
         Some(s) => println!("driving the inventory for {s} s ...\n"),

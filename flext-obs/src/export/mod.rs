@@ -40,7 +40,8 @@ pub struct Exporters {
 #[cfg(all(feature = "http", feature = "push"))]
 pub fn start_from_config(config: &crate::Config) -> crate::Result<Exporters> {
     let http = http::serve_from_config(config)?;
-    let push = push::Pusher::from_config(config)?.map(|p| p.start(crate::global().clone(), std::time::Duration::from_secs(15))).transpose()?;
+    let push =
+        push::Pusher::from_config(config)?.map(|p| p.start(crate::global().clone(), std::time::Duration::from_secs(15))).transpose()?;
     let alertmanager = alertmanager::AlertmanagerSink::from_config(config)?.map(|sink| sink.install()).transpose()?;
     Ok(Exporters { http, push, alertmanager })
 }

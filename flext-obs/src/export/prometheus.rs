@@ -19,8 +19,8 @@
 
 use crate::entity::{MetricKind, Span, SpanStatus};
 use crate::monitor::{CALLS, DURATION};
+use crate::store::ExportValue;
 use crate::store::{ExportSnapshot, Labels, SeriesValue, Snapshot, SummaryValue};
-use crate::store::{ExportValue};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
@@ -99,18 +99,18 @@ pub fn render_with_exemplars(snapshot: &Snapshot, spans: &[Span], format: Format
 /// # Ok::<(), flext_obs::Error>(())
 /// ```
 pub fn render_export(export: &ExportSnapshot, spans: &[Span], format: Format) -> String {
-    let views = export.rows.iter().map(|r| View {
-        name: &r.name,
-        kind: r.kind,
-        help: r.help.as_deref(),
-        labels: Lbl::Pairs(&r.labels),
-        value: match &r.value {
+    let views = export.rows().map(|(name, labels, kind, help, value)| View {
+        name,
+        kind,
+        help,
+        labels: Lbl::Pairs(labels),
+        value: match value {
             ExportValue::Scalar(v) => Val::Scalar(*v),
             ExportValue::Histogram { count, sum, buckets } => Val::Histogram { count: *count, sum: *sum, buckets },
             ExportValue::Summary(s) => Val::Summary(s),
         },
     });
-    render_views(views, export.rows.len(), spans, format)
+    render_views(views, export.len(), spans, format)
 }
 
 /// One series as the renderer sees it, borrowed from either kind of snapshot.
@@ -161,12 +161,13 @@ fn render_views<'a>(views: impl Iterator<Item = View<'a>>, hint: usize, spans: &
     let exemplars = if format == Format::OpenMetrics { Exemplars::from_spans(spans) } else { Exemplars::default() };
     let mut out = String::with_capacity(hint * 120 + 256);
     let mut family: Option<&str> = None;
+    let mut bounds = Bounds::default();
     for view in views {
         if family != Some(view.name) {
             family = Some(view.name);
             write_family_header(&mut out, &view, format);
         }
-        write_series(&mut out, &view, &exemplars);
+        write_series(&mut out, &view, &exemplars, &mut bounds);
     }
     if format == Format::OpenMetrics {
         out.push_str("# EOF\n");
@@ -228,7 +229,34 @@ fn write_family_header(out: &mut String, series: &View<'_>, format: Format) {
     }
 }
 
-fn write_series(out: &mut String, series: &View<'_>, exemplars: &Exemplars<'_>) {
+/// The `le` texts of the last bucket layout seen: a family's series share their bounds, so
+/// each bound is formatted once per family, not once per line.
+#[derive(Default)]
+struct Bounds {
+    values: Vec<f64>,
+    texts: Vec<String>,
+}
+
+impl Bounds {
+    fn texts(&mut self, buckets: &[(f64, u64)]) -> &[String] {
+        let same = self.values.len() == buckets.len() && self.values.iter().zip(buckets).all(|(a, (b, _))| a.to_bits() == b.to_bits());
+        if !same {
+            self.values = buckets.iter().map(|(le, _)| *le).collect();
+            self.texts = self
+                .values
+                .iter()
+                .map(|&le| {
+                    let mut text = String::new();
+                    push_f64(&mut text, le);
+                    text
+                })
+                .collect();
+        }
+        &self.texts
+    }
+}
+
+fn write_series(out: &mut String, series: &View<'_>, exemplars: &Exemplars<'_>, bounds: &mut Bounds) {
     let name = series.name;
     match &series.value {
         Val::Scalar(value) if series.kind == MetricKind::Counter => {
@@ -253,10 +281,11 @@ fn write_series(out: &mut String, series: &View<'_>, exemplars: &Exemplars<'_>) 
             let exemplar = exemplars.for_histogram(series);
             let exemplar_seconds = exemplar.and_then(Span::duration).map(|d| d.as_secs_f64());
             let mut exemplar_written = false;
-            for &(le, cumulative) in *buckets {
+            let texts = bounds.texts(buckets);
+            for (&(le, cumulative), text) in buckets.iter().zip(texts) {
                 out.push_str(name);
                 out.push_str("_bucket");
-                write_labels(out, series, Some(Le::Bound(le)));
+                write_labels(out, series, Some(Le::Bound(text)));
                 out.push(' ');
                 push_u64(out, cumulative);
                 if let (Some(span), Some(seconds)) = (exemplar, exemplar_seconds) {
@@ -308,13 +337,13 @@ fn write_sum_count(out: &mut String, series: &View<'_>, sum: f64, count: u64) {
 
 /// The extra label of a bucket or quantile line.
 #[derive(Clone, Copy)]
-enum Le {
-    Bound(f64),
+enum Le<'a> {
+    Bound(&'a str),
     Inf,
     Quantile(f64),
 }
 
-fn write_labels(out: &mut String, series: &View<'_>, extra: Option<Le>) {
+fn write_labels(out: &mut String, series: &View<'_>, extra: Option<Le<'_>>) {
     if series.labels.is_empty() && extra.is_none() {
         return;
     }
@@ -337,7 +366,7 @@ fn write_labels(out: &mut String, series: &View<'_>, extra: Option<Le>) {
         match extra {
             Le::Bound(le) => {
                 out.push_str("le=\"");
-                push_f64(out, le);
+                out.push_str(le);
             }
             Le::Inf => out.push_str("le=\"+Inf"),
             Le::Quantile(q) => {
@@ -382,13 +411,36 @@ fn push_f64(out: &mut String, value: f64) {
         out.push_str("NaN");
     } else if value.is_infinite() {
         out.push_str(if value > 0.0 { "+Inf" } else { "-Inf" });
+    } else if value.fract() == 0.0 && value.abs() < 9.0e15 {
+        // Whole numbers (counts, most counters) skip the float formatter.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // |value| < 2^53, whole
+        let magnitude = value.abs() as u64;
+        if value.is_sign_negative() && magnitude != 0 {
+            out.push('-');
+        }
+        push_u64(out, magnitude);
     } else {
         let _ = write!(out, "{value}");
     }
 }
 
-fn push_u64(out: &mut String, value: u64) {
-    let _ = write!(out, "{value}");
+/// Decimal digits of `value` without the formatting machinery.
+fn push_u64(out: &mut String, mut value: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        #[allow(clippy::cast_possible_truncation)] // a single digit
+        let digit = (value % 10) as u8;
+        digits[at] = b'0' + digit;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    for &d in &digits[at..] {
+        out.push(char::from(d));
+    }
 }
 
 /// ` # {trace_id="..."} value timestamp` (OpenMetrics exemplar).

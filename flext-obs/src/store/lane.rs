@@ -22,6 +22,9 @@ pub(crate) static LANES: LazyLock<usize> = LazyLock::new(|| {
 
 /// Bit `i` set = lane `i` is owned by a live thread.
 static OWNED: AtomicU64 = AtomicU64::new(0);
+/// How many lanes were ever claimed: lanes from here on were never written, so readers skip
+/// them (a store read by a scrape touches only the lanes in use).
+static USED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 pub(crate) const UNCLAIMED: usize = usize::MAX;
 const SHARED: usize = usize::MAX - 1;
@@ -98,7 +101,10 @@ fn claim() -> usize {
             return SHARED;
         }
         match OWNED.compare_exchange_weak(owned, owned | (1u64 << free), Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => return free,
+            Ok(_) => {
+                USED.fetch_max(free + 1, Ordering::AcqRel);
+                return free;
+            }
             Err(now) => owned = now,
         }
     }
@@ -170,14 +176,20 @@ impl Cells {
         }
     }
 
+    /// The lanes that may hold values: those ever claimed, and the shared one.
+    fn written_lanes(&self) -> impl Iterator<Item = usize> {
+        let used = USED.load(Ordering::Acquire).min(self.lanes);
+        (0..used).chain(std::iter::once(self.lanes))
+    }
+
     /// Sum of `word` over every lane.
     pub(crate) fn sum(&self, word: usize) -> u64 {
-        (0..=self.lanes).fold(0u64, |acc, lane| acc.wrapping_add(self.word(lane, word).load(Ordering::Relaxed)))
+        self.written_lanes().fold(0u64, |acc, lane| acc.wrapping_add(self.word(lane, word).load(Ordering::Relaxed)))
     }
 
     /// Sum of the `f64` in `word` over every lane.
     pub(crate) fn sum_f64(&self, word: usize) -> f64 {
-        (0..=self.lanes).map(|lane| f64::from_bits(self.word(lane, word).load(Ordering::Relaxed))).sum()
+        self.written_lanes().map(|lane| f64::from_bits(self.word(lane, word).load(Ordering::Relaxed))).sum()
     }
 
     /// Zeroes every word (for `reset()`; records racing with it may survive or be lost).

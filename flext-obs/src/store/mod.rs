@@ -115,6 +115,9 @@ pub(crate) fn check_buckets(bounds: &[f64]) -> Result<()> {
 
 /// Per-metric-name facts: kind, help, buckets, how many series, how many refused.
 struct Family {
+    /// The metric name, shared by every series' key (so comparing names is mostly a pointer
+    /// comparison).
+    name: Arc<str>,
     kind: MetricKind,
     help: OnceLock<Arc<str>>,
     bounds: Arc<[f64]>,
@@ -126,6 +129,7 @@ struct Family {
 /// A registered series and the sweeper's memory of it.
 struct Series {
     key: Key,
+    family: Arc<Family>,
     data: SeriesData,
     /// (last activity seen, when it last changed); only the sweeper touches it.
     idle: Mutex<(u64, Instant)>,
@@ -139,6 +143,10 @@ struct Registry {
     raw: Mutex<HashMap<String, VecDeque<Metric>>>,
     settings: StoreSettings,
     switch: Arc<Switch>,
+    /// Bumped whenever a series is added or evicted, so the sorted series list can be reused
+    /// by scrapes while the set of series is unchanged.
+    generation: AtomicU64,
+    sorted: Mutex<(u64, Arc<[Arc<Series>]>)>,
 }
 
 /// The metrics store. Cloning is cheap and shares the same series.
@@ -178,6 +186,8 @@ impl Store {
                 raw: Mutex::default(),
                 settings,
                 switch: Switch::new(enabled),
+                generation: AtomicU64::new(1),
+                sorted: Mutex::new((0, Arc::from([]))),
             }),
         })
     }
@@ -250,7 +260,8 @@ impl Store {
             Some(family) if *family.bounds == *bounds => Ok(()),
             Some(_) => Err(Error::invalid("store", "buckets", bounds, format!("histogram {name:?} already has series with other bounds"))),
             None => {
-                families.insert(name.into(), Arc::new(Family::new(MetricKind::Histogram, bounds.into())));
+                let name: Arc<str> = name.into();
+                families.insert(name.clone(), Arc::new(Family::new(name, MetricKind::Histogram, bounds.into())));
                 Ok(())
             }
         }
@@ -307,7 +318,7 @@ impl Store {
         let mut evicted = 0;
         for shard in &*self.registry.shards {
             let mut map = write(shard);
-            map.retain(|key, series| {
+            map.retain(|_, series| {
                 let mut idle = lock(&series.idle);
                 let activity = series.data.activity();
                 if series.data.has_handles() || activity != idle.0 {
@@ -317,12 +328,13 @@ impl Store {
                 if now.duration_since(idle.1) < retention {
                     return true;
                 }
-                if let Some(family) = read(&self.registry.families).get(&key.name) {
-                    family.live.fetch_sub(1, Ordering::Relaxed);
-                }
+                series.family.live.fetch_sub(1, Ordering::Relaxed);
                 evicted += 1;
                 false
             });
+        }
+        if evicted > 0 {
+            self.registry.generation.fetch_add(1, Ordering::Release);
         }
         evicted
     }
@@ -413,39 +425,24 @@ impl Store {
     /// series' names and label sets instead of copying them, and without quantile estimates, so
     /// a scrape of 10,000 series allocates little. Sorted by name, then labels.
     pub fn export_snapshot(&self) -> ExportSnapshot {
-        let mut series: Vec<Arc<Series>> = Vec::new();
-        for shard in &*self.registry.shards {
-            series.extend(read(shard).values().cloned());
-        }
-        let families: Vec<(Arc<str>, Arc<Family>)> = read(&self.registry.families).iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        let by_name: HashMap<&str, &Family> = families.iter().map(|(k, v)| (&**k, &**v)).collect();
-        let mut rows: Vec<ExportRow> = series
-            .iter()
-            .map(|s| {
-                let family = by_name.get(&*s.key.name);
-                ExportRow {
-                    name: s.key.name.clone(),
-                    labels: s.key.labels.clone(),
-                    kind: family.map_or(MetricKind::Gauge, |f| f.kind),
-                    help: family.and_then(|f| f.help.get().cloned()),
-                    value: s.data.export(),
-                }
-            })
-            .collect();
-        for (name, family) in &families {
-            let labels = Labels::new(&[("metric", &**name)]).unwrap_or_default();
+        let series = self.sorted_series();
+        let values = series.iter().map(|s| s.data.export()).collect();
+        let families: Vec<Arc<Family>> = read(&self.registry.families).values().cloned().collect();
+        let mut extra: Vec<ExportRow> = Vec::with_capacity(families.len() * 2);
+        for family in &families {
+            let labels = Labels::new(&[("metric", &*family.name)]).unwrap_or_default();
             #[allow(clippy::cast_precision_loss)]
             let dropped = family.dropped.load(Ordering::Relaxed) as f64;
             #[allow(clippy::cast_precision_loss)]
             let live = family.live.load(Ordering::Relaxed) as f64;
-            rows.push(ExportRow {
+            extra.push(ExportRow {
                 name: DROPPED_SERIES_METRIC.into(),
                 labels: labels.clone(),
                 kind: MetricKind::Counter,
                 help: Some("Label sets refused by the cardinality limit.".into()),
                 value: ExportValue::Scalar(dropped),
             });
-            rows.push(ExportRow {
+            extra.push(ExportRow {
                 name: SERIES_METRIC.into(),
                 labels,
                 kind: MetricKind::Gauge,
@@ -453,8 +450,29 @@ impl Store {
                 value: ExportValue::Scalar(live),
             });
         }
-        rows.sort_unstable_by(|a, b| a.name.cmp(&b.name).then_with(|| a.labels.cmp(&b.labels)));
-        ExportSnapshot { rows }
+        extra.sort_unstable_by(|a, b| a.name.cmp(&b.name).then_with(|| a.labels.cmp(&b.labels)));
+        ExportSnapshot { series, values, extra }
+    }
+
+    /// Every series sorted by name, then labels; rebuilt only when series were added or
+    /// evicted since the last call.
+    fn sorted_series(&self) -> Arc<[Arc<Series>]> {
+        let generation = self.registry.generation.load(Ordering::Acquire);
+        let mut cache = lock(&self.registry.sorted);
+        if cache.0 == generation {
+            return cache.1.clone();
+        }
+        let mut series: Vec<Arc<Series>> = Vec::new();
+        for shard in &*self.registry.shards {
+            series.extend(read(shard).values().cloned());
+        }
+        series.sort_unstable_by(|a, b| {
+            let names = if Arc::ptr_eq(&a.key.name, &b.key.name) { std::cmp::Ordering::Equal } else { a.key.name.cmp(&b.key.name) };
+            names.then_with(|| a.key.labels.cmp(&b.key.labels))
+        });
+        let series: Arc<[Arc<Series>]> = series.into();
+        *cache = (generation, series.clone());
+        series
     }
 
     /// Label sets refused for metric `name` by the cardinality limit so far.
@@ -467,8 +485,9 @@ impl Store {
             return check_kind(name, family, kind);
         }
         let mut families = write(&self.registry.families);
-        let family =
-            families.entry(name.into()).or_insert_with(|| Arc::new(Family::new(kind, self.registry.settings.default_buckets.clone())));
+        let family = families
+            .entry(name.into())
+            .or_insert_with_key(|name| Arc::new(Family::new(name.clone(), kind, self.registry.settings.default_buckets.clone())));
         check_kind(name, family, kind)
     }
 
@@ -479,7 +498,7 @@ impl Store {
             return Err(Error::invalid("store", "label name", OVERFLOW_LABEL, "is reserved for the overflow series"));
         }
         let family = self.family(name, kind)?;
-        let key = Key::new(name.into(), labels);
+        let key = Key::new(family.name.clone(), labels);
         let shard = &self.registry.shards[usize::try_from(key.hash64() % SHARDS as u64).unwrap_or(0)];
         if let Some(series) = read(shard).get(&key) {
             return Ok(series.data.clone());
@@ -493,24 +512,34 @@ impl Store {
         if !admitted {
             drop(map);
             family.dropped.fetch_add(1, Ordering::Relaxed);
-            return Ok(self.overflow(name, &family).data.clone());
+            return Ok(self.overflow(&family).data.clone());
         }
         let data = self.new_data(&family);
-        map.insert(key.clone(), Arc::new(Series { key, data: data.clone(), idle: Mutex::new((0, Instant::now())) }));
+        map.insert(
+            key.clone(),
+            Arc::new(Series { key, family: family.clone(), data: data.clone(), idle: Mutex::new((0, Instant::now())) }),
+        );
+        self.registry.generation.fetch_add(1, Ordering::Release);
         Ok(data)
     }
 
     /// The metric's overflow series, created on first need; it does not count against the
     /// limit and is never evicted (the family holds it).
-    fn overflow(&self, name: &str, family: &Family) -> Arc<Series> {
+    fn overflow(&self, family: &Arc<Family>) -> Arc<Series> {
         family
             .overflow
             .get_or_init(|| {
                 let labels = Labels::new(&[(OVERFLOW_LABEL, "true")]).unwrap_or_default();
-                let key = Key::new(name.into(), labels);
-                let series = Arc::new(Series { key: key.clone(), data: self.new_data(family), idle: Mutex::new((0, Instant::now())) });
+                let key = Key::new(family.name.clone(), labels);
+                let series = Arc::new(Series {
+                    key: key.clone(),
+                    family: family.clone(),
+                    data: self.new_data(family),
+                    idle: Mutex::new((0, Instant::now())),
+                });
                 let shard = &self.registry.shards[usize::try_from(key.hash64() % SHARDS as u64).unwrap_or(0)];
                 write(shard).insert(key, series.clone());
+                self.registry.generation.fetch_add(1, Ordering::Release);
                 series
             })
             .clone()
@@ -527,8 +556,16 @@ impl Store {
 }
 
 impl Family {
-    fn new(kind: MetricKind, bounds: Arc<[f64]>) -> Self {
-        Family { kind, help: OnceLock::new(), bounds, live: AtomicUsize::new(0), dropped: AtomicU64::new(0), overflow: OnceLock::new() }
+    fn new(name: Arc<str>, kind: MetricKind, bounds: Arc<[f64]>) -> Self {
+        Family {
+            name,
+            kind,
+            help: OnceLock::new(),
+            bounds,
+            live: AtomicUsize::new(0),
+            dropped: AtomicU64::new(0),
+            overflow: OnceLock::new(),
+        }
     }
 }
 
@@ -547,21 +584,61 @@ fn unreachable_kind<T>(name: &str) -> Result<T> {
     Err(Error::invalid("store", "name", name, "internal error: series of an unexpected kind"))
 }
 
-/// Every series read at one moment, for exporters ([`Store::export_snapshot`]).
-#[derive(Debug, Clone)]
+/// Every series read at one moment, for exporters ([`Store::export_snapshot`]): the store's
+/// series (shared, not copied) with their values, and the store's self-metrics.
+#[derive(Clone)]
 pub struct ExportSnapshot {
-    pub(crate) rows: Vec<ExportRow>,
+    series: Arc<[Arc<Series>]>,
+    values: Vec<ExportValue>,
+    extra: Vec<ExportRow>,
+}
+
+impl std::fmt::Debug for ExportSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExportSnapshot").field("series", &self.len()).finish_non_exhaustive()
+    }
 }
 
 impl ExportSnapshot {
-    /// How many series it holds.
+    /// How many series it holds (self-metrics included).
     pub fn len(&self) -> usize {
-        self.rows.len()
+        self.series.len() + self.extra.len()
     }
 
     /// Whether it holds none.
     pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
+        self.len() == 0
+    }
+
+    /// Every series in name, then label, order: `(name, labels, kind, help, value)`.
+    pub(crate) fn rows(&self) -> impl Iterator<Item = (&str, &Labels, MetricKind, Option<&str>, &ExportValue)> {
+        let stored = self
+            .series
+            .iter()
+            .zip(&self.values)
+            .map(|(s, v)| (&*s.key.name, &s.key.labels, s.family.kind, s.family.help.get().map(|h| &**h), v));
+        let extra = self.extra.iter().map(|r| (&*r.name, &r.labels, r.kind, r.help.as_deref(), &r.value));
+        Merge { a: stored.peekable(), b: extra.peekable() }
+    }
+}
+
+/// Merges two sequences sorted by (name, labels).
+struct Merge<A: Iterator, B: Iterator> {
+    a: std::iter::Peekable<A>,
+    b: std::iter::Peekable<B>,
+}
+
+type Row<'a> = (&'a str, &'a Labels, MetricKind, Option<&'a str>, &'a ExportValue);
+
+impl<'a, A: Iterator<Item = Row<'a>>, B: Iterator<Item = Row<'a>>> Iterator for Merge<A, B> {
+    type Item = Row<'a>;
+    fn next(&mut self) -> Option<Row<'a>> {
+        let take_a = match (self.a.peek(), self.b.peek()) {
+            (Some(a), Some(b)) => (a.0, a.1) <= (b.0, b.1),
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if take_a { self.a.next() } else { self.b.next() }
     }
 }
 

@@ -319,7 +319,6 @@ impl HistogramCore {
         let (count, sum, buckets) = self.read_buckets();
         HistogramValue::new(count, sum, buckets)
     }
-
 }
 
 /// A bound in seconds as whole nanoseconds: `ns <= to_nanos(b)` exactly when `ns * 1e-9 <= b`,
