@@ -235,6 +235,8 @@ fn write_family_header(out: &mut String, series: &View<'_>, format: Format) {
 struct Bounds {
     values: Vec<f64>,
     texts: Vec<String>,
+    /// Scratch space for a series' bucket-line prefix.
+    prefix: String,
 }
 
 impl Bounds {
@@ -281,12 +283,28 @@ fn write_series(out: &mut String, series: &View<'_>, exemplars: &Exemplars<'_>, 
             let exemplar = exemplars.for_histogram(series);
             let exemplar_seconds = exemplar.and_then(Span::duration).map(|d| d.as_secs_f64());
             let mut exemplar_written = false;
+            // `name_bucket{labels,le="` is the same on every bucket line: write it once.
+            let mut prefix = std::mem::take(&mut bounds.prefix);
+            prefix.clear();
+            prefix.push_str(name);
+            prefix.push_str("_bucket{");
+            let mut first = true;
+            series.labels.for_each(|k, v| {
+                if !first {
+                    prefix.push(',');
+                }
+                first = false;
+                prefix.push_str(k);
+                prefix.push_str("=\"");
+                escape_label_value(&mut prefix, v);
+                prefix.push('"');
+            });
+            prefix.push_str(if first { "le=\"" } else { ",le=\"" });
             let texts = bounds.texts(buckets);
             for (&(le, cumulative), text) in buckets.iter().zip(texts) {
-                out.push_str(name);
-                out.push_str("_bucket");
-                write_labels(out, series, Some(Le::Bound(text)));
-                out.push(' ');
+                out.push_str(&prefix);
+                out.push_str(text);
+                out.push_str("\"} ");
                 push_u64(out, cumulative);
                 if let (Some(span), Some(seconds)) = (exemplar, exemplar_seconds) {
                     if !exemplar_written && seconds <= le {
@@ -296,10 +314,9 @@ fn write_series(out: &mut String, series: &View<'_>, exemplars: &Exemplars<'_>, 
                 }
                 out.push('\n');
             }
-            out.push_str(name);
-            out.push_str("_bucket");
-            write_labels(out, series, Some(Le::Inf));
-            out.push(' ');
+            out.push_str(&prefix);
+            out.push_str("+Inf\"} ");
+            bounds.prefix = prefix;
             push_u64(out, *count);
             if let (Some(span), Some(seconds), false) = (exemplar, exemplar_seconds, exemplar_written) {
                 write_exemplar(out, span, seconds);
@@ -310,7 +327,7 @@ fn write_series(out: &mut String, series: &View<'_>, exemplars: &Exemplars<'_>, 
         Val::Summary(s) => {
             for &(q, v) in &s.quantiles {
                 out.push_str(name);
-                write_labels(out, series, Some(Le::Quantile(q)));
+                write_labels(out, series, Some(q));
                 out.push(' ');
                 push_f64(out, v);
                 out.push('\n');
@@ -335,16 +352,9 @@ fn write_sum_count(out: &mut String, series: &View<'_>, sum: f64, count: u64) {
     out.push('\n');
 }
 
-/// The extra label of a bucket or quantile line.
-#[derive(Clone, Copy)]
-enum Le<'a> {
-    Bound(&'a str),
-    Inf,
-    Quantile(f64),
-}
-
-fn write_labels(out: &mut String, series: &View<'_>, extra: Option<Le<'_>>) {
-    if series.labels.is_empty() && extra.is_none() {
+/// `{labels}`, with `quantile` last on summary lines; nothing for no labels.
+fn write_labels(out: &mut String, series: &View<'_>, quantile: Option<f64>) {
+    if series.labels.is_empty() && quantile.is_none() {
         return;
     }
     out.push('{');
@@ -359,28 +369,19 @@ fn write_labels(out: &mut String, series: &View<'_>, extra: Option<Le<'_>>) {
         escape_label_value(out, v);
         out.push('"');
     });
-    if let Some(extra) = extra {
+    if let Some(q) = quantile {
         if !first {
             out.push(',');
         }
-        match extra {
-            Le::Bound(le) => {
-                out.push_str("le=\"");
-                out.push_str(le);
-            }
-            Le::Inf => out.push_str("le=\"+Inf"),
-            Le::Quantile(q) => {
-                out.push_str("quantile=\"");
-                push_f64(out, q);
-            }
-        }
+        out.push_str("quantile=\"");
+        push_f64(out, q);
         out.push('"');
     }
     out.push('}');
 }
 
 fn escape_label_value(out: &mut String, value: &str) {
-    if !value.contains(['\\', '"', '\n']) {
+    if !value.bytes().any(|b| matches!(b, b'\\' | b'"' | b'\n')) {
         out.push_str(value);
         return;
     }
@@ -438,9 +439,7 @@ fn push_u64(out: &mut String, mut value: u64) {
             break;
         }
     }
-    for &d in &digits[at..] {
-        out.push(char::from(d));
-    }
+    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or("0"));
 }
 
 /// ` # {trace_id="..."} value timestamp` (OpenMetrics exemplar).
