@@ -19,8 +19,8 @@
 
 use crate::entity::{MetricKind, Span, SpanStatus};
 use crate::monitor::{CALLS, DURATION};
-use crate::store::ExportValue;
 use crate::store::{ExportSnapshot, Labels, SeriesValue, Snapshot, SummaryValue};
+use crate::store::{ExportValue, escape_label_value};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
@@ -99,11 +99,11 @@ pub fn render_with_exemplars(snapshot: &Snapshot, spans: &[Span], format: Format
 /// # Ok::<(), flext_obs::Error>(())
 /// ```
 pub fn render_export(export: &ExportSnapshot, spans: &[Span], format: Format) -> String {
-    let views = export.rows().map(|(name, labels, kind, help, value)| View {
+    let views = export.rows().map(|(name, labels, text, kind, help, value)| View {
         name,
         kind,
         help,
-        labels: Lbl::Pairs(labels),
+        labels: Lbl::Pairs(labels, text),
         value: match value {
             ExportValue::Scalar(v) => Val::Scalar(*v),
             ExportValue::Histogram { count, sum, buckets } => Val::Histogram { count: *count, sum: *sum, buckets },
@@ -125,28 +125,29 @@ struct View<'a> {
 #[derive(Clone, Copy)]
 enum Lbl<'a> {
     Map(&'a BTreeMap<String, String>),
-    Pairs(&'a Labels),
+    /// A store label set, with its exposition text when already made.
+    Pairs(&'a Labels, Option<&'a str>),
 }
 
 impl<'a> Lbl<'a> {
     fn is_empty(self) -> bool {
         match self {
             Lbl::Map(m) => m.is_empty(),
-            Lbl::Pairs(p) => p.is_empty(),
+            Lbl::Pairs(p, _) => p.is_empty(),
         }
     }
 
     fn get(self, key: &str) -> Option<&'a str> {
         match self {
             Lbl::Map(m) => m.get(key).map(String::as_str),
-            Lbl::Pairs(p) => p.get(key),
+            Lbl::Pairs(p, _) => p.get(key),
         }
     }
 
     fn for_each(self, mut f: impl FnMut(&str, &str)) {
         match self {
             Lbl::Map(m) => m.iter().for_each(|(k, v)| f(k, v)),
-            Lbl::Pairs(p) => p.iter().for_each(|(k, v)| f(k, v)),
+            Lbl::Pairs(p, _) => p.iter().for_each(|(k, v)| f(k, v)),
         }
     }
 }
@@ -287,19 +288,31 @@ fn write_series(out: &mut String, series: &View<'_>, exemplars: &Exemplars<'_>, 
             let mut prefix = std::mem::take(&mut bounds.prefix);
             prefix.clear();
             prefix.push_str(name);
-            prefix.push_str("_bucket{");
-            let mut first = true;
-            series.labels.for_each(|k, v| {
-                if !first {
-                    prefix.push(',');
+            prefix.push_str("_bucket");
+            if let Lbl::Pairs(_, Some(text)) = series.labels {
+                // The cached `{k="v"}` minus its closing brace.
+                match text.strip_suffix('}') {
+                    Some(open) => {
+                        prefix.push_str(open);
+                        prefix.push_str(",le=\"");
+                    }
+                    None => prefix.push_str("{le=\""),
                 }
-                first = false;
-                prefix.push_str(k);
-                prefix.push_str("=\"");
-                escape_label_value(&mut prefix, v);
-                prefix.push('"');
-            });
-            prefix.push_str(if first { "le=\"" } else { ",le=\"" });
+            } else {
+                prefix.push('{');
+                let mut first = true;
+                series.labels.for_each(|k, v| {
+                    if !first {
+                        prefix.push(',');
+                    }
+                    first = false;
+                    prefix.push_str(k);
+                    prefix.push_str("=\"");
+                    escape_label_value(&mut prefix, v);
+                    prefix.push('"');
+                });
+                prefix.push_str(if first { "le=\"" } else { ",le=\"" });
+            }
             let texts = bounds.texts(buckets);
             for (&(le, cumulative), text) in buckets.iter().zip(texts) {
                 out.push_str(&prefix);
@@ -354,6 +367,10 @@ fn write_sum_count(out: &mut String, series: &View<'_>, sum: f64, count: u64) {
 
 /// `{labels}`, with `quantile` last on summary lines; nothing for no labels.
 fn write_labels(out: &mut String, series: &View<'_>, quantile: Option<f64>) {
+    if let (Lbl::Pairs(_, Some(text)), None) = (series.labels, quantile) {
+        out.push_str(text);
+        return;
+    }
     if series.labels.is_empty() && quantile.is_none() {
         return;
     }
@@ -378,21 +395,6 @@ fn write_labels(out: &mut String, series: &View<'_>, quantile: Option<f64>) {
         out.push('"');
     }
     out.push('}');
-}
-
-fn escape_label_value(out: &mut String, value: &str) {
-    if !value.bytes().any(|b| matches!(b, b'\\' | b'"' | b'\n')) {
-        out.push_str(value);
-        return;
-    }
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
 }
 
 /// HELP escaping: backslash and newline in both formats; OpenMetrics also escapes `"`.

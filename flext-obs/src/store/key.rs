@@ -45,6 +45,27 @@ impl Labels {
         self.0.binary_search_by(|(k, _)| (**k).cmp(name)).ok().map(|i| &*self.0[i].1)
     }
 
+    /// The label set as the Prometheus exposition writes it: `{k="v",...}` with values
+    /// escaped, or nothing for an empty set.
+    pub(crate) fn exposition_text(&self) -> String {
+        let mut out = String::new();
+        if self.is_empty() {
+            return out;
+        }
+        out.push('{');
+        for (i, (k, v)) in self.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(k);
+            out.push_str("=\"");
+            escape_label_value(&mut out, v);
+            out.push('"');
+        }
+        out.push('}');
+        out
+    }
+
     /// The labels as an owned map (for snapshots and serialization).
     pub fn to_map(&self) -> BTreeMap<String, String> {
         self.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
@@ -105,3 +126,19 @@ impl Hasher for PrehashedHasher {
 }
 
 pub(crate) type PrehashedState = BuildHasherDefault<PrehashedHasher>;
+
+/// Escapes a label value for the exposition formats: `\\`, `\"` and `\n`.
+pub(crate) fn escape_label_value(out: &mut String, value: &str) {
+    if !value.bytes().any(|b| matches!(b, b'\\' | b'"' | b'\n')) {
+        out.push_str(value);
+        return;
+    }
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}

@@ -19,6 +19,7 @@ mod series;
 mod snapshot;
 
 pub use key::Labels;
+pub(crate) use key::escape_label_value;
 pub use series::{Counter, Gauge, Histogram, SUMMARY_QUANTILES, Summary};
 pub use snapshot::{HistogramValue, SeriesSnapshot, SeriesValue, Snapshot, SummaryValue};
 
@@ -130,6 +131,8 @@ struct Family {
 struct Series {
     key: Key,
     family: Arc<Family>,
+    /// The label set as the exposition writes it, made on the first scrape and reused.
+    exposition_labels: OnceLock<Box<str>>,
     data: SeriesData,
     /// (last activity seen, when it last changed); only the sweeper touches it.
     idle: Mutex<(u64, Instant)>,
@@ -517,7 +520,13 @@ impl Store {
         let data = self.new_data(&family);
         map.insert(
             key.clone(),
-            Arc::new(Series { key, family: family.clone(), data: data.clone(), idle: Mutex::new((0, Instant::now())) }),
+            Arc::new(Series {
+                key,
+                family: family.clone(),
+                exposition_labels: OnceLock::new(),
+                data: data.clone(),
+                idle: Mutex::new((0, Instant::now())),
+            }),
         );
         self.registry.generation.fetch_add(1, Ordering::Release);
         Ok(data)
@@ -534,6 +543,7 @@ impl Store {
                 let series = Arc::new(Series {
                     key: key.clone(),
                     family: family.clone(),
+                    exposition_labels: OnceLock::new(),
                     data: self.new_data(family),
                     idle: Mutex::new((0, Instant::now())),
                 });
@@ -610,14 +620,14 @@ impl ExportSnapshot {
         self.len() == 0
     }
 
-    /// Every series in name, then label, order: `(name, labels, kind, help, value)`.
-    pub(crate) fn rows(&self) -> impl Iterator<Item = (&str, &Labels, MetricKind, Option<&str>, &ExportValue)> {
-        let stored = self
-            .series
-            .iter()
-            .zip(&self.values)
-            .map(|(s, v)| (&*s.key.name, &s.key.labels, s.family.kind, s.family.help.get().map(|h| &**h), v));
-        let extra = self.extra.iter().map(|r| (&*r.name, &r.labels, r.kind, r.help.as_deref(), &r.value));
+    /// Every series in name, then label, order: `(name, labels, labels as the exposition
+    /// writes them (cached per series), kind, help, value)`.
+    pub(crate) fn rows(&self) -> impl Iterator<Item = Row<'_>> {
+        let stored = self.series.iter().zip(&self.values).map(|(s, v)| {
+            let text: &str = s.exposition_labels.get_or_init(|| s.key.labels.exposition_text().into_boxed_str());
+            (&*s.key.name, &s.key.labels, Some(text), s.family.kind, s.family.help.get().map(|h| &**h), v)
+        });
+        let extra = self.extra.iter().map(|r| (&*r.name, &r.labels, None, r.kind, r.help.as_deref(), &r.value));
         Merge { a: stored.peekable(), b: extra.peekable() }
     }
 }
@@ -628,7 +638,7 @@ struct Merge<A: Iterator, B: Iterator> {
     b: std::iter::Peekable<B>,
 }
 
-type Row<'a> = (&'a str, &'a Labels, MetricKind, Option<&'a str>, &'a ExportValue);
+pub(crate) type Row<'a> = (&'a str, &'a Labels, Option<&'a str>, MetricKind, Option<&'a str>, &'a ExportValue);
 
 impl<'a, A: Iterator<Item = Row<'a>>, B: Iterator<Item = Row<'a>>> Iterator for Merge<A, B> {
     type Item = Row<'a>;
