@@ -92,6 +92,7 @@ fn print_table(snapshot: &flext_obs::store::Snapshot) {
 
 fn main() -> Result<(), flext_obs::Error> {
     let obs = flext_obs::init_from_env()?;
+    flext_obs::set_build_info!()?; // build_info{version, commit} for the Autometrics dashboards
     let health = flext_obs::health::global(); // starts sampling the system in the background
     let addr = obs.config().metrics_addr().unwrap_or_else(|| "127.0.0.1:9464".parse().expect("a valid address"));
     let server = flext_obs::export::http::serve(addr)?;

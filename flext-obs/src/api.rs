@@ -39,7 +39,43 @@ impl Observability {
     pub fn new(config: Config) -> Result<Self> {
         let store = Store::new(config.store().clone(), config.enabled())?;
         let sweeper = config.sweep_interval().map(|every| store.start_sweeper(every)).transpose()?;
-        Ok(Observability { inner: Arc::new(Inner { config, store, _sweeper: sweeper }) })
+        let obs = Observability { inner: Arc::new(Inner { config, store, _sweeper: sweeper }) };
+        let config = &obs.inner.config;
+        obs.set_build_info(config.version().unwrap_or("unknown"), config.commit().unwrap_or("unknown"))?;
+        Ok(obs)
+    }
+
+    /// Sets `build_info{version, commit, service_name, flext_obs_version} 1`, the series the
+    /// Autometrics dashboards join onto every query. Values from the environment
+    /// (`FLEXT_SERVICE_VERSION`, `FLEXT_SERVICE_COMMIT`) win over what the build passes here
+    /// (usually through [`crate::set_build_info!`]).
+    ///
+    /// ```
+    /// let obs = flext_obs::Observability::new(flext_obs::Config::builder().service_name("shop").build()?)?;
+    /// obs.set_build_info("1.4.2", "9f1c2ab")?;
+    /// let snapshot = obs.snapshot();
+    /// let info = snapshot.series.iter().find(|s| s.name == "build_info" && s.labels["version"] == "1.4.2").unwrap();
+    /// assert_eq!((info.labels["commit"].as_str(), info.labels["service_name"].as_str()), ("9f1c2ab", "shop"));
+    /// # Ok::<(), flext_obs::Error>(())
+    /// ```
+    pub fn set_build_info(&self, version: &str, commit: &str) -> Result<()> {
+        let config = &self.inner.config;
+        let version = config.version().unwrap_or(version);
+        let commit = config.commit().unwrap_or(commit);
+        let store = &self.inner.store;
+        store.describe(BUILD_INFO, crate::MetricKind::Gauge, "Version and commit of the running service (always 1).")?;
+        // One build_info series at a time: the previous one goes to 0 and is left to retention.
+        for series in store.snapshot().series.iter().filter(|s| s.name == BUILD_INFO) {
+            let labels: Vec<(&str, &str)> = series.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            store.gauge(BUILD_INFO, &labels)?.set(0.0)?;
+        }
+        let labels = [
+            ("version", version),
+            ("commit", commit),
+            ("service_name", config.service_name()),
+            ("flext_obs_version", env!("CARGO_PKG_VERSION")),
+        ];
+        store.gauge(BUILD_INFO, &labels)?.set(1.0)
     }
 
     /// Builds an instance from the environment ([`Config::from_env`]).
@@ -90,6 +126,23 @@ impl Observability {
     pub fn reset(&self) {
         self.inner.store.reset();
     }
+}
+
+/// Name of the build information gauge.
+pub const BUILD_INFO: &str = "build_info";
+
+/// Sets the process-wide instance's `build_info` from the calling crate's build: its
+/// `CARGO_PKG_VERSION` and, when the build sets it, `FLEXT_GIT_COMMIT` (else `unknown`).
+///
+/// ```
+/// flext_obs::set_build_info!()?;
+/// # Ok::<(), flext_obs::Error>(())
+/// ```
+#[macro_export]
+macro_rules! set_build_info {
+    () => {
+        $crate::global().set_build_info(::core::env!("CARGO_PKG_VERSION"), ::core::option_env!("FLEXT_GIT_COMMIT").unwrap_or("unknown"))
+    };
 }
 
 static GLOBAL: OnceLock<Observability> = OnceLock::new();

@@ -15,6 +15,7 @@
 //! | `FLEXT_RAW_HISTORY` | raw records kept per metric name | whole number |
 //! | `FLEXT_SUMMARY_WINDOW` | observations in a summary's window | whole number >= 1 |
 //! | `FLEXT_HISTOGRAM_BUCKETS` | default histogram bounds (seconds) | comma-separated increasing numbers |
+//! | `FLEXT_SERVICE_VERSION`, `FLEXT_SERVICE_COMMIT` | `build_info{version, commit}` | text (overrides [`crate::set_build_info!`]) |
 //!
 //! An empty variable counts as unset (as in OpenTelemetry). Any other value that cannot be used
 //! is an [`Error::Env`] naming the variable, the value and what was expected.
@@ -42,6 +43,8 @@ pub const ENV_VARS: &[&str] = &[
     "FLEXT_RAW_HISTORY",
     "FLEXT_SUMMARY_WINDOW",
     "FLEXT_HISTOGRAM_BUCKETS",
+    "FLEXT_SERVICE_VERSION",
+    "FLEXT_SERVICE_COMMIT",
 ];
 
 /// The validated configuration of an [`crate::Observability`] instance.
@@ -67,6 +70,8 @@ pub struct Config {
     alertmanager_url: Option<String>,
     metrics_addr: Option<SocketAddr>,
     sweep_interval: Option<Duration>,
+    version: Option<String>,
+    commit: Option<String>,
     store: StoreSettings,
 }
 
@@ -82,6 +87,8 @@ impl Default for Config {
             alertmanager_url: None,
             metrics_addr: None,
             sweep_interval: None,
+            version: None,
+            commit: None,
             store: StoreSettings::default(),
         }
     }
@@ -175,6 +182,12 @@ impl Config {
         if let Some((var, v)) = get("FLEXT_SUMMARY_WINDOW") {
             builder.0.store.summary_window = parse_count(var, &v, 1)?;
         }
+        if let Some((_, v)) = get("FLEXT_SERVICE_VERSION") {
+            builder.0.version = Some(v.trim().to_owned());
+        }
+        if let Some((_, v)) = get("FLEXT_SERVICE_COMMIT") {
+            builder.0.commit = Some(v.trim().to_owned());
+        }
         if let Some((var, v)) = get("FLEXT_HISTOGRAM_BUCKETS") {
             let bounds: Vec<f64> = v
                 .split(',')
@@ -214,6 +227,14 @@ impl Config {
     /// Address to serve `/metrics` on.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_addr
+    }
+    /// The service's version for `build_info`, when configured.
+    pub fn version(&self) -> Option<&str> {
+        self.version.as_deref()
+    }
+    /// The service's commit for `build_info`, when configured.
+    pub fn commit(&self) -> Option<&str> {
+        self.commit.as_deref()
     }
     /// Background retention sweep interval, if any.
     pub fn sweep_interval(&self) -> Option<Duration> {
@@ -264,6 +285,12 @@ impl ConfigBuilder {
     /// Address to serve `/metrics` on.
     pub fn metrics_addr(mut self, addr: SocketAddr) -> Self {
         self.0.metrics_addr = Some(addr);
+        self
+    }
+    /// The version and commit `build_info` reports (see [`crate::set_build_info!`]).
+    pub fn build_info(mut self, version: impl Into<String>, commit: impl Into<String>) -> Self {
+        self.0.version = Some(version.into());
+        self.0.commit = Some(commit.into());
         self
     }
     /// Cardinality limit per metric name (default 2,000).

@@ -14,7 +14,7 @@ fn fresh() -> Observability {
 
 #[test]
 fn a_small_store_renders_exactly_in_both_formats() {
-    let obs = fresh();
+    let obs = Observability::new(Config::builder().service_name("exposition").build_info("2.0.0", "abc123").build().unwrap()).unwrap();
     let store = obs.store();
     store.describe("requests_total", flext_obs::MetricKind::Counter, "Requests \\ handled.\nBy route.").unwrap();
     store.counter("requests_total", &[("route", "/a")]).unwrap().increment_by(3);
@@ -25,31 +25,39 @@ fn a_small_store_renders_exactly_in_both_formats() {
     h.record(0.5).unwrap();
     let snapshot = obs.snapshot();
     let text = render(&snapshot, Format::Text);
-    let expected_text = "\
-# HELP flext_obs_dropped_series_total Label sets refused by the cardinality limit.
+    // flext-obs shares the workspace version with this crate.
+    let build_info = format!(
+        "build_info{{commit=\"abc123\",flext_obs_version=\"{}\",service_name=\"exposition\",version=\"2.0.0\"}} 1\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    let expected_text = String::from("# HELP build_info Version and commit of the running service (always 1).\n# TYPE build_info gauge\n")
+        + &build_info
+        + r#"# HELP flext_obs_dropped_series_total Label sets refused by the cardinality limit.
 # TYPE flext_obs_dropped_series_total counter
-flext_obs_dropped_series_total{metric=\"latency_seconds\"} 0
-flext_obs_dropped_series_total{metric=\"queue_depth\"} 0
-flext_obs_dropped_series_total{metric=\"requests_total\"} 0
+flext_obs_dropped_series_total{metric="build_info"} 0
+flext_obs_dropped_series_total{metric="latency_seconds"} 0
+flext_obs_dropped_series_total{metric="queue_depth"} 0
+flext_obs_dropped_series_total{metric="requests_total"} 0
 # HELP flext_obs_series Live series per metric.
 # TYPE flext_obs_series gauge
-flext_obs_series{metric=\"latency_seconds\"} 1
-flext_obs_series{metric=\"queue_depth\"} 1
-flext_obs_series{metric=\"requests_total\"} 1
+flext_obs_series{metric="build_info"} 1
+flext_obs_series{metric="latency_seconds"} 1
+flext_obs_series{metric="queue_depth"} 1
+flext_obs_series{metric="requests_total"} 1
 # HELP latency_seconds The latency seconds histogram.
 # TYPE latency_seconds histogram
-latency_seconds_bucket{le=\"0.1\"} 1
-latency_seconds_bucket{le=\"1\"} 2
-latency_seconds_bucket{le=\"+Inf\"} 2
+latency_seconds_bucket{le="0.1"} 1
+latency_seconds_bucket{le="1"} 2
+latency_seconds_bucket{le="+Inf"} 2
 latency_seconds_sum 0.55
 latency_seconds_count 2
 # HELP queue_depth The queue depth gauge.
 # TYPE queue_depth gauge
 queue_depth -1.5
-# HELP requests_total Requests \\\\ handled.\\nBy route.
+# HELP requests_total Requests \\ handled.\nBy route.
 # TYPE requests_total counter
-requests_total{route=\"/a\"} 3
-";
+requests_total{route="/a"} 3
+"#;
     assert_eq!(text, expected_text);
     let open = render(&snapshot, Format::OpenMetrics);
     assert!(open.ends_with("# EOF\n"));

@@ -97,6 +97,8 @@ fn prometheus_scrapes_the_endpoint_and_reads_counts_quantiles_and_exemplars() {
     });
     assert!(exemplars.iter().all(|id| ours.contains(id)), "exemplar trace IDs {exemplars:?} are recent calls' traces");
 
+    let build_info = query(&prometheus, &format!("/api/v1/query?query={}", encode("build_info")));
+    assert!(build_info["data"]["result"][0]["metric"]["commit"].is_string(), "build_info carries version and commit: {build_info}");
     let metadata = query(&prometheus, "/api/v1/metadata?metric=function_calls_duration_seconds");
     assert_eq!(metadata["data"]["function_calls_duration_seconds"][0]["type"], "histogram");
     let _ = std::fs::remove_dir_all(&sd);
