@@ -31,6 +31,8 @@ struct Inner {
     config: Config,
     store: Store,
     _sweeper: Option<Sweeper>,
+    /// Held so that retention never evicts the current `build_info` series.
+    build_info: std::sync::Mutex<Option<crate::store::Gauge>>,
 }
 
 impl Observability {
@@ -39,7 +41,7 @@ impl Observability {
     pub fn new(config: Config) -> Result<Self> {
         let store = Store::new(config.store().clone(), config.enabled())?;
         let sweeper = config.sweep_interval().map(|every| store.start_sweeper(every)).transpose()?;
-        let obs = Observability { inner: Arc::new(Inner { config, store, _sweeper: sweeper }) };
+        let obs = Observability { inner: Arc::new(Inner { config, store, _sweeper: sweeper, build_info: std::sync::Mutex::new(None) }) };
         let config = &obs.inner.config;
         obs.set_build_info(config.version().unwrap_or("unknown"), config.commit().unwrap_or("unknown"))?;
         Ok(obs)
@@ -75,7 +77,10 @@ impl Observability {
             ("service_name", config.service_name()),
             ("flext_obs_version", env!("CARGO_PKG_VERSION")),
         ];
-        store.gauge(BUILD_INFO, &labels)?.set(1.0)
+        let gauge = store.gauge(BUILD_INFO, &labels)?;
+        gauge.set(1.0)?;
+        *self.inner.build_info.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(gauge);
+        Ok(())
     }
 
     /// Builds an instance from the environment ([`Config::from_env`]).
