@@ -5,7 +5,7 @@
 //! `metrics-exporter-prometheus` (macro path and cached handles). 1 thread, and 2 threads
 //! calling the same function.
 
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion};
 use flext_obs::flext_monitor;
 use flext_obs_benches::per_thread;
 use std::hint::black_box;
@@ -196,13 +196,4 @@ fn per_call(c: &mut Criterion) {
     group.finish();
 }
 
-#[allow(missing_docs)] // criterion_group! generates an undocumented pub fn
-mod group {
-    use super::{criterion_group, per_call};
-    criterion_group! {
-        name = benches;
-        config = flext_obs_benches::config();
-        targets = per_call
-    }
-}
-criterion_main!(group::benches);
+flext_obs_benches::bench_main!(per_call);

@@ -3,7 +3,7 @@
 //! `metrics-exporter-prometheus`'s `render()` and `prometheus-client`'s text encoder, in one
 //! run. Also prints the resident memory each library uses per series.
 
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion};
 use flext_obs::export::prometheus::{Format, render, render_export};
 use flext_obs::{Config, Observability};
 use prometheus_client::metrics::counter::Counter as PcCounter;
@@ -150,13 +150,4 @@ fn render_series(c: &mut Criterion) {
     group.finish();
 }
 
-#[allow(missing_docs)] // criterion_group! generates an undocumented pub fn
-mod group {
-    use super::{criterion_group, render_series};
-    criterion_group! {
-        name = benches;
-        config = flext_obs_benches::config();
-        targets = render_series
-    }
-}
-criterion_main!(group::benches);
+flext_obs_benches::bench_main!(render_series);

@@ -2,7 +2,7 @@
 //! handles, flext-obs against the `metrics` crate (with `metrics-exporter-prometheus` as its
 //! recorder), 1 thread and 2 threads on the same series, in one run.
 
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion};
 use flext_obs::{Config, Observability};
 use flext_obs_benches::per_thread;
 use std::hint::black_box;
@@ -101,13 +101,4 @@ fn store_hot_path(c: &mut Criterion) {
     group.finish();
 }
 
-#[allow(missing_docs)] // criterion_group! generates an undocumented pub fn
-mod group {
-    use super::{criterion_group, store_hot_path};
-    criterion_group! {
-    name = benches;
-    config = flext_obs_benches::config();
-    targets = store_hot_path
-    }
-}
-criterion_main!(group::benches);
+flext_obs_benches::bench_main!(store_hot_path);

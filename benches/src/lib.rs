@@ -36,3 +36,19 @@ where
 pub fn config() -> Criterion {
     Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3))
 }
+
+/// The `main` of a benchmark file: runs `$target` with [`config`].
+#[macro_export]
+macro_rules! bench_main {
+    ($target:ident) => {
+        #[allow(missing_docs)] // criterion_group! generates an undocumented pub fn
+        mod group {
+            criterion::criterion_group! {
+                name = benches;
+                config = $crate::config();
+                targets = super::$target
+            }
+        }
+        criterion::criterion_main!(group::benches);
+    };
+}

@@ -20,7 +20,7 @@
 use crate::entity::{MetricKind, Span, SpanStatus};
 use crate::monitor::{CALLS, DURATION};
 use crate::store::{ExportSnapshot, Labels, SeriesValue, Snapshot, SummaryValue};
-use crate::store::{ExportValue, escape_label_value};
+use crate::store::{ExportValue, push_label_pair};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
@@ -289,30 +289,8 @@ fn write_series(out: &mut String, series: &View<'_>, exemplars: &Exemplars<'_>, 
             prefix.clear();
             prefix.push_str(name);
             prefix.push_str("_bucket");
-            if let Lbl::Pairs(_, Some(text)) = series.labels {
-                // The cached `{k="v"}` minus its closing brace.
-                match text.strip_suffix('}') {
-                    Some(open) => {
-                        prefix.push_str(open);
-                        prefix.push_str(",le=\"");
-                    }
-                    None => prefix.push_str("{le=\""),
-                }
-            } else {
-                prefix.push('{');
-                let mut first = true;
-                series.labels.for_each(|k, v| {
-                    if !first {
-                        prefix.push(',');
-                    }
-                    first = false;
-                    prefix.push_str(k);
-                    prefix.push_str("=\"");
-                    escape_label_value(&mut prefix, v);
-                    prefix.push('"');
-                });
-                prefix.push_str(if first { "le=\"" } else { ",le=\"" });
-            }
+            let any = open_labels(&mut prefix, series);
+            prefix.push_str(if any { ",le=\"" } else { "le=\"" });
             let texts = bounds.texts(buckets);
             for (&(le, cumulative), text) in buckets.iter().zip(texts) {
                 out.push_str(&prefix);
@@ -365,29 +343,37 @@ fn write_sum_count(out: &mut String, series: &View<'_>, sum: f64, count: u64) {
     out.push('\n');
 }
 
-/// `{labels}`, with `quantile` last on summary lines; nothing for no labels.
-fn write_labels(out: &mut String, series: &View<'_>, quantile: Option<f64>) {
-    if let (Lbl::Pairs(_, Some(text)), None) = (series.labels, quantile) {
-        out.push_str(text);
-        return;
-    }
-    if series.labels.is_empty() && quantile.is_none() {
-        return;
+/// Writes `{` and the series' labels, without the closing brace (using the cached text when
+/// there is one); returns whether any label was written.
+fn open_labels(out: &mut String, series: &View<'_>) -> bool {
+    if let Lbl::Pairs(_, Some(text)) = series.labels {
+        if let Some(open) = text.strip_suffix('}') {
+            out.push_str(open);
+            return true;
+        }
+        out.push('{');
+        return false;
     }
     out.push('{');
-    let mut first = true;
-    series.labels.for_each(|k, v| {
-        if !first {
-            out.push(',');
+    let mut any = false;
+    series.labels.for_each(|k, v| push_label_pair(out, &mut any, k, v));
+    any
+}
+
+/// `{labels}`, with `quantile` last on summary lines; nothing for no labels.
+fn write_labels(out: &mut String, series: &View<'_>, quantile: Option<f64>) {
+    if quantile.is_none() {
+        if let Lbl::Pairs(_, Some(text)) = series.labels {
+            out.push_str(text);
+            return;
         }
-        first = false;
-        out.push_str(k);
-        out.push_str("=\"");
-        escape_label_value(out, v);
-        out.push('"');
-    });
+        if series.labels.is_empty() {
+            return;
+        }
+    }
+    let any = open_labels(out, series);
     if let Some(q) = quantile {
-        if !first {
+        if any {
             out.push(',');
         }
         out.push_str("quantile=\"");

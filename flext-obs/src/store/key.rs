@@ -53,14 +53,9 @@ impl Labels {
             return out;
         }
         out.push('{');
-        for (i, (k, v)) in self.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push_str(k);
-            out.push_str("=\"");
-            escape_label_value(&mut out, v);
-            out.push('"');
+        let mut any = false;
+        for (k, v) in self.iter() {
+            push_label_pair(&mut out, &mut any, k, v);
         }
         out.push('}');
         out
@@ -126,6 +121,19 @@ impl Hasher for PrehashedHasher {
 }
 
 pub(crate) type PrehashedState = BuildHasherDefault<PrehashedHasher>;
+
+/// Writes `k="v"` (value escaped) for the exposition, after a comma when `any` label was
+/// written before; sets `any`.
+pub(crate) fn push_label_pair(out: &mut String, any: &mut bool, name: &str, value: &str) {
+    if *any {
+        out.push(',');
+    }
+    *any = true;
+    out.push_str(name);
+    out.push_str("=\"");
+    escape_label_value(out, value);
+    out.push('"');
+}
 
 /// Escapes a label value for the exposition formats: `\\`, `\"` and `\n`.
 pub(crate) fn escape_label_value(out: &mut String, value: &str) {

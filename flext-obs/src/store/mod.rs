@@ -19,7 +19,7 @@ mod series;
 mod snapshot;
 
 pub use key::Labels;
-pub(crate) use key::escape_label_value;
+pub(crate) use key::push_label_pair;
 pub use series::{Counter, Gauge, Histogram, SUMMARY_QUANTILES, Summary};
 pub use snapshot::{HistogramValue, SeriesSnapshot, SeriesValue, Snapshot, SummaryValue};
 
