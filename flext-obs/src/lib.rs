@@ -39,6 +39,7 @@ pub mod monitor;
 pub mod store;
 mod thread;
 pub mod trace;
+mod worker;
 
 pub use flext_obs_macros::flext_monitor;
 

@@ -17,8 +17,7 @@ use crate::api::Observability;
 use crate::entity::validate;
 use crate::error::{Error, Result};
 use crate::export::prometheus::{Format, render_export};
-use std::sync::mpsc::{RecvTimeoutError, Sender, channel};
-use std::thread::JoinHandle;
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::Duration;
 
 /// How a push replaces what the group held.
@@ -97,22 +96,18 @@ impl Pusher {
         if interval.is_zero() {
             return Err(Error::invalid("Pusher", "interval", interval, "must be greater than zero"));
         }
-        let (stop, stopped) = channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("flext-obs-push".into())
-            .spawn(move || {
-                loop {
-                    let last = !matches!(stopped.recv_timeout(interval), Err(RecvTimeoutError::Timeout));
-                    if let Err(err) = self.push(&obs) {
-                        eprintln!("flext-obs: push to {} failed: {err}", self.url);
-                    }
-                    if last {
-                        return;
-                    }
+        let worker = crate::worker::Worker::spawn("flext-obs-push", move |stopped| {
+            loop {
+                let last = !matches!(stopped.recv_timeout(interval), Err(RecvTimeoutError::Timeout));
+                if let Err(err) = self.push(&obs) {
+                    eprintln!("flext-obs: push to {} failed: {err}", self.url);
                 }
-            })
-            .map_err(|e| Error::invalid("Pusher", "thread", e.to_string(), "the thread could not be started"))?;
-        Ok(PushHandle { stop: Some(stop), thread: Some(thread) })
+                if last {
+                    return;
+                }
+            }
+        })?;
+        Ok(PushHandle { worker })
     }
 }
 
@@ -155,29 +150,13 @@ fn base64_url(bytes: &[u8]) -> String {
 /// Stops the background pusher (after a final push) when stopped or dropped.
 #[derive(Debug)]
 pub struct PushHandle {
-    stop: Option<Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    worker: crate::worker::Worker,
 }
 
 impl PushHandle {
     /// Pushes once more and stops.
     pub fn stop(mut self) {
-        self.finish();
-    }
-
-    fn finish(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for PushHandle {
-    fn drop(&mut self) {
-        self.finish();
+        self.worker.stop();
     }
 }
 

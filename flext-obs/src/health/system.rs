@@ -7,9 +7,8 @@ use crate::entity::HealthStatus;
 use crate::error::{Error, Result};
 use crate::store::Store;
 use serde::Serialize;
-use std::sync::mpsc::{RecvTimeoutError, Sender, channel};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, PoisonError, RwLock};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// When a reading turns a component degraded, then unhealthy (`value >= threshold`).
@@ -168,8 +167,7 @@ fn read(system: &mut sysinfo::System, disks: &mut sysinfo::Disks, pid: Option<sy
 #[derive(Debug)]
 pub(crate) struct Sampler {
     pub(crate) readings: Arc<RwLock<SystemReadings>>,
-    stop: Option<Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    _worker: crate::worker::Worker,
 }
 
 impl Sampler {
@@ -184,44 +182,27 @@ impl Sampler {
         }
         let readings = Arc::new(RwLock::new(SystemReadings::default()));
         let shared = readings.clone();
-        let (stop, stopped) = channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("flext-health-system".into())
-            .spawn(move || {
-                let mut system = sysinfo::System::new();
-                let mut disks = sysinfo::Disks::new();
-                let pid = sysinfo::get_current_pid().ok();
-                // The first CPU figure needs a second sample a short while after the first.
-                system.refresh_cpu_usage();
-                let mut wait = sysinfo::MINIMUM_CPU_UPDATE_INTERVAL;
-                loop {
-                    match stopped.recv_timeout(wait) {
-                        Err(RecvTimeoutError::Timeout) => {}
-                        _ => return,
-                    }
-                    let now = read(&mut system, &mut disks, pid);
-                    if let Some(store) = &store {
-                        mirror(store, &now);
-                    }
-                    *shared.write().unwrap_or_else(PoisonError::into_inner) = now;
-                    wait = interval;
+        let worker = crate::worker::Worker::spawn("flext-health-system", move |stopped| {
+            let mut system = sysinfo::System::new();
+            let mut disks = sysinfo::Disks::new();
+            let pid = sysinfo::get_current_pid().ok();
+            // The first CPU figure needs a second sample a short while after the first.
+            system.refresh_cpu_usage();
+            let mut wait = sysinfo::MINIMUM_CPU_UPDATE_INTERVAL;
+            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(wait) {
+                let now = read(&mut system, &mut disks, pid);
+                if let Some(store) = &store {
+                    mirror(store, &now);
                 }
-            })
-            .map_err(|e| Error::invalid("health", "sampler thread", e.to_string(), "the thread could not be started"))?;
-        Ok(Sampler { readings, stop: Some(stop), thread: Some(thread) })
+                *shared.write().unwrap_or_else(PoisonError::into_inner) = now;
+                wait = interval;
+            }
+        })?;
+        Ok(Sampler { readings, _worker: worker })
     }
 
     pub(crate) fn latest(&self) -> SystemReadings {
         self.readings.read().unwrap_or_else(PoisonError::into_inner).clone()
-    }
-}
-
-impl Drop for Sampler {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

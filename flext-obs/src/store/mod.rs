@@ -349,21 +349,17 @@ impl Store {
             return Err(Error::invalid("store", "sweep_interval", interval, "must be greater than zero"));
         }
         let weak: Weak<Registry> = Arc::downgrade(&self.registry);
-        let (stop, stopped) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("flext-obs-sweeper".into())
-            .spawn(move || {
-                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
-                    match weak.upgrade() {
-                        Some(registry) => {
-                            Store { registry }.sweep();
-                        }
-                        None => return,
+        let worker = crate::worker::Worker::spawn("flext-obs-sweeper", move |stopped| {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
+                match weak.upgrade() {
+                    Some(registry) => {
+                        Store { registry }.sweep();
                     }
+                    None => return,
                 }
-            })
-            .map_err(|e| Error::invalid("store", "sweeper thread", e.to_string(), "the thread could not be started"))?;
-        Ok(Sweeper { stop: Some(stop), thread: Some(thread) })
+            }
+        })?;
+        Ok(Sweeper { _worker: worker })
     }
 
     /// Zeroes every series and clears the raw history; for tests. Handles stay valid. Records
@@ -671,17 +667,7 @@ pub(crate) enum ExportValue {
 /// Stops the background sweeper when dropped.
 #[derive(Debug)]
 pub struct Sweeper {
-    stop: Option<std::sync::mpsc::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Sweeper {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
+    _worker: crate::worker::Worker,
 }
 
 #[cfg(test)]
