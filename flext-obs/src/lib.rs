@@ -35,6 +35,7 @@ pub mod entity;
 pub mod error;
 pub mod export;
 pub mod health;
+pub mod log;
 pub mod monitor;
 pub mod store;
 mod thread;

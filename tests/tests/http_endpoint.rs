@@ -59,6 +59,9 @@ fn every_route_answers_with_the_right_status_and_type() {
     let traces: serde_json::Value = serde_json::from_str(&get(addr, "/traces", &[]).unwrap().body).unwrap();
     assert!(traces.as_object().unwrap().values().any(|spans| spans[0]["name"] == "served_work"));
 
+    flext_obs::log::info("served", &[]).unwrap();
+    let logs: serde_json::Value = serde_json::from_str(&get(addr, "/logs", &[]).unwrap().body).unwrap();
+    assert!(logs.as_array().unwrap().iter().any(|l| l["message"] == "served"));
     assert_eq!(get(addr, "/nope", &[]).unwrap().status, 404);
     assert_eq!(request(addr, "POST", "/metrics", &[], "x").unwrap().status, 405);
     assert_eq!(request(addr, "DELETE", "/health", &[], "").unwrap().status, 405);

@@ -1,5 +1,5 @@
 //! The HTTP endpoint: `/metrics` (content negotiation), `/health`, `/ready`, `/snapshot`,
-//! `/alerts`, `/traces`.
+//! `/alerts`, `/traces`, `/logs`.
 //!
 //! Built on axum (the tokio project's router, on hyper): a well-kept server whose connection
 //! handling lets a slow or half-sent request hold only its own connection. [`serve`] runs it on
@@ -42,6 +42,7 @@ pub fn router(obs: Observability, health: HealthRegistry) -> Router {
         .route("/snapshot", get(snapshot))
         .route("/alerts", get(|| async { Json(crate::alert::recent()) }))
         .route("/traces", get(traces))
+        .route("/logs", get(|| async { Json(crate::log::recent()) }))
         .with_state(Shared { obs, health })
 }
 
