@@ -140,7 +140,7 @@ fn body(site: &Site<'_>, sig: &Signature, block: Block) -> Block {
             #[allow(unused_imports)]
             use #private::{InspectAny as _, InspectDebug as _, InspectDisplay as _, InspectResult as _};
             let mut #call = #enter;
-            let #ret #annotation = #private::FutureExt::with_context(async move #block, #call.context()).await;
+            let #ret #annotation = #private::run_in(async move #block, &#call).await;
             #inspect
             #ret
         }};

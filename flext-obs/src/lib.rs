@@ -47,9 +47,10 @@ pub use flext_obs_macros::flext_monitor;
 /// The items `#[flext_monitor]` expansions call. Not a public API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::context::FutureExt;
     pub use crate::entity::Severity;
-    pub use crate::monitor::{Call, CallSite, Inspect, InspectAny, InspectDebug, InspectDisplay, InspectResult, Outcome, SiteOptions};
+    pub use crate::monitor::{
+        Call, CallSite, Inspect, InspectAny, InspectDebug, InspectDisplay, InspectResult, Outcome, SiteOptions, run_in,
+    };
 }
 
 pub use api::{

@@ -309,6 +309,33 @@ struct Active {
     /// Whether `span` was attached to the thread (sync calls), so `outer` is restored on exit.
     attached: bool,
     outcome: Outcome,
+    /// The same call as a `tracing` span (disabled, at the cost of one relaxed load, when no
+    /// subscriber wants it).
+    #[cfg(feature = "tracing")]
+    tracing: tracing::Span,
+}
+
+/// Opens the `tracing` span of a call (entered on this thread for a sync call).
+#[cfg(feature = "tracing")]
+#[inline]
+fn tracing_span(site: &CallSite, span: &SpanContext, outer: &Context, attach: bool) -> tracing::Span {
+    let tracing = tracing::info_span!(
+        "flext_monitor",
+        function = site.function,
+        module = site.module,
+        trace_id = tracing::field::Empty,
+        correlation_id = tracing::field::Empty
+    );
+    if !tracing.is_disabled() {
+        tracing.record("trace_id", tracing::field::display(span.trace_id));
+        if let Some(id) = outer.correlation_id() {
+            tracing.record("correlation_id", tracing::field::display(id));
+        }
+        if let (true, Some(id)) = (attach, tracing.id()) {
+            tracing::dispatcher::get_default(|d| d.enter(&id));
+        }
+    }
+    tracing
 }
 
 impl Active {
@@ -363,7 +390,17 @@ impl Call {
             }
             let lane = lane::of(&t.lane);
             state.in_flight.step_in(lane, 1);
-            Call(Some(Active { site, state, start: clock::now(), span, outer, attached: attach, outcome: Outcome::Pending }))
+            Call(Some(Active {
+                site,
+                state,
+                start: clock::now(),
+                span,
+                outer,
+                attached: attach,
+                outcome: Outcome::Pending,
+                #[cfg(feature = "tracing")]
+                tracing: tracing_span(site, &span, &outer, attach),
+            }))
         })
     }
 
@@ -379,6 +416,12 @@ impl Call {
             }
             None => context::current(),
         }
+    }
+
+    /// The call as a `tracing` span (disabled when monitoring is off or nobody listens).
+    #[cfg(feature = "tracing")]
+    pub fn tracing_span(&self) -> tracing::Span {
+        self.0.as_ref().map_or_else(tracing::Span::none, |a| a.tracing.clone())
     }
 
     /// The call's span, `None` when monitoring is off.
@@ -452,6 +495,10 @@ impl Active {
             }
             lane::of(&t.lane)
         });
+        #[cfg(feature = "tracing")]
+        if let (true, Some(id)) = (self.attached, self.tracing.id()) {
+            tracing::dispatcher::get_default(|d| d.exit(&id));
+        }
         let (site, state) = (self.site, self.state);
         let outcome = if std::thread::panicking() {
             Outcome::Panic
@@ -606,6 +653,23 @@ pub fn run<T, E: fmt::Display + 'static>(name: &str, work: impl FnOnce() -> std:
     }
     drop(call);
     result
+}
+
+/// Runs an async call's body in the call's context (and, with the `tracing` feature, in its
+/// `tracing` span) on every poll.
+#[doc(hidden)]
+#[cfg(feature = "tracing")]
+pub fn run_in<F: std::future::Future>(future: F, call: &Call) -> crate::context::WithContext<tracing::instrument::Instrumented<F>> {
+    use crate::context::FutureExt as _;
+    tracing::Instrument::instrument(future, call.tracing_span()).with_context(call.context())
+}
+
+/// Runs an async call's body in the call's context on every poll.
+#[doc(hidden)]
+#[cfg(not(feature = "tracing"))]
+pub fn run_in<F: std::future::Future>(future: F, call: &Call) -> crate::context::WithContext<F> {
+    use crate::context::FutureExt as _;
+    future.with_context(call.context())
 }
 
 /// A borrowed return value, inspected by the expansion to classify the call. The four

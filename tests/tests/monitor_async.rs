@@ -83,3 +83,72 @@ async fn a_cancelled_call_is_an_error_with_a_timeout_span() {
     assert_eq!(in_flight("slow"), 0.0);
     assert_eq!(spans_of("slow")[0].status(), SpanStatus::Timeout);
 }
+
+mod tracing_bridge {
+    use flext_obs::flext_monitor;
+    use std::sync::{Arc, Mutex};
+    use tracing_subscriber::layer::SubscriberExt;
+
+    /// Records the name and `function` field of every span opened, and the current span's name
+    /// at every event.
+    #[derive(Clone, Default)]
+    struct Recorder(Arc<Mutex<Vec<String>>>);
+
+    impl<S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>> tracing_subscriber::Layer<S> for Recorder {
+        fn on_new_span(&self, attrs: &tracing::span::Attributes<'_>, _: &tracing::span::Id, _: tracing_subscriber::layer::Context<'_, S>) {
+            struct Function(Option<String>);
+            impl tracing::field::Visit for Function {
+                fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                    if field.name() == "function" {
+                        self.0 = Some(format!("{value:?}"));
+                    }
+                }
+                fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+                    if field.name() == "function" {
+                        self.0 = Some(value.to_owned());
+                    }
+                }
+            }
+            let mut function = Function(None);
+            attrs.record(&mut function);
+            self.0.lock().unwrap().push(format!("span {} {}", attrs.metadata().name(), function.0.unwrap_or_default()));
+        }
+
+        fn on_event(&self, _: &tracing::Event<'_>, ctx: tracing_subscriber::layer::Context<'_, S>) {
+            let current = ctx.lookup_current().map(|s| s.name().to_owned()).unwrap_or_default();
+            self.0.lock().unwrap().push(format!("event in {current}"));
+        }
+    }
+
+    #[flext_monitor]
+    fn traced_sync() -> u8 {
+        tracing::info!("inside sync");
+        1
+    }
+
+    #[flext_monitor]
+    async fn traced_async() -> u8 {
+        tokio::task::yield_now().await;
+        tracing::info!("inside async");
+        2
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn monitored_calls_are_tracing_spans_when_a_subscriber_listens() {
+        let recorder = Recorder::default();
+        let subscriber = tracing_subscriber::registry().with(recorder.clone());
+        let _default = tracing::subscriber::set_default(subscriber);
+        assert_eq!(traced_sync(), 1);
+        assert_eq!(traced_async().await, 2);
+        let seen = recorder.0.lock().unwrap().clone();
+        assert_eq!(
+            seen,
+            vec![
+                "span flext_monitor traced_sync".to_owned(),
+                "event in flext_monitor".to_owned(),
+                "span flext_monitor traced_async".to_owned(),
+                "event in flext_monitor".to_owned(),
+            ]
+        );
+    }
+}
