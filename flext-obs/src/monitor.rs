@@ -310,9 +310,10 @@ struct Active {
     attached: bool,
     outcome: Outcome,
     /// The same call as a `tracing` span (disabled, at the cost of one relaxed load, when no
-    /// subscriber wants it).
+    /// subscriber wants it). Dropped by hand in `finish`, so that a guard has no drop glue of
+    /// its own and a switched-off call's guard costs nothing to drop.
     #[cfg(feature = "tracing")]
-    tracing: tracing::Span,
+    tracing: std::mem::ManuallyDrop<tracing::Span>,
 }
 
 /// Opens the `tracing` span of a call (entered on this thread for a sync call).
@@ -399,7 +400,7 @@ impl Call {
                 attached: attach,
                 outcome: Outcome::Pending,
                 #[cfg(feature = "tracing")]
-                tracing: tracing_span(site, &span, &outer, attach),
+                tracing: std::mem::ManuallyDrop::new(tracing_span(site, &span, &outer, attach)),
             }))
         })
     }
@@ -421,7 +422,7 @@ impl Call {
     /// The call as a `tracing` span (disabled when monitoring is off or nobody listens).
     #[cfg(feature = "tracing")]
     pub fn tracing_span(&self) -> tracing::Span {
-        self.0.as_ref().map_or_else(tracing::Span::none, |a| a.tracing.clone())
+        self.0.as_ref().map_or_else(tracing::Span::none, |a| (*a.tracing).clone())
     }
 
     /// The call's span, `None` when monitoring is off.
@@ -496,8 +497,12 @@ impl Active {
             lane::of(&t.lane)
         });
         #[cfg(feature = "tracing")]
-        if let (true, Some(id)) = (self.attached, self.tracing.id()) {
-            tracing::dispatcher::get_default(|d| d.exit(&id));
+        {
+            if let (true, Some(id)) = (self.attached, self.tracing.id()) {
+                tracing::dispatcher::get_default(|d| d.exit(&id));
+            }
+            // Closes the span; what stays behind is a disabled span, which holds nothing.
+            drop(std::mem::replace(&mut *self.tracing, tracing::Span::none()));
         }
         let (site, state) = (self.site, self.state);
         let outcome = if std::thread::panicking() {
