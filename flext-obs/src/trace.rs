@@ -27,6 +27,107 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering, fence};
 use std::sync::{LazyLock, Mutex, PoisonError};
 
+/// Which finished spans are kept in the buffer (metrics are always complete).
+///
+/// A new trace is kept with probability `ratio`, decided from its trace ID so every service
+/// decides the same; with `parent_based`, a call follows its caller's (or the incoming
+/// `traceparent`'s) sampled flag; errors and panics are always kept; `rate_limit` caps the
+/// spans kept per second per function.
+///
+/// ```
+/// use flext_obs::trace::Sampling;
+/// flext_obs::trace::set_sampling(Sampling { ratio: 0.1, parent_based: true, rate_limit: Some(100) })?;
+/// assert!(flext_obs::trace::set_sampling(Sampling { ratio: 1.5, ..Sampling::default() }).is_err());
+/// # flext_obs::trace::set_sampling(Sampling::default())?;
+/// # Ok::<(), flext_obs::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sampling {
+    /// Share of new traces kept, 0 to 1 (default 1).
+    pub ratio: f64,
+    /// Follow the caller's sampled flag (default true).
+    pub parent_based: bool,
+    /// Most spans kept per second per function (default none).
+    pub rate_limit: Option<u32>,
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Sampling { ratio: 1.0, parent_based: true, rate_limit: None }
+    }
+}
+
+impl Sampling {
+    pub(crate) fn check(&self) -> Result<()> {
+        if !(0.0..=1.0).contains(&self.ratio) {
+            return Err(crate::Error::invalid("Sampling", "ratio", self.ratio, "must be from 0 to 1"));
+        }
+        if self.rate_limit == Some(0) {
+            return Err(crate::Error::invalid("Sampling", "rate_limit", 0, "must be at least 1 (or None for no limit)"));
+        }
+        Ok(())
+    }
+}
+
+/// Trace-ID threshold: a new trace is sampled when the low 63 bits of its ID are below it.
+static SAMPLE_BELOW: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(u64::MAX);
+static PARENT_BASED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+/// Spans per second per function, 0 for no limit.
+static RATE_LIMIT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Sets the sampling of every monitored call from now on. The process-wide instance applies
+/// its configuration's sampling when it is created ([`crate::init`] or first use of
+/// [`crate::global`]); a later call here overrides it.
+pub fn set_sampling(sampling: Sampling) -> Result<()> {
+    use std::sync::atomic::Ordering::Relaxed;
+    sampling.check()?;
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+    let below = if sampling.ratio >= 1.0 { u64::MAX } else { (sampling.ratio * (1u64 << 63) as f64) as u64 };
+    SAMPLE_BELOW.store(below, Relaxed);
+    PARENT_BASED.store(sampling.parent_based, Relaxed);
+    RATE_LIMIT.store(sampling.rate_limit.unwrap_or(0), Relaxed);
+    Ok(())
+}
+
+/// Whether a call in `trace` with the caller's flag `parent` (None for a new trace) is sampled.
+#[inline]
+pub(crate) fn sample(trace: TraceId, parent: Option<bool>) -> bool {
+    use std::sync::atomic::Ordering::Relaxed;
+    match parent {
+        Some(flag) if PARENT_BASED.load(Relaxed) => flag,
+        _ => {
+            let below = SAMPLE_BELOW.load(Relaxed);
+            #[allow(clippy::cast_possible_truncation)] // the low 64 bits, on purpose
+            let low = trace.to_u128() as u64 & (u64::MAX >> 1);
+            below == u64::MAX || low < below
+        }
+    }
+}
+
+/// Whether the rate limit lets one more span of a function through now; `window` is the
+/// function's (second, count) state.
+#[inline]
+pub(crate) fn within_rate(window: &std::sync::atomic::AtomicU64, now_seconds: u64) -> bool {
+    use std::sync::atomic::Ordering::Relaxed;
+    let limit = u64::from(RATE_LIMIT.load(Relaxed));
+    if limit == 0 {
+        return true;
+    }
+    let second = now_seconds & 0xffff_ffff;
+    window
+        .fetch_update(Relaxed, Relaxed, |state| {
+            let (at, count) = (state >> 32, state & 0xffff_ffff);
+            if at != second {
+                Some(second << 32 | 1)
+            } else if count < limit {
+                Some(state + 1)
+            } else {
+                None
+            }
+        })
+        .is_ok()
+}
+
 /// Spans each thread's ring keeps.
 pub const SPANS_PER_LANE: usize = 128;
 /// Spans kept from threads without a lane, and manual spans.
