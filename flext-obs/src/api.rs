@@ -168,7 +168,6 @@ pub fn init(config: Config) -> Result<&'static Observability> {
     let stored = GLOBAL.get_or_init(|| {
         fresh = true;
         crate::monitor::set_enabled(obs.config().enabled());
-        let _ = crate::trace::set_sampling(obs.config().sampling());
         obs
     });
     if fresh { Ok(stored) } else { Err(Error::AlreadyInitialized) }
@@ -189,7 +188,6 @@ pub fn global() -> &'static Observability {
             Observability::new(Config::default()).unwrap_or_else(|_| unreachable!("the default configuration is valid"))
         });
         crate::monitor::set_enabled(obs.config().enabled());
-        let _ = crate::trace::set_sampling(obs.config().sampling());
         obs
     })
 }

@@ -15,9 +15,6 @@
 //! | `FLEXT_RAW_HISTORY` | raw records kept per metric name | whole number |
 //! | `FLEXT_SUMMARY_WINDOW` | observations in a summary's window | whole number >= 1 |
 //! | `FLEXT_HISTOGRAM_BUCKETS` | default histogram bounds (seconds) | comma-separated increasing numbers |
-//! | `FLEXT_TRACE_SAMPLE_RATIO` | share of new traces whose spans are kept | number from 0 to 1 |
-//! | `FLEXT_TRACE_PARENT_BASED` | follow the caller's sampled flag | boolean |
-//! | `FLEXT_TRACE_RATE_LIMIT` | sampled spans kept per second per function at most | whole number >= 1, or `off` |
 //! | `FLEXT_SERVICE_VERSION`, `FLEXT_SERVICE_COMMIT` | `build_info{version, commit}` | text (overrides [`crate::set_build_info!`]) |
 //!
 //! An empty variable counts as unset (as in OpenTelemetry). Any other value that cannot be used
@@ -48,9 +45,6 @@ pub const ENV_VARS: &[&str] = &[
     "FLEXT_HISTOGRAM_BUCKETS",
     "FLEXT_SERVICE_VERSION",
     "FLEXT_SERVICE_COMMIT",
-    "FLEXT_TRACE_SAMPLE_RATIO",
-    "FLEXT_TRACE_PARENT_BASED",
-    "FLEXT_TRACE_RATE_LIMIT",
 ];
 
 /// The validated configuration of an [`crate::Observability`] instance.
@@ -78,7 +72,6 @@ pub struct Config {
     sweep_interval: Option<Duration>,
     version: Option<String>,
     commit: Option<String>,
-    sampling: crate::trace::Sampling,
     store: StoreSettings,
 }
 
@@ -96,7 +89,6 @@ impl Default for Config {
             sweep_interval: None,
             version: None,
             commit: None,
-            sampling: crate::trace::Sampling::default(),
             store: StoreSettings::default(),
         }
     }
@@ -190,22 +182,6 @@ impl Config {
         if let Some((var, v)) = get("FLEXT_SUMMARY_WINDOW") {
             builder.0.store.summary_window = parse_count(var, &v, 1)?;
         }
-        if let Some((var, v)) = get("FLEXT_TRACE_SAMPLE_RATIO") {
-            let ratio =
-                v.trim().parse::<f64>().ok().filter(|r| (0.0..=1.0).contains(r)).ok_or_else(|| env_err(var, &v, "a number from 0 to 1"))?;
-            builder.0.sampling.ratio = ratio;
-        }
-        if let Some((var, v)) = get("FLEXT_TRACE_PARENT_BASED") {
-            builder.0.sampling.parent_based = parse_bool(var, &v)?;
-        }
-        if let Some((var, v)) = get("FLEXT_TRACE_RATE_LIMIT") {
-            builder.0.sampling.rate_limit = if v.trim().eq_ignore_ascii_case("off") {
-                None
-            } else {
-                let n = parse_count(var, &v, 1).map_err(|_| env_err(var, &v, "a whole number >= 1, or off"))?;
-                Some(u32::try_from(n).map_err(|_| env_err(var, &v, "a whole number below 2^32, or off"))?)
-            };
-        }
         if let Some((_, v)) = get("FLEXT_SERVICE_VERSION") {
             builder.0.version = Some(v.trim().to_owned());
         }
@@ -251,10 +227,6 @@ impl Config {
     /// Address to serve `/metrics` on.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_addr
-    }
-    /// Which finished spans are kept.
-    pub fn sampling(&self) -> crate::trace::Sampling {
-        self.sampling
     }
     /// The service's version for `build_info`, when configured.
     pub fn version(&self) -> Option<&str> {
@@ -321,11 +293,6 @@ impl ConfigBuilder {
         self.0.commit = Some(commit.into());
         self
     }
-    /// Which finished spans are kept (default: all).
-    pub fn sampling(mut self, sampling: crate::trace::Sampling) -> Self {
-        self.0.sampling = sampling;
-        self
-    }
     /// Cardinality limit per metric name (default 2,000).
     pub fn max_series_per_metric(mut self, limit: usize) -> Self {
         self.0.store.max_series_per_metric = limit;
@@ -382,7 +349,6 @@ impl ConfigBuilder {
             return Err(Error::invalid("Config", "retention/sweep_interval", 0, "must be greater than zero (or None for never)"));
         }
         check_buckets(&c.store.default_buckets)?;
-        c.sampling.check()?;
         Ok(c)
     }
 }

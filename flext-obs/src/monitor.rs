@@ -163,8 +163,6 @@ const CALLER_SLOTS: usize = 8;
 
 struct SiteState {
     index: u32,
-    /// (second, spans kept in it), for the per-function rate limit.
-    rate: std::sync::atomic::AtomicU64,
     service: String,
     histogram: Histogram,
     in_flight: Gauge,
@@ -223,7 +221,6 @@ impl CallSite {
             u32::try_from(sites.len()).map_err(|_| Error::invalid("monitor", "call sites", sites.len(), "too many call sites"))?
         };
         Ok(SiteState {
-            rate: std::sync::atomic::AtomicU64::new(0),
             index,
             service,
             histogram,
@@ -385,9 +382,10 @@ impl Call {
         THREAD.with(|t| {
             let [hi, lo, word] = next_words::<3>(&t.rng);
             let outer = t.context.get();
-            let (trace_id, parent_sampled) =
-                outer.span().map_or_else(|| (TraceId::from_words(hi, lo), None), |p| (p.trace_id, Some(p.sampled)));
-            let span = SpanContext { trace_id, span_id: SpanId::from_word(word), sampled: trace::sample(trace_id, parent_sampled) };
+            let span = match outer.span() {
+                Some(parent) => SpanContext { trace_id: parent.trace_id, span_id: SpanId::from_word(word), sampled: parent.sampled },
+                None => SpanContext { trace_id: TraceId::from_words(hi, lo), span_id: SpanId::from_word(word), sampled: true },
+            };
             if attach {
                 t.context.set(outer.enter_call(span, state.index));
             }
@@ -523,23 +521,19 @@ impl Active {
             Outcome::Error | Outcome::Panic => SpanStatus::Error,
             Outcome::Cancelled => SpanStatus::Timeout,
         };
-        let keep = (self.span.sampled || matches!(outcome, Outcome::Error | Outcome::Panic))
-            && trace::within_rate(&state.rate, clock::seconds(end));
-        if keep {
-            trace::record(
-                lane,
-                SpanRecord {
-                    trace_id: self.span.trace_id,
-                    span_id: self.span.span_id,
-                    parent: self.outer.span().map(|p| p.span_id),
-                    site: state.index,
-                    status,
-                    start_raw: self.start,
-                    duration_ns: nanos,
-                    correlation_id: self.correlation(),
-                },
-            );
-        }
+        trace::record(
+            lane,
+            SpanRecord {
+                trace_id: self.span.trace_id,
+                span_id: self.span.span_id,
+                parent: self.outer.span().map(|p| p.span_id),
+                site: state.index,
+                status,
+                start_raw: self.start,
+                duration_ns: nanos,
+                correlation_id: self.correlation(),
+            },
+        );
         if outcome == Outcome::Panic && site.options.alert {
             raise(site, state, "panic", &|f| write!(f, "{} panicked", site.function), self.span.trace_id, self.correlation());
         }

@@ -26,9 +26,6 @@ fn good_values_are_read() {
         ("FLEXT_RAW_HISTORY", "0"),
         ("FLEXT_SUMMARY_WINDOW", "64"),
         ("FLEXT_HISTOGRAM_BUCKETS", "0.1, 1, 10"),
-        ("FLEXT_TRACE_SAMPLE_RATIO", "0.25"),
-        ("FLEXT_TRACE_PARENT_BASED", "no"),
-        ("FLEXT_TRACE_RATE_LIMIT", "50"),
     ])
     .unwrap();
     assert!(!config.enabled());
@@ -44,7 +41,6 @@ fn good_values_are_read() {
     assert_eq!(config.store().raw_history, 0);
     assert_eq!(config.store().summary_window, 64);
     assert_eq!(&*config.store().default_buckets, &[0.1, 1.0, 10.0]);
-    assert_eq!(config.sampling(), flext_obs::trace::Sampling { ratio: 0.25, parent_based: false, rate_limit: Some(50) });
 }
 
 #[test]
@@ -77,10 +73,6 @@ fn malformed_values_name_the_variable_the_value_and_what_was_expected() {
         ("FLEXT_HISTOGRAM_BUCKETS", "1,x", "comma-separated numbers"),
         ("FLEXT_HISTOGRAM_BUCKETS", "2,1", "finite, strictly increasing numbers"),
         ("FLEXT_HISTOGRAM_BUCKETS", "1,inf", "finite, strictly increasing numbers"),
-        ("FLEXT_TRACE_SAMPLE_RATIO", "1.5", "a number from 0 to 1"),
-        ("FLEXT_TRACE_SAMPLE_RATIO", "half", "a number from 0 to 1"),
-        ("FLEXT_TRACE_PARENT_BASED", "sometimes", "a boolean: true/false, 1/0, yes/no, on/off"),
-        ("FLEXT_TRACE_RATE_LIMIT", "0", "a whole number >= 1, or off"),
     ];
     for (var, value, expected) in cases {
         let err = with(&[(var, value)]).unwrap_err();
