@@ -195,13 +195,11 @@ fn write_family_header(out: &mut String, series: &View<'_>, format: Format) {
         (MetricKind::Summary, _) => (name, "summary"),
     };
     let exposed_name = if series.kind == MetricKind::Counter { counter_base(name) } else { name };
+    // The text format names a counter family by its samples' name (`..._total`).
+    let header_name: std::borrow::Cow<'_, str> =
+        if series.kind == MetricKind::Counter && format == Format::Text { format!("{exposed_name}_total").into() } else { family.into() };
     out.push_str("# HELP ");
-    if series.kind == MetricKind::Counter && format == Format::Text {
-        out.push_str(exposed_name);
-        out.push_str("_total");
-    } else {
-        out.push_str(family);
-    }
+    out.push_str(&header_name);
     out.push(' ');
     match series.help {
         Some(help) => escape_help(out, help, format),
@@ -211,12 +209,7 @@ fn write_family_header(out: &mut String, series: &View<'_>, format: Format) {
     }
     out.push('\n');
     out.push_str("# TYPE ");
-    if series.kind == MetricKind::Counter && format == Format::Text {
-        out.push_str(exposed_name);
-        out.push_str("_total");
-    } else {
-        out.push_str(family);
-    }
+    out.push_str(&header_name);
     out.push(' ');
     out.push_str(kind);
     out.push('\n');
