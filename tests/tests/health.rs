@@ -229,7 +229,8 @@ fn system_readings_match_proc_and_are_served_from_the_cache() {
     let ratio = readings.process_resident_bytes as f64 / rss as f64;
     assert!((0.5..2.0).contains(&ratio), "resident {} vs /proc {rss}", readings.process_resident_bytes);
     let threads = usize::try_from(proc_field("/proc/self/status", "Threads:")).unwrap();
-    assert!(readings.process_threads >= 2 && readings.process_threads.abs_diff(threads) <= 8, "{} vs {threads}", readings.process_threads);
+    // Other tests of this binary start and end threads between the sample and this read.
+    assert!(readings.process_threads >= 2 && readings.process_threads.abs_diff(threads) <= 32, "{} vs {threads}", readings.process_threads);
     assert!(readings.disks.iter().any(|d| d.mount_point == "/" && d.total_bytes > 0), "{:?}", readings.disks);
 
     let report = health.check();
