@@ -97,7 +97,7 @@ fn main() -> Result<(), flext_obs::Error> {
     let addr = obs.config().metrics_addr().unwrap_or_else(|| "127.0.0.1:9464".parse().expect("a valid address"));
     let server = flext_obs::export::http::serve(addr)?;
     let listen = server.local_addr();
-    println!("flext-obs service example: serving http://{listen}/metrics (also /health /ready /snapshot /alerts /traces)");
+    println!("flext-obs service example: serving http://{listen}/metrics (also /health /ready /snapshot /alerts /traces /logs)");
     println!(
         "Prometheus scrape config:\n  scrape_configs:\n    - job_name: flext-service\n      static_configs:\n        - targets: ['{listen}']\n"
     );
