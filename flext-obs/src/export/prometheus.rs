@@ -77,6 +77,7 @@ pub fn render_with_exemplars(snapshot: &Snapshot, spans: &[Span], format: Format
         name: &s.name,
         kind: s.kind,
         help: s.help.as_deref(),
+        line: None,
         labels: Lbl::Map(&s.labels),
         value: match &s.value {
             SeriesValue::Counter { value } | SeriesValue::Gauge { value } => Val::Scalar(*value),
@@ -99,10 +100,11 @@ pub fn render_with_exemplars(snapshot: &Snapshot, spans: &[Span], format: Format
 /// # Ok::<(), flext_obs::Error>(())
 /// ```
 pub fn render_export(export: &ExportSnapshot, spans: &[Span], format: Format) -> String {
-    let views = export.rows().map(|(name, labels, text, kind, help, value)| View {
+    let views = export.rows().map(|(name, labels, text, line, kind, help, value)| View {
         name,
         kind,
         help,
+        line,
         labels: Lbl::Pairs(labels, text),
         value: match value {
             ExportValue::Scalar(v) => Val::Scalar(*v),
@@ -118,6 +120,8 @@ struct View<'a> {
     name: &'a str,
     kind: MetricKind,
     help: Option<&'a str>,
+    /// The whole sample prefix `name{labels}` of a counter or gauge, when cached.
+    line: Option<&'a str>,
     labels: Lbl<'a>,
     value: Val<'a>,
 }
@@ -256,9 +260,13 @@ fn write_series(out: &mut String, series: &View<'_>, exemplars: &Exemplars<'_>, 
     let name = series.name;
     match &series.value {
         Val::Scalar(value) if series.kind == MetricKind::Counter => {
-            out.push_str(counter_base(name));
-            out.push_str("_total");
-            write_labels(out, series, None);
+            if let Some(line) = series.line {
+                out.push_str(line);
+            } else {
+                out.push_str(counter_base(name));
+                out.push_str("_total");
+                write_labels(out, series, None);
+            }
             out.push(' ');
             push_f64(out, *value);
             if let Some(span) = exemplars.for_counter(series) {
@@ -267,8 +275,12 @@ fn write_series(out: &mut String, series: &View<'_>, exemplars: &Exemplars<'_>, 
             out.push('\n');
         }
         Val::Scalar(value) => {
-            out.push_str(name);
-            write_labels(out, series, None);
+            if let Some(line) = series.line {
+                out.push_str(line);
+            } else {
+                out.push_str(name);
+                write_labels(out, series, None);
+            }
             out.push(' ');
             push_f64(out, *value);
             out.push('\n');

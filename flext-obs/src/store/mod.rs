@@ -131,8 +131,6 @@ struct Family {
 struct Series {
     key: Key,
     family: Arc<Family>,
-    /// The label set as the exposition writes it, made on the first scrape and reused.
-    exposition_labels: OnceLock<Box<str>>,
     data: SeriesData,
     /// (last activity seen, when it last changed); only the sweeper touches it.
     idle: Mutex<(u64, Instant)>,
@@ -149,7 +147,7 @@ struct Registry {
     /// Bumped whenever a series is added or evicted, so the sorted series list can be reused
     /// by scrapes while the set of series is unchanged.
     generation: AtomicU64,
-    sorted: Mutex<(u64, Arc<[Arc<Series>]>)>,
+    sorted: Mutex<(u64, Arc<Sorted>)>,
 }
 
 /// The metrics store. Cloning is cheap and shares the same series.
@@ -190,7 +188,7 @@ impl Store {
                 settings,
                 switch: Switch::new(enabled),
                 generation: AtomicU64::new(1),
-                sorted: Mutex::new((0, Arc::from([]))),
+                sorted: Mutex::new((0, Arc::new(Sorted::default()))),
             }),
         })
     }
@@ -274,7 +272,10 @@ impl Store {
     pub fn describe(&self, name: &str, kind: MetricKind, help: &str) -> Result<()> {
         validate::metric_name("store", "name", name)?;
         let family = self.family(name, kind)?;
-        let _ = family.help.set(help.into());
+        if family.help.set(help.into()).is_ok() {
+            // The scrape layout caches help texts.
+            self.registry.generation.fetch_add(1, Ordering::Release);
+        }
         Ok(())
     }
 
@@ -424,8 +425,8 @@ impl Store {
     /// series' names and label sets instead of copying them, and without quantile estimates, so
     /// a scrape of 10,000 series allocates little. Sorted by name, then labels.
     pub fn export_snapshot(&self) -> ExportSnapshot {
-        let series = self.sorted_series();
-        let values = series.iter().map(|s| s.data.export()).collect();
+        let sorted = self.sorted_series();
+        let values = sorted.data.iter().map(SeriesData::export).collect();
         let families: Vec<Arc<Family>> = read(&self.registry.families).values().cloned().collect();
         let mut extra: Vec<ExportRow> = Vec::with_capacity(families.len() * 2);
         for family in &families {
@@ -450,12 +451,12 @@ impl Store {
             });
         }
         extra.sort_unstable_by(|a, b| a.name.cmp(&b.name).then_with(|| a.labels.cmp(&b.labels)));
-        ExportSnapshot { series, values, extra }
+        ExportSnapshot { sorted, values, extra }
     }
 
-    /// Every series sorted by name, then labels; rebuilt only when series were added or
-    /// evicted since the last call.
-    fn sorted_series(&self) -> Arc<[Arc<Series>]> {
+    /// Every series sorted by name, then labels, laid out for a scrape; rebuilt only when series
+    /// were added or evicted since the last call.
+    fn sorted_series(&self) -> Arc<Sorted> {
         let generation = self.registry.generation.load(Ordering::Acquire);
         let mut cache = lock(&self.registry.sorted);
         if cache.0 == generation {
@@ -469,9 +470,9 @@ impl Store {
             let names = if Arc::ptr_eq(&a.key.name, &b.key.name) { std::cmp::Ordering::Equal } else { a.key.name.cmp(&b.key.name) };
             names.then_with(|| a.key.labels.cmp(&b.key.labels))
         });
-        let series: Arc<[Arc<Series>]> = series.into();
-        *cache = (generation, series.clone());
-        series
+        let sorted = Arc::new(Sorted::new(&series));
+        *cache = (generation, sorted.clone());
+        sorted
     }
 
     /// Label sets refused for metric `name` by the cardinality limit so far.
@@ -516,13 +517,7 @@ impl Store {
         let data = self.new_data(&family);
         map.insert(
             key.clone(),
-            Arc::new(Series {
-                key,
-                family: family.clone(),
-                exposition_labels: OnceLock::new(),
-                data: data.clone(),
-                idle: Mutex::new((0, Instant::now())),
-            }),
+            Arc::new(Series { key, family: family.clone(), data: data.clone(), idle: Mutex::new((0, Instant::now())) }),
         );
         self.registry.generation.fetch_add(1, Ordering::Release);
         Ok(data)
@@ -539,7 +534,6 @@ impl Store {
                 let series = Arc::new(Series {
                     key: key.clone(),
                     family: family.clone(),
-                    exposition_labels: OnceLock::new(),
                     data: self.new_data(family),
                     idle: Mutex::new((0, Instant::now())),
                 });
@@ -590,11 +584,61 @@ fn unreachable_kind<T>(name: &str) -> Result<T> {
     Err(Error::invalid("store", "name", name, "internal error: series of an unexpected kind"))
 }
 
+/// The series in exposition order, laid out so that a scrape reads memory in sequence: the
+/// families' names and help, each series' family and label block (all label blocks in one
+/// buffer), and the series' cells.
+#[derive(Default)]
+pub(crate) struct Sorted {
+    families: Vec<(Arc<str>, MetricKind, Option<Arc<str>>)>,
+    family_of: Vec<u32>,
+    labels: Vec<Labels>,
+    text: String,
+    /// Per series: its label block, then (counters and gauges) its whole sample prefix
+    /// `name{labels}`, as ranges of `text`.
+    spans: Vec<(u32, u32, u32)>,
+    data: Vec<SeriesData>,
+}
+
+impl Sorted {
+    fn new(series: &[Arc<Series>]) -> Self {
+        let mut sorted = Sorted::default();
+        for s in series {
+            if sorted.families.last().is_none_or(|(name, _, _)| !Arc::ptr_eq(name, &s.family.name)) {
+                sorted.families.push((s.family.name.clone(), s.family.kind, s.family.help.get().cloned()));
+            }
+            #[allow(clippy::cast_possible_truncation)] // fewer than 2^32 families and bytes
+            {
+                sorted.family_of.push((sorted.families.len() - 1) as u32);
+                let labels = s.key.labels.exposition_text();
+                let start = sorted.text.len();
+                sorted.text.push_str(&labels);
+                let prefix = sorted.text.len();
+                match s.family.kind {
+                    MetricKind::Counter => {
+                        sorted.text.push_str(s.key.name.strip_suffix("_total").unwrap_or(&s.key.name));
+                        sorted.text.push_str("_total");
+                        sorted.text.push_str(&labels);
+                    }
+                    MetricKind::Gauge => {
+                        sorted.text.push_str(&s.key.name);
+                        sorted.text.push_str(&labels);
+                    }
+                    MetricKind::Histogram | MetricKind::Summary => {}
+                }
+                sorted.spans.push((start as u32, prefix as u32, sorted.text.len() as u32));
+            }
+            sorted.labels.push(s.key.labels.clone());
+            sorted.data.push(s.data.clone());
+        }
+        sorted
+    }
+}
+
 /// Every series read at one moment, for exporters ([`Store::export_snapshot`]): the store's
 /// series (shared, not copied) with their values, and the store's self-metrics.
 #[derive(Clone)]
 pub struct ExportSnapshot {
-    series: Arc<[Arc<Series>]>,
+    sorted: Arc<Sorted>,
     values: Vec<ExportValue>,
     extra: Vec<ExportRow>,
 }
@@ -608,7 +652,7 @@ impl std::fmt::Debug for ExportSnapshot {
 impl ExportSnapshot {
     /// How many series it holds (self-metrics included).
     pub fn len(&self) -> usize {
-        self.series.len() + self.extra.len()
+        self.values.len() + self.extra.len()
     }
 
     /// Whether it holds none.
@@ -616,14 +660,18 @@ impl ExportSnapshot {
         self.len() == 0
     }
 
-    /// Every series in name, then label, order: `(name, labels, labels as the exposition
-    /// writes them (cached per series), kind, help, value)`.
+    /// Every series in name, then label, order (see [`Row`]).
     pub(crate) fn rows(&self) -> impl Iterator<Item = Row<'_>> {
-        let stored = self.series.iter().zip(&self.values).map(|(s, v)| {
-            let text: &str = s.exposition_labels.get_or_init(|| s.key.labels.exposition_text().into_boxed_str());
-            (&*s.key.name, &s.key.labels, Some(text), s.family.kind, s.family.help.get().map(|h| &**h), v)
-        });
-        let extra = self.extra.iter().map(|r| (&*r.name, &r.labels, None, r.kind, r.help.as_deref(), &r.value));
+        let sorted = &*self.sorted;
+        let stored = sorted.family_of.iter().zip(&sorted.spans).zip(&sorted.labels).zip(&self.values).map(
+            move |(((&family, &(start, prefix, end)), labels), v)| {
+                let (name, kind, help) = &sorted.families[family as usize];
+                let text = &sorted.text[start as usize..prefix as usize];
+                let line = (end > prefix).then(|| &sorted.text[prefix as usize..end as usize]);
+                (&**name, labels, Some(text), line, *kind, help.as_deref(), v)
+            },
+        );
+        let extra = self.extra.iter().map(|r| (&*r.name, &r.labels, None, None, r.kind, r.help.as_deref(), &r.value));
         Merge { a: stored.peekable(), b: extra.peekable() }
     }
 }
@@ -634,7 +682,8 @@ struct Merge<A: Iterator, B: Iterator> {
     b: std::iter::Peekable<B>,
 }
 
-pub(crate) type Row<'a> = (&'a str, &'a Labels, Option<&'a str>, MetricKind, Option<&'a str>, &'a ExportValue);
+/// `(name, labels, label block, sample prefix, kind, help, value)` of one series.
+pub(crate) type Row<'a> = (&'a str, &'a Labels, Option<&'a str>, Option<&'a str>, MetricKind, Option<&'a str>, &'a ExportValue);
 
 impl<'a, A: Iterator<Item = Row<'a>>, B: Iterator<Item = Row<'a>>> Iterator for Merge<A, B> {
     type Item = Row<'a>;
