@@ -281,3 +281,23 @@ fn the_runtime_switch_stops_recording_and_reset_zeroes() {
     c.increment();
     assert_eq!(obs.metric_value("off_total", &[]), Some(1.0), "handles stay valid after reset");
 }
+
+#[test]
+fn a_scrape_neither_pins_idle_series_nor_serves_stale_layout() {
+    use flext_obs::export::prometheus::{Format, render_export};
+    let obs = Observability::new(Config::builder().retention(Some(Duration::from_nanos(1))).build().unwrap()).unwrap();
+    obs.store().counter("scraped_total", &[("k", "a")]).unwrap().increment();
+    let first = render_export(&obs.store().export_snapshot(), &[], Format::Text);
+    assert!(first.contains("scraped_total{k=\"a\"} 1\n"));
+    // Help given after the first scrape shows in the next one.
+    obs.store().describe("scraped_total", flext_obs::MetricKind::Counter, "Scraped things.").unwrap();
+    // The scrape layout must not count as a live handle: the idle series is still evicted.
+    obs.store().sweep();
+    std::thread::sleep(Duration::from_millis(2));
+    assert_eq!(obs.store().sweep(), 1, "a scrape must not keep an idle series alive");
+    obs.store().counter("scraped_total", &[("k", "b")]).unwrap().increment_by(2);
+    let second = render_export(&obs.store().export_snapshot(), &[], Format::Text);
+    assert!(second.contains("# HELP scraped_total Scraped things.\n"), "{second}");
+    assert!(!second.contains("k=\"a\""), "evicted series leave the scrape: {second}");
+    assert!(second.contains("scraped_total{k=\"b\"} 2\n"), "{second}");
+}

@@ -339,6 +339,8 @@ impl Store {
         }
         if evicted > 0 {
             self.registry.generation.fetch_add(1, Ordering::Release);
+            // Let go of the evicted series now rather than at the next scrape.
+            *lock(&self.registry.sorted) = (0, Arc::new(Sorted::default()));
         }
         evicted
     }
@@ -426,7 +428,7 @@ impl Store {
     /// a scrape of 10,000 series allocates little. Sorted by name, then labels.
     pub fn export_snapshot(&self) -> ExportSnapshot {
         let sorted = self.sorted_series();
-        let values = sorted.data.iter().map(SeriesData::export).collect();
+        let values = sorted.series.iter().map(|s| s.data.export()).collect();
         let families: Vec<Arc<Family>> = read(&self.registry.families).values().cloned().collect();
         let mut extra: Vec<ExportRow> = Vec::with_capacity(families.len() * 2);
         for family in &families {
@@ -591,12 +593,13 @@ fn unreachable_kind<T>(name: &str) -> Result<T> {
 pub(crate) struct Sorted {
     families: Vec<(Arc<str>, MetricKind, Option<Arc<str>>)>,
     family_of: Vec<u32>,
-    labels: Vec<Labels>,
     text: String,
     /// Per series: its label block, then (counters and gauges) its whole sample prefix
     /// `name{labels}`, as ranges of `text`.
     spans: Vec<(u32, u32, u32)>,
-    data: Vec<SeriesData>,
+    /// The series themselves (not their cells: a handle on the cells would count as a live
+    /// handle and keep idle series from being evicted).
+    series: Vec<Arc<Series>>,
 }
 
 impl Sorted {
@@ -627,8 +630,7 @@ impl Sorted {
                 }
                 sorted.spans.push((start as u32, prefix as u32, sorted.text.len() as u32));
             }
-            sorted.labels.push(s.key.labels.clone());
-            sorted.data.push(s.data.clone());
+            sorted.series.push(s.clone());
         }
         sorted
     }
@@ -663,8 +665,9 @@ impl ExportSnapshot {
     /// Every series in name, then label, order (see [`Row`]).
     pub(crate) fn rows(&self) -> impl Iterator<Item = Row<'_>> {
         let sorted = &*self.sorted;
-        let stored = sorted.family_of.iter().zip(&sorted.spans).zip(&sorted.labels).zip(&self.values).map(
-            move |(((&family, &(start, prefix, end)), labels), v)| {
+        let stored = sorted.family_of.iter().zip(&sorted.spans).zip(&sorted.series).zip(&self.values).map(
+            move |(((&family, &(start, prefix, end)), series), v)| {
+                let labels = &series.key.labels;
                 let (name, kind, help) = &sorted.families[family as usize];
                 let text = &sorted.text[start as usize..prefix as usize];
                 let line = (end > prefix).then(|| &sorted.text[prefix as usize..end as usize]);
