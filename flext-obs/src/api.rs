@@ -168,6 +168,7 @@ pub fn init(config: Config) -> Result<&'static Observability> {
     let stored = GLOBAL.get_or_init(|| {
         fresh = true;
         crate::monitor::set_enabled(obs.config().enabled());
+        obs.config().sampler().install();
         obs
     });
     if fresh { Ok(stored) } else { Err(Error::AlreadyInitialized) }
@@ -188,6 +189,7 @@ pub fn global() -> &'static Observability {
             Observability::new(Config::default()).unwrap_or_else(|_| unreachable!("the default configuration is valid"))
         });
         crate::monitor::set_enabled(obs.config().enabled());
+        obs.config().sampler().install();
         obs
     })
 }

@@ -34,3 +34,9 @@ pub(crate) fn to_wall(raw: u64) -> DateTime<Utc> {
     let offset = i64::try_from(nanos_between(anchor.raw, raw)).unwrap_or(i64::MAX);
     anchor.wall + chrono::Duration::nanoseconds(offset)
 }
+
+/// Whole seconds from the clock's anchor to a raw reading (the rate limiter's window).
+#[inline]
+pub(crate) fn seconds(raw: u64) -> u64 {
+    nanos_between(ANCHOR.raw, raw) / 1_000_000_000
+}

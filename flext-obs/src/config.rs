@@ -16,12 +16,21 @@
 //! | `FLEXT_SUMMARY_WINDOW` | observations in a summary's window | whole number >= 1 |
 //! | `FLEXT_HISTOGRAM_BUCKETS` | default histogram bounds (seconds) | comma-separated increasing numbers |
 //! | `FLEXT_SERVICE_VERSION`, `FLEXT_SERVICE_COMMIT` | `build_info{version, commit}` | text (overrides [`crate::set_build_info!`]) |
+//! | `FLEXT_TRACE_SAMPLE_RATIO` | share of new traces whose spans are kept | number from 0 to 1 |
+//! | `FLEXT_TRACE_PARENT_BASED` | follow the incoming `traceparent` sampled flag | boolean |
+//! | `FLEXT_TRACE_KEEP_ERRORS` | keep failed calls' spans whatever the sampling | boolean |
+//! | `FLEXT_TRACE_MAX_PER_SECOND` | spans kept per second per function | whole number >= 1, or `off` |
+//! | `OTEL_BSP_MAX_QUEUE_SIZE` | spans waiting for OTLP export (more are dropped) | whole number >= 1 |
+//! | `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` | spans per OTLP request | whole number >= 1 |
+//! | `OTEL_BSP_SCHEDULE_DELAY` | OTLP span export interval | milliseconds >= 1 |
+//! | `OTEL_METRIC_EXPORT_INTERVAL` | OTLP metrics export interval | milliseconds >= 1 |
 //!
 //! An empty variable counts as unset (as in OpenTelemetry). Any other value that cannot be used
 //! is an [`Error::Env`] naming the variable, the value and what was expected.
 
 use crate::entity::LogLevel;
 use crate::error::{Error, Result};
+use crate::sample::Sampler;
 use crate::store::{StoreSettings, check_buckets};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -45,7 +54,39 @@ pub const ENV_VARS: &[&str] = &[
     "FLEXT_HISTOGRAM_BUCKETS",
     "FLEXT_SERVICE_VERSION",
     "FLEXT_SERVICE_COMMIT",
+    "FLEXT_TRACE_SAMPLE_RATIO",
+    "FLEXT_TRACE_PARENT_BASED",
+    "FLEXT_TRACE_KEEP_ERRORS",
+    "FLEXT_TRACE_MAX_PER_SECOND",
+    "OTEL_BSP_MAX_QUEUE_SIZE",
+    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+    "OTEL_BSP_SCHEDULE_DELAY",
+    "OTEL_METRIC_EXPORT_INTERVAL",
 ];
+
+/// How OTLP export batches (the OpenTelemetry `OTEL_BSP_*` defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OtlpSettings {
+    /// Spans waiting for export; beyond it spans are dropped and counted (default 2,048).
+    pub max_queue_size: usize,
+    /// Spans per request (default 512).
+    pub max_export_batch_size: usize,
+    /// Longest wait before queued spans are sent (default 5 s).
+    pub schedule_delay: Duration,
+    /// Metrics export interval (default 60 s).
+    pub metric_interval: Duration,
+}
+
+impl Default for OtlpSettings {
+    fn default() -> Self {
+        OtlpSettings {
+            max_queue_size: 2048,
+            max_export_batch_size: 512,
+            schedule_delay: Duration::from_secs(5),
+            metric_interval: Duration::from_secs(60),
+        }
+    }
+}
 
 /// The validated configuration of an [`crate::Observability`] instance.
 ///
@@ -73,6 +114,8 @@ pub struct Config {
     version: Option<String>,
     commit: Option<String>,
     store: StoreSettings,
+    sampler: Sampler,
+    otlp: OtlpSettings,
 }
 
 impl Default for Config {
@@ -90,6 +133,8 @@ impl Default for Config {
             version: None,
             commit: None,
             store: StoreSettings::default(),
+            sampler: Sampler::default(),
+            otlp: OtlpSettings::default(),
         }
     }
 }
@@ -188,6 +233,36 @@ impl Config {
         if let Some((_, v)) = get("FLEXT_SERVICE_COMMIT") {
             builder.0.commit = Some(v.trim().to_owned());
         }
+        let mut sampler = Sampler::builder();
+        if let Some((var, v)) = get("FLEXT_TRACE_SAMPLE_RATIO") {
+            let ratio = v.trim().parse::<f64>().ok().filter(|r| (0.0..=1.0).contains(r));
+            sampler = sampler.ratio(ratio.ok_or_else(|| env_err(var, &v, "a number from 0 to 1"))?);
+        }
+        if let Some((var, v)) = get("FLEXT_TRACE_PARENT_BASED") {
+            sampler = sampler.parent_based(parse_bool(var, &v)?);
+        }
+        if let Some((var, v)) = get("FLEXT_TRACE_KEEP_ERRORS") {
+            sampler = sampler.keep_errors(parse_bool(var, &v)?);
+        }
+        if let Some((var, v)) = get("FLEXT_TRACE_MAX_PER_SECOND") {
+            if !v.trim().eq_ignore_ascii_case("off") {
+                let limit = v.trim().parse::<u32>().ok().filter(|n| *n >= 1);
+                sampler = sampler.max_per_second(limit.ok_or_else(|| env_err(var, &v, "a whole number >= 1, or off"))?);
+            }
+        }
+        builder.0.sampler = sampler.build()?;
+        if let Some((var, v)) = get("OTEL_BSP_MAX_QUEUE_SIZE") {
+            builder.0.otlp.max_queue_size = parse_count(var, &v, 1)?;
+        }
+        if let Some((var, v)) = get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE") {
+            builder.0.otlp.max_export_batch_size = parse_count(var, &v, 1)?;
+        }
+        if let Some((var, v)) = get("OTEL_BSP_SCHEDULE_DELAY") {
+            builder.0.otlp.schedule_delay = parse_millis(var, &v)?;
+        }
+        if let Some((var, v)) = get("OTEL_METRIC_EXPORT_INTERVAL") {
+            builder.0.otlp.metric_interval = parse_millis(var, &v)?;
+        }
         if let Some((var, v)) = get("FLEXT_HISTOGRAM_BUCKETS") {
             let bounds: Vec<f64> = v
                 .split(',')
@@ -243,6 +318,14 @@ impl Config {
     /// Store limits.
     pub fn store(&self) -> &StoreSettings {
         &self.store
+    }
+    /// Span sampling rules.
+    pub fn sampler(&self) -> Sampler {
+        self.sampler
+    }
+    /// OTLP batching.
+    pub fn otlp(&self) -> OtlpSettings {
+        self.otlp
     }
 }
 
@@ -319,6 +402,16 @@ impl ConfigBuilder {
         self.0.store.summary_window = observations;
         self
     }
+    /// Span sampling rules (default: keep every span).
+    pub fn sampler(mut self, sampler: Sampler) -> Self {
+        self.0.sampler = sampler;
+        self
+    }
+    /// OTLP batching (default: OpenTelemetry's).
+    pub fn otlp(mut self, settings: OtlpSettings) -> Self {
+        self.0.otlp = settings;
+        self
+    }
     /// Default histogram bounds.
     pub fn default_buckets(mut self, bounds: &[f64]) -> Self {
         self.0.store.default_buckets = Arc::from(bounds);
@@ -349,6 +442,12 @@ impl ConfigBuilder {
             return Err(Error::invalid("Config", "retention/sweep_interval", 0, "must be greater than zero (or None for never)"));
         }
         check_buckets(&c.store.default_buckets)?;
+        if c.otlp.max_queue_size == 0 || c.otlp.max_export_batch_size == 0 {
+            return Err(Error::invalid("Config", "otlp queue/batch size", 0, "must be at least 1"));
+        }
+        if c.otlp.schedule_delay.is_zero() || c.otlp.metric_interval.is_zero() {
+            return Err(Error::invalid("Config", "otlp schedule_delay/metric_interval", 0, "must be greater than zero"));
+        }
         Ok(c)
     }
 }
@@ -376,6 +475,11 @@ fn parse_seconds(var: &'static str, value: &str) -> Result<Option<Duration>> {
     parse_count(var, value, 1)
         .map(|secs| Some(Duration::from_secs(secs as u64)))
         .map_err(|_| env_err(var, value, "a whole number of seconds >= 1, or off"))
+}
+
+fn parse_millis(var: &'static str, value: &str) -> Result<Duration> {
+    let millis = value.trim().parse::<u64>().ok().filter(|n| *n >= 1);
+    millis.map(Duration::from_millis).ok_or_else(|| env_err(var, value, "a whole number of milliseconds >= 1"))
 }
 
 fn parse_url(var: &'static str, value: &str) -> Result<String> {

@@ -37,6 +37,7 @@ pub mod export;
 pub mod health;
 pub mod log;
 pub mod monitor;
+pub mod sample;
 pub mod store;
 mod thread;
 pub mod trace;

@@ -25,6 +25,7 @@ use crate::context::{self, Context, SpanContext};
 use crate::entity::ids::next_words;
 use crate::entity::{Alert, CorrelationId, Severity, Span, SpanId, SpanStatus, TraceId, validate};
 use crate::error::{Error, Result};
+use crate::sample::{self, RateLimiter, Verdict};
 use crate::store::lane::{self, Lane};
 use crate::store::{Counter, Gauge, Histogram, Store};
 use crate::thread::THREAD;
@@ -42,6 +43,8 @@ pub const DURATION: &str = "function_calls_duration_seconds";
 pub const CONCURRENT: &str = "function_calls_concurrent";
 /// Alerts counter name.
 pub const ALERTS: &str = "flext_alerts_total";
+/// Finished spans not kept (rate limit, full export queue), by function and reason.
+pub const SPANS_DROPPED: &str = "flext_spans_dropped_total";
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
 
@@ -170,6 +173,9 @@ struct SiteState {
     store: Store,
     callers: [OnceLock<CallerCounters>; CALLER_SLOTS],
     more_callers: Mutex<Vec<CallerCounters>>,
+    limiter: RateLimiter,
+    /// `flext_spans_dropped_total{function, reason="rate_limit"}`, resolved on the first drop.
+    rate_limited: OnceLock<Option<Counter>>,
 }
 
 /// Every call site that has been called, by index - 1 (index 0 means "no site").
@@ -229,11 +235,26 @@ impl CallSite {
             store,
             callers: Default::default(),
             more_callers: Mutex::new(Vec::new()),
+            limiter: RateLimiter::default(),
+            rate_limited: OnceLock::new(),
         })
     }
 }
 
 impl SiteState {
+    /// Counts a span of this function dropped by the rate limit (uncounted if the store refuses
+    /// the series: a drop never fails the call).
+    #[cold]
+    fn count_rate_limited(&self, site: &CallSite) {
+        let counter = self.rate_limited.get_or_init(|| {
+            let _ = self.store.describe(SPANS_DROPPED, crate::MetricKind::Counter, "Finished spans not kept, by function and reason.");
+            self.store.counter(SPANS_DROPPED, &[("function", site.function), ("reason", "rate_limit")]).ok()
+        });
+        if let Some(counter) = counter {
+            counter.increment();
+        }
+    }
+
     /// Adds one call to the counter of `result` for calls made from `caller`.
     #[inline]
     fn count(&self, site: &CallSite, lane: Lane, caller: u32, result: usize) {
@@ -382,9 +403,15 @@ impl Call {
         THREAD.with(|t| {
             let [hi, lo, word] = next_words::<3>(&t.rng);
             let outer = t.context.get();
-            let span = match outer.span() {
-                Some(parent) => SpanContext { trace_id: parent.trace_id, span_id: SpanId::from_word(word), sampled: parent.sampled },
-                None => SpanContext { trace_id: TraceId::from_words(hi, lo), span_id: SpanId::from_word(word), sampled: true },
+            let span = if let Some(parent) = outer.span() {
+                SpanContext {
+                    trace_id: parent.trace_id,
+                    span_id: SpanId::from_word(word),
+                    sampled: sample::head(parent.trace_id, Some(parent.sampled)),
+                }
+            } else {
+                let trace_id = TraceId::from_words(hi, lo);
+                SpanContext { trace_id, span_id: SpanId::from_word(word), sampled: sample::ratio_samples(trace_id) }
             };
             if attach {
                 t.context.set(outer.enter_call(span, state.index));
@@ -521,19 +548,23 @@ impl Active {
             Outcome::Error | Outcome::Panic => SpanStatus::Error,
             Outcome::Cancelled => SpanStatus::Timeout,
         };
-        trace::record(
-            lane,
-            SpanRecord {
-                trace_id: self.span.trace_id,
-                span_id: self.span.span_id,
-                parent: self.outer.span().map(|p| p.span_id),
-                site: state.index,
-                status,
-                start_raw: self.start,
-                duration_ns: nanos,
-                correlation_id: self.correlation(),
-            },
-        );
+        match sample::keep(self.span.sampled, status == SpanStatus::Error, &state.limiter, end) {
+            Verdict::Keep => trace::record(
+                lane,
+                SpanRecord {
+                    trace_id: self.span.trace_id,
+                    span_id: self.span.span_id,
+                    parent: self.outer.span().map(|p| p.span_id),
+                    site: state.index,
+                    status,
+                    start_raw: self.start,
+                    duration_ns: nanos,
+                    correlation_id: self.correlation(),
+                },
+            ),
+            Verdict::RateLimited => state.count_rate_limited(site),
+            Verdict::NotSampled => {}
+        }
         if outcome == Outcome::Panic && site.options.alert {
             raise(site, state, "panic", &|f| write!(f, "{} panicked", site.function), self.span.trace_id, self.correlation());
         }

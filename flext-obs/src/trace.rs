@@ -213,7 +213,12 @@ pub fn clear() {
     buffers.manual.lock().unwrap_or_else(PoisonError::into_inner).clear();
 }
 
-fn keep_manual(span: Span) {
+/// Keeps a finished manual span if the sampler says so (manual spans have no rate limit: they
+/// are made by hand, not per call).
+fn keep_manual(span: Span, sampled: bool) {
+    if !crate::sample::keeps_unlimited(sampled, span.status() == SpanStatus::Error) {
+        return;
+    }
     let mut manual = BUFFERS.manual.lock().unwrap_or_else(PoisonError::into_inner);
     if manual.len() == SHARED_SPANS {
         manual.pop_front();
@@ -254,6 +259,8 @@ pub fn format_tree(spans: &[Span]) -> String {
 #[derive(Debug)]
 pub struct ActiveSpan {
     span: Option<Span>,
+    /// The head sampling decision (see [`crate::sample`]).
+    sampled: bool,
 }
 
 /// Starts a trace (the Python `start_trace`): a root span in a new trace, or a child of the
@@ -264,7 +271,9 @@ pub fn start_trace(name: &str) -> Result<ActiveSpan> {
     if let Some(parent) = cx.span() {
         builder = builder.trace_id(parent.trace_id).parent_span_id(parent.span_id);
     }
-    Ok(ActiveSpan { span: Some(builder.build()?) })
+    let span = builder.build()?;
+    let sampled = crate::sample::head(span.trace_id(), cx.span().map(|p| p.sampled));
+    Ok(ActiveSpan { span: Some(span), sampled })
 }
 
 impl ActiveSpan {
@@ -275,7 +284,8 @@ impl ActiveSpan {
     /// Starts a child span in the same trace (the Python `add_span_to_trace`).
     pub fn child(&self, name: &str) -> Result<ActiveSpan> {
         let parent = self.inner();
-        Ok(ActiveSpan { span: Some(Span::builder(name, parent.service()).child_of(parent).build()?) })
+        let span = Span::builder(name, parent.service()).child_of(parent).build()?;
+        Ok(ActiveSpan { sampled: crate::sample::head(span.trace_id(), Some(self.sampled)), span: Some(span) })
     }
 
     /// Adds an attribute.
@@ -290,7 +300,8 @@ impl ActiveSpan {
     /// services join this span's trace.
     pub fn context(&self) -> Context {
         let span = self.inner();
-        let mut cx = context::current().with_span(SpanContext { trace_id: span.trace_id(), span_id: span.span_id(), sampled: true });
+        let mut cx =
+            context::current().with_span(SpanContext { trace_id: span.trace_id(), span_id: span.span_id(), sampled: self.sampled });
         if let Some(id) = span.correlation_id() {
             cx = cx.with_correlation_id(id);
         }
@@ -302,7 +313,7 @@ impl ActiveSpan {
     pub fn finish(mut self, status: SpanStatus) -> Span {
         let mut span = self.span.take().unwrap_or_else(|| unreachable!("finish consumes the span once"));
         span.finish(status);
-        keep_manual(span.clone());
+        keep_manual(span.clone(), self.sampled);
         span
     }
 }
@@ -311,7 +322,7 @@ impl Drop for ActiveSpan {
     fn drop(&mut self) {
         if let Some(mut span) = self.span.take() {
             span.finish(if std::thread::panicking() { SpanStatus::Error } else { SpanStatus::Completed });
-            keep_manual(span);
+            keep_manual(span, self.sampled);
         }
     }
 }
