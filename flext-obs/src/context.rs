@@ -365,3 +365,29 @@ pub trait FutureExt: Future + Sized {
 }
 
 impl<F: Future> FutureExt for F {}
+
+/// `http::HeaderMap` (as axum, hyper and reqwest use it) carries the context too.
+///
+/// ```
+/// use flext_obs::context::{Context, SpanContext};
+/// let mut headers = axum::http::HeaderMap::new();
+/// let span = SpanContext { trace_id: flext_obs::TraceId::random(), span_id: flext_obs::SpanId::random(), sampled: true };
+/// Context::new().with_span(span).inject(&mut headers);
+/// assert_eq!(Context::extract(&headers)?.span(), Some(span));
+/// # Ok::<(), flext_obs::Error>(())
+/// ```
+#[cfg(feature = "http")]
+impl Extractor for axum::http::HeaderMap {
+    fn get(&self, name: &str) -> Option<&str> {
+        axum::http::HeaderMap::get(self, name).and_then(|value| value.to_str().ok())
+    }
+}
+
+#[cfg(feature = "http")]
+impl Injector for axum::http::HeaderMap {
+    fn set(&mut self, name: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (axum::http::HeaderName::from_bytes(name.as_bytes()), axum::http::HeaderValue::from_str(&value)) {
+            self.insert(name, value);
+        }
+    }
+}

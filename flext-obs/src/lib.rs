@@ -37,6 +37,8 @@ pub mod export;
 pub mod health;
 pub mod log;
 pub mod monitor;
+#[cfg(feature = "otlp")]
+mod outbox;
 pub mod sample;
 pub mod store;
 mod thread;

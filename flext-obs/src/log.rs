@@ -126,6 +126,11 @@ pub fn write(entry: &LogEntry) {
         output.recent.pop_front();
     }
     output.recent.push_back(entry.clone());
+    drop(output);
+    #[cfg(feature = "otlp")]
+    if crate::outbox::is_open() {
+        crate::outbox::offer(crate::outbox::Item::Log(Box::new(entry.clone())));
+    }
 }
 
 /// The most recent entries, oldest first.

@@ -476,6 +476,10 @@ impl Call {
     pub fn note_error(&mut self, error_type: &'static str, message: &dyn Fn(&mut fmt::Formatter<'_>) -> fmt::Result) {
         if let Some(active) = &mut self.0 {
             active.outcome = Outcome::Error;
+            #[cfg(feature = "otlp")]
+            if crate::outbox::is_open() {
+                crate::outbox::note_error(active.span.span_id, &Message(message));
+            }
             if active.site.options.alert {
                 raise(active.site, active.state, error_type, message, active.span.trace_id, active.correlation());
             }
@@ -548,6 +552,10 @@ impl Active {
             Outcome::Error | Outcome::Panic => SpanStatus::Error,
             Outcome::Cancelled => SpanStatus::Timeout,
         };
+        #[cfg(feature = "otlp")]
+        if outcome == Outcome::Panic && crate::outbox::is_open() {
+            crate::outbox::note_error(self.span.span_id, &format_args!("{} panicked", site.function));
+        }
         match sample::keep(self.span.sampled, status == SpanStatus::Error, &state.limiter, end) {
             Verdict::Keep => trace::record(
                 lane,

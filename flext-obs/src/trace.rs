@@ -157,6 +157,10 @@ pub(crate) fn record(lane: Lane, span: SpanRecord) {
         }
         shared.push_back(span);
     }
+    #[cfg(feature = "otlp")]
+    if crate::outbox::is_open() {
+        crate::outbox::offer(crate::outbox::Item::Call(span, crate::outbox::take_error(span.span_id)));
+    }
 }
 
 /// Every span record currently buffered (torn slots, being rewritten as we read, are skipped).
@@ -218,6 +222,10 @@ pub fn clear() {
 fn keep_manual(span: Span, sampled: bool) {
     if !crate::sample::keeps_unlimited(sampled, span.status() == SpanStatus::Error) {
         return;
+    }
+    #[cfg(feature = "otlp")]
+    if crate::outbox::is_open() {
+        crate::outbox::offer(crate::outbox::Item::Manual(Box::new(span.clone())));
     }
     let mut manual = BUFFERS.manual.lock().unwrap_or_else(PoisonError::into_inner);
     if manual.len() == SHARED_SPANS {

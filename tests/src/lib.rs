@@ -1,5 +1,7 @@
 //! Behaviour tests for flext-obs live in `tests/`; this library only holds shared helpers.
 
+pub mod otlp_receiver;
+
 use flext_obs::store::SeriesValue;
 use flext_obs::{Config, Observability};
 

@@ -9,8 +9,10 @@ pub mod http;
 
 #[cfg(feature = "push")]
 pub mod alertmanager;
-#[cfg(feature = "push")]
+#[cfg(any(feature = "push", feature = "otlp"))]
 mod client;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 #[cfg(feature = "push")]
 pub mod push;
 
@@ -25,11 +27,15 @@ pub struct Exporters {
     pub push: Option<push::PushHandle>,
     /// The Alertmanager sink, when `FLEXT_ALERTMANAGER_URL` is set.
     pub alertmanager: Option<alertmanager::Installed>,
+    /// The OTLP exporter, when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (feature `otlp`).
+    #[cfg(feature = "otlp")]
+    pub otlp: Option<otlp::OtlpHandle>,
 }
 
 /// Starts, for the process-wide instance, every exporter `config` names: the endpoint on
 /// `FLEXT_METRICS_ADDR`, a pusher to `PROMETHEUS_PUSH_GATEWAY` (every 15 s, job = service name)
-/// and the sink to `FLEXT_ALERTMANAGER_URL`.
+/// the sink to `FLEXT_ALERTMANAGER_URL` and (feature `otlp`) the OTLP exporter to
+/// `OTEL_EXPORTER_OTLP_ENDPOINT`.
 ///
 /// ```
 /// let config = flext_obs::Config::builder().metrics_addr("127.0.0.1:0".parse().unwrap()).build()?;
@@ -43,5 +49,13 @@ pub fn start_from_config(config: &crate::Config) -> crate::Result<Exporters> {
     let push =
         push::Pusher::from_config(config)?.map(|p| p.start(crate::global().clone(), std::time::Duration::from_secs(15))).transpose()?;
     let alertmanager = alertmanager::AlertmanagerSink::from_config(config)?.map(|sink| sink.install()).transpose()?;
-    Ok(Exporters { http, push, alertmanager })
+    #[cfg(feature = "otlp")]
+    let otlp = otlp::OtlpExporter::from_config(config)?.map(|e| e.install(crate::global().clone())).transpose()?;
+    Ok(Exporters {
+        http,
+        push,
+        alertmanager,
+        #[cfg(feature = "otlp")]
+        otlp,
+    })
 }
