@@ -25,6 +25,12 @@ fi
 # Unit, behaviour, compile (trybuild) and doc tests of the whole workspace.
 cargo test --workspace
 
+# The runtime crate alone builds with no optional feature, its defaults (no OTLP) and OTLP alone
+# (the workspace build above unifies every feature on).
+cargo check -q -p flext-obs --no-default-features
+cargo check -q -p flext-obs
+cargo check -q -p flext-obs --no-default-features --features otlp
+
 # With monitoring compiled out, #[flext_monitor] must leave items unchanged.
 cargo test -p flext-obs-tests --features disable-monitoring --test disabled
 
@@ -33,3 +39,6 @@ FLEXT_METRICS_ADDR=127.0.0.1:0 cargo run -q -p flext-obs-examples --example serv
 echo "example service: ok"
 cargo run -q -p flext-obs-examples --example quickstart > /dev/null
 echo "example quickstart: ok"
+# Checks itself: exits non-zero unless its collector received the 6 spans of the upstream trace.
+env -u OTEL_EXPORTER_OTLP_ENDPOINT cargo run -q -p flext-obs-examples --example traced_request > /dev/null
+echo "example traced_request: ok"
