@@ -3,7 +3,7 @@
 //! and a `tracing_subscriber::registry()`), `fastrace::trace` inside a root span with a
 //! reporter, `autometrics` with its Prometheus exporter, and `metrics` counter + histogram with
 //! `metrics-exporter-prometheus` (macro path and cached handles). 1 thread, and 2 threads
-//! calling the same function.
+//! calling the same function. Also ours with the span sampled out, and with OTLP export on.
 
 use criterion::{BenchmarkId, Criterion};
 use flext_obs::flext_monitor;
@@ -156,6 +156,32 @@ fn per_call(c: &mut Criterion) {
             flext(black_box(i))
         });
         flext_obs::monitor::set_enabled(true);
+    });
+    group.bench_function(BenchmarkId::new("flext_monitor_sampled_out", "1_thread"), |b| {
+        // Ratio 0: counted and timed, the span is not kept.
+        flext_obs::sample::Sampler::builder().ratio(0.0).build().expect("valid sampler").install();
+        let mut i = 0u64;
+        b.iter(|| {
+            i += 1;
+            flext(black_box(i))
+        });
+        flext_obs::sample::Sampler::default().install();
+    });
+    #[cfg(feature = "otlp")]
+    group.bench_function(BenchmarkId::new("flext_monitor_otlp_export", "1_thread"), |b| {
+        // Every span offered to the OTLP queue of a real exporter posting to a loopback receiver;
+        // at this rate the collector cannot keep up, so most offers find the queue full and the
+        // span is dropped and counted: the call never waits.
+        let receiver = flext_obs_tests::otlp_receiver::Receiver::start();
+        let exporter = flext_obs::export::otlp::OtlpExporter::new(&receiver.endpoint()).expect("endpoint").metrics(false);
+        let handle = exporter.install(flext_obs::global().clone()).expect("exporter");
+        let mut i = 0u64;
+        b.iter(|| {
+            i += 1;
+            flext(black_box(i))
+        });
+        let _ = handle.shutdown();
+        assert!(!receiver.spans().is_empty(), "the exporter delivered spans");
     });
     group.bench_function(BenchmarkId::new("tracing_instrument_registry", "1_thread"), |b| {
         let dispatch = tracing::Dispatch::new(tracing_subscriber::registry());

@@ -553,8 +553,8 @@ impl Active {
             Outcome::Cancelled => SpanStatus::Timeout,
         };
         #[cfg(feature = "otlp")]
-        if outcome == Outcome::Panic && crate::outbox::is_open() {
-            crate::outbox::note_error(self.span.span_id, &format_args!("{} panicked", site.function));
+        if outcome == Outcome::Panic {
+            note_panic(site, self.span.span_id);
         }
         match sample::keep(self.span.sampled, status == SpanStatus::Error, &state.limiter, end) {
             Verdict::Keep => trace::record(
@@ -576,6 +576,16 @@ impl Active {
         if outcome == Outcome::Panic && site.options.alert {
             raise(site, state, "panic", &|f| write!(f, "{} panicked", site.function), self.span.trace_id, self.correlation());
         }
+    }
+}
+
+/// Notes a panic as the span's error message for export.
+#[cfg(feature = "otlp")]
+#[cold]
+#[inline(never)]
+fn note_panic(site: &CallSite, span: SpanId) {
+    if crate::outbox::is_open() {
+        crate::outbox::note_error(span, &format_args!("{} panicked", site.function));
     }
 }
 

@@ -59,6 +59,14 @@ pub(crate) fn is_open() -> bool {
     OPEN.load(Ordering::Relaxed)
 }
 
+/// Offers a monitored call's span with the error message noted for it (out of line: the
+/// monitor's exit path stays as small as without export).
+#[cold]
+#[inline(never)]
+pub(crate) fn offer_call(span: &SpanRecord) {
+    offer(Item::Call(*span, take_error(span.span_id)));
+}
+
 /// Offers an item without waiting; a full queue drops it and counts the drop.
 #[cold]
 pub(crate) fn offer(item: Item) {

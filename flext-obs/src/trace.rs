@@ -159,7 +159,7 @@ pub(crate) fn record(lane: Lane, span: SpanRecord) {
     }
     #[cfg(feature = "otlp")]
     if crate::outbox::is_open() {
-        crate::outbox::offer(crate::outbox::Item::Call(span, crate::outbox::take_error(span.span_id)));
+        crate::outbox::offer_call(&span);
     }
 }
 
