@@ -62,6 +62,8 @@ fn every_route_answers_with_the_right_status_and_type() {
     flext_obs::log::info("served", &[]).unwrap();
     let logs: serde_json::Value = serde_json::from_str(&get(addr, "/logs", &[]).unwrap().body).unwrap();
     assert!(logs.as_array().unwrap().iter().any(|l| l["message"] == "served"));
+    let snapshot: serde_json::Value = serde_json::from_str(&get(addr, "/snapshot", &[]).unwrap().body).unwrap();
+    assert!(snapshot["logs"].as_array().unwrap().iter().any(|l| l["message"] == "served"), "recent logs are in /snapshot too");
     assert_eq!(get(addr, "/nope", &[]).unwrap().status, 404);
     assert_eq!(request(addr, "POST", "/metrics", &[], "x").unwrap().status, 405);
     assert_eq!(request(addr, "DELETE", "/health", &[], "").unwrap().status, 405);

@@ -60,8 +60,13 @@ async fn health_report(State(shared): State<Shared>) -> Response {
     (status, Json(report)).into_response()
 }
 
+/// The store's snapshot, with the recent log entries under `logs`.
 async fn snapshot(State(shared): State<Shared>) -> Response {
-    Json(shared.obs.snapshot()).into_response()
+    let mut body = serde_json::to_value(shared.obs.snapshot()).unwrap_or_default();
+    if let Some(object) = body.as_object_mut() {
+        object.insert("logs".to_owned(), serde_json::to_value(crate::log::recent()).unwrap_or_default());
+    }
+    Json(body).into_response()
 }
 
 async fn traces() -> Response {
