@@ -65,6 +65,16 @@ pub const ENV_VARS: &[&str] = &[
 ];
 
 /// How OTLP export batches (the OpenTelemetry `OTEL_BSP_*` defaults).
+///
+/// ```
+/// use flext_obs::config::OtlpSettings;
+/// use std::time::Duration;
+/// let settings = OtlpSettings { schedule_delay: Duration::from_millis(500), ..OtlpSettings::default() };
+/// let config = flext_obs::Config::builder().otlp(settings).build()?;
+/// assert_eq!(config.otlp().max_queue_size, 2048);
+/// assert!(flext_obs::Config::builder().otlp(OtlpSettings { max_queue_size: 0, ..settings }).build().is_err());
+/// # Ok::<(), flext_obs::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OtlpSettings {
     /// Spans waiting for export; beyond it spans are dropped and counted (default 2,048).

@@ -126,12 +126,22 @@ impl SamplerBuilder {
     }
 }
 
-/// The rules in force.
+/// The rules in force (see [`Sampler::install`]).
 pub fn current() -> Sampler {
     *CURRENT.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Whether a trace is sampled by the ratio: its low 63 bits against the ratio's share of 2^63.
+///
+/// ```
+/// use flext_obs::{TraceId, sample::{self, Sampler}};
+/// let trace: TraceId = "4bf92f3577b34da6a3ce929d0e0e4736".parse()?;
+/// assert!(sample::ratio_samples(trace)); // the default ratio is 1
+/// Sampler::builder().ratio(0.0).build()?.install();
+/// assert!(!sample::ratio_samples(trace));
+/// Sampler::default().install();
+/// # Ok::<(), flext_obs::Error>(())
+/// ```
 #[inline]
 pub fn ratio_samples(trace_id: TraceId) -> bool {
     #[allow(clippy::cast_possible_truncation)] // the low 64 bits on purpose
