@@ -401,38 +401,32 @@ fn escape_help(out: &mut String, help: &str, format: Format) {
 }
 
 fn push_f64(out: &mut String, value: f64) {
+    // Whole numbers (counts, most counters) skip the float formatter; NaN fails both tests.
+    let magnitude = value.abs();
+    if magnitude < 9.0e15 {
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)] // |value| < 2^53
+        let whole = magnitude as u64;
+        #[allow(clippy::cast_precision_loss, clippy::float_cmp)] // exact below 2^53: a whole number compares equal
+        if whole as f64 == magnitude {
+            if value < 0.0 {
+                out.push('-');
+            }
+            push_u64(out, whole);
+            return;
+        }
+    }
     if value.is_nan() {
         out.push_str("NaN");
     } else if value.is_infinite() {
         out.push_str(if value > 0.0 { "+Inf" } else { "-Inf" });
-    } else if value.fract() == 0.0 && value.abs() < 9.0e15 {
-        // Whole numbers (counts, most counters) skip the float formatter.
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // |value| < 2^53, whole
-        let magnitude = value.abs() as u64;
-        if value.is_sign_negative() && magnitude != 0 {
-            out.push('-');
-        }
-        push_u64(out, magnitude);
     } else {
         let _ = write!(out, "{value}");
     }
 }
 
-/// Decimal digits of `value` without the formatting machinery.
-fn push_u64(out: &mut String, mut value: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        #[allow(clippy::cast_possible_truncation)] // a single digit
-        let digit = (value % 10) as u8;
-        digits[at] = b'0' + digit;
-        value /= 10;
-        if value == 0 {
-            break;
-        }
-    }
-    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or("0"));
+/// Decimal digits of `value` (itoa: two digits per step, no formatting machinery).
+fn push_u64(out: &mut String, value: u64) {
+    out.push_str(itoa::Buffer::new().format(value));
 }
 
 /// ` # {trace_id="..."} value timestamp` (OpenMetrics exemplar).

@@ -319,6 +319,10 @@ impl Store {
     }
 
     fn sweep_older_than(&self, retention: Duration, now: Instant) -> usize {
+        // The scrape layout holds every series' cells, which would count as a live handle: drop
+        // it, and keep scrapes from rebuilding it until the sweep is done.
+        let mut cache = lock(&self.registry.sorted);
+        *cache = (0, Arc::new(Sorted::default()));
         let mut evicted = 0;
         for shard in &*self.registry.shards {
             let mut map = write(shard);
@@ -339,9 +343,8 @@ impl Store {
         }
         if evicted > 0 {
             self.registry.generation.fetch_add(1, Ordering::Release);
-            // Let go of the evicted series now rather than at the next scrape.
-            *lock(&self.registry.sorted) = (0, Arc::new(Sorted::default()));
         }
+        drop(cache);
         evicted
     }
 
@@ -428,7 +431,7 @@ impl Store {
     /// a scrape of 10,000 series allocates little. Sorted by name, then labels.
     pub fn export_snapshot(&self) -> ExportSnapshot {
         let sorted = self.sorted_series();
-        let values = sorted.series.iter().map(|s| s.data.export()).collect();
+        let values = sorted.data.iter().map(SeriesData::export).collect();
         let families: Vec<Arc<Family>> = read(&self.registry.families).values().cloned().collect();
         let mut extra: Vec<ExportRow> = Vec::with_capacity(families.len() * 2);
         for family in &families {
@@ -597,9 +600,11 @@ pub(crate) struct Sorted {
     /// Per series: its label block, then (counters and gauges) its whole sample prefix
     /// `name{labels}`, as ranges of `text`.
     spans: Vec<(u32, u32, u32)>,
-    /// The series themselves (not their cells: a handle on the cells would count as a live
-    /// handle and keep idle series from being evicted).
-    series: Vec<Arc<Series>>,
+    /// The series' cells, read on every scrape without a hop through the series. They count
+    /// as a handle, so the retention sweep drops this layout before it looks for idle series.
+    data: Vec<SeriesData>,
+    /// The series' label sets (shared, not copied), next to each other.
+    labels: Vec<Labels>,
 }
 
 impl Sorted {
@@ -630,7 +635,8 @@ impl Sorted {
                 }
                 sorted.spans.push((start as u32, prefix as u32, sorted.text.len() as u32));
             }
-            sorted.series.push(s.clone());
+            sorted.data.push(s.data.clone());
+            sorted.labels.push(s.key.labels.clone());
         }
         sorted
     }
@@ -663,40 +669,69 @@ impl ExportSnapshot {
     }
 
     /// Every series in name, then label, order (see [`Row`]).
-    pub(crate) fn rows(&self) -> impl Iterator<Item = Row<'_>> {
+    pub(crate) fn rows(&self) -> Rows<'_> {
+        Rows { export: self, stored: 0, extra: 0, ahead_family: None }
+    }
+
+    fn stored_row(&self, i: usize) -> Option<Row<'_>> {
         let sorted = &*self.sorted;
-        let stored = sorted.family_of.iter().zip(&sorted.spans).zip(&sorted.series).zip(&self.values).map(
-            move |(((&family, &(start, prefix, end)), series), v)| {
-                let labels = &series.key.labels;
-                let (name, kind, help) = &sorted.families[family as usize];
-                let text = &sorted.text[start as usize..prefix as usize];
-                let line = (end > prefix).then(|| &sorted.text[prefix as usize..end as usize]);
-                (&**name, labels, Some(text), line, *kind, help.as_deref(), v)
-            },
-        );
-        let extra = self.extra.iter().map(|r| (&*r.name, &r.labels, None, None, r.kind, r.help.as_deref(), &r.value));
-        Merge { a: stored.peekable(), b: extra.peekable() }
+        let family = *sorted.family_of.get(i)? as usize;
+        let (start, prefix, end) = sorted.spans[i];
+        let (name, kind, help) = &sorted.families[family];
+        let text = &sorted.text[start as usize..prefix as usize];
+        let line = (end > prefix).then(|| &sorted.text[prefix as usize..end as usize]);
+        Some((&**name, &sorted.labels[i], Some(text), line, *kind, help.as_deref(), &self.values[i]))
+    }
+
+    fn extra_row(&self, j: usize) -> Option<Row<'_>> {
+        let r = self.extra.get(j)?;
+        Some((&*r.name, &r.labels, None, None, r.kind, r.help.as_deref(), &r.value))
     }
 }
 
-/// Merges two sequences sorted by (name, labels).
-struct Merge<A: Iterator, B: Iterator> {
-    a: std::iter::Peekable<A>,
-    b: std::iter::Peekable<B>,
+/// The store's series merged with the self-metrics, both sorted by (name, labels). Names are
+/// compared once per family, not once per row: while the stored rows stay in a family whose
+/// name sorts before the next self-metric's, they are taken without a comparison (the
+/// self-metrics' names only grow as they are taken).
+pub(crate) struct Rows<'a> {
+    export: &'a ExportSnapshot,
+    stored: usize,
+    extra: usize,
+    /// A stored family known to sort before every remaining self-metric.
+    ahead_family: Option<u32>,
 }
 
 /// `(name, labels, label block, sample prefix, kind, help, value)` of one series.
 pub(crate) type Row<'a> = (&'a str, &'a Labels, Option<&'a str>, Option<&'a str>, MetricKind, Option<&'a str>, &'a ExportValue);
 
-impl<'a, A: Iterator<Item = Row<'a>>, B: Iterator<Item = Row<'a>>> Iterator for Merge<A, B> {
+impl<'a> Iterator for Rows<'a> {
     type Item = Row<'a>;
     fn next(&mut self) -> Option<Row<'a>> {
-        let take_a = match (self.a.peek(), self.b.peek()) {
-            (Some(a), Some(b)) => (a.0, a.1) <= (b.0, b.1),
+        let export = self.export;
+        let family = export.sorted.family_of.get(self.stored).copied();
+        let take_stored = match (family, export.extra.get(self.extra)) {
+            (Some(f), _) if self.ahead_family == Some(f) => true,
+            (Some(f), Some(extra)) => {
+                let name = &*export.sorted.families[f as usize].0;
+                match name.cmp(&*extra.name) {
+                    std::cmp::Ordering::Less => {
+                        self.ahead_family = Some(f);
+                        true
+                    }
+                    std::cmp::Ordering::Greater => false,
+                    std::cmp::Ordering::Equal => export.sorted.labels[self.stored] <= extra.labels,
+                }
+            }
             (Some(_), None) => true,
             (None, _) => false,
         };
-        if take_a { self.a.next() } else { self.b.next() }
+        if take_stored {
+            self.stored += 1;
+            export.stored_row(self.stored - 1)
+        } else {
+            self.extra += 1;
+            export.extra_row(self.extra - 1)
+        }
     }
 }
 
