@@ -220,20 +220,24 @@ pub mod http {
 }
 
 /// The real servers from the Debian packages (`prometheus`, `prometheus-pushgateway`,
-/// `prometheus-alertmanager`), started on 127.0.0.1 ports chosen here, with their own temporary
-/// directories, and stopped when dropped.
+/// `prometheus-alertmanager`) on 127.0.0.1. `scripts/test.sh` (which `.ci/run` calls) starts one
+/// of each and names them in `FLEXT_TEST_PROMETHEUS_URL` (with `FLEXT_TEST_PROMETHEUS_SD_DIR`,
+/// the directory its file-based service discovery reads), `FLEXT_TEST_PUSHGATEWAY_URL` and
+/// `FLEXT_TEST_ALERTMANAGER_URL`; the tests use those. When a variable is unset (a plain
+/// `cargo test`), the test starts the server itself, on a port chosen here with a temporary
+/// directory, and stops it when done.
 pub mod servers {
     use std::net::SocketAddr;
     use std::path::{Path, PathBuf};
     use std::process::{Child, Command, Stdio};
     use std::time::{Duration, Instant};
 
-    /// A running server process.
+    /// A running server: started by this test (stopped when dropped) or by `scripts/test.sh`.
     #[derive(Debug)]
     pub struct Server {
-        child: Child,
-        /// Its temporary directory (config, data, log).
-        pub dir: PathBuf,
+        child: Option<Child>,
+        /// Its temporary directory (config, data, log), when started here.
+        pub dir: Option<PathBuf>,
         /// Where it listens.
         pub addr: SocketAddr,
     }
@@ -246,15 +250,22 @@ pub mod servers {
 
         /// What the server wrote to its log so far (for failure messages).
         pub fn log(&self) -> String {
-            std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+            match &self.dir {
+                Some(dir) => std::fs::read_to_string(dir.join("server.log")).unwrap_or_default(),
+                None => "(started by scripts/test.sh: its log is in the directory that script printed)".to_owned(),
+            }
         }
     }
 
     impl Drop for Server {
         fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-            let _ = std::fs::remove_dir_all(&self.dir);
+            if let Some(child) = &mut self.child {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            if let Some(dir) = &self.dir {
+                let _ = std::fs::remove_dir_all(dir);
+            }
         }
     }
 
@@ -280,6 +291,26 @@ pub mod servers {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
     }
 
+    fn wait_ready(server: &Server, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if crate::http::get(server.addr, "/-/ready", &[]).is_ok_and(|r| r.status == 200) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{what} not ready within 30 s:\n{}", server.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The server `scripts/test.sh` started, if it named one in `var`.
+    fn external(var: &str) -> Option<Server> {
+        let url = std::env::var(var).ok().filter(|v| !v.is_empty())?;
+        let addr = url.trim_start_matches("http://").trim_end_matches('/').parse().unwrap_or_else(|e| panic!("{var}={url}: {e}"));
+        let server = Server { child: None, dir: None, addr };
+        wait_ready(&server, var);
+        Some(server)
+    }
+
     fn start(binary: &str, dir: PathBuf, addr: SocketAddr, args: &[String]) -> Server {
         let log = std::fs::File::create(dir.join("server.log")).expect("log file");
         let child = Command::new(binary)
@@ -289,22 +320,25 @@ pub mod servers {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {binary} ({e}): run `bash scripts/test.sh`, which installs the Debian packages"));
-        let server = Server { child, dir, addr };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if crate::http::get(addr, "/-/ready", &[]).is_ok_and(|r| r.status == 200) {
-                return server;
-            }
-            assert!(Instant::now() < deadline, "{binary} not ready within 30 s:\n{}", server.log());
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let server = Server { child: Some(child), dir: Some(dir), addr };
+        wait_ready(&server, binary);
+        server
     }
 
-    /// Prometheus scraping every second the targets listed in `*.json` files of `sd_dir`.
+    /// Prometheus scraping every second the targets listed in `*.json` files of the returned
+    /// directory (write a file there, under a name of your own, to add a target).
     ///
     /// # Panics
     /// When the package is missing or the server does not get ready.
-    pub fn prometheus(sd_dir: &Path) -> Server {
+    pub fn prometheus() -> (Server, PathBuf) {
+        if let (Some(server), Ok(sd)) = (external("FLEXT_TEST_PROMETHEUS_URL"), std::env::var("FLEXT_TEST_PROMETHEUS_SD_DIR")) {
+            return (server, PathBuf::from(sd));
+        }
+        let sd = temp_dir("file-sd");
+        (prometheus_on(&sd), sd)
+    }
+
+    fn prometheus_on(sd_dir: &Path) -> Server {
         let dir = temp_dir("prometheus");
         let port = free_port();
         let config = format!(
@@ -328,6 +362,9 @@ pub mod servers {
     /// # Panics
     /// When the package is missing or the server does not get ready.
     pub fn pushgateway() -> Server {
+        if let Some(server) = external("FLEXT_TEST_PUSHGATEWAY_URL") {
+            return server;
+        }
         let dir = temp_dir("pushgateway");
         let port = free_port();
         let args = vec![format!("--web.listen-address=127.0.0.1:{port}"), "--persistence.file=".into(), "--web.enable-admin-api".into()];
@@ -339,6 +376,9 @@ pub mod servers {
     /// # Panics
     /// When the package is missing or the server does not get ready.
     pub fn alertmanager() -> Server {
+        if let Some(server) = external("FLEXT_TEST_ALERTMANAGER_URL") {
+            return server;
+        }
         let dir = temp_dir("alertmanager");
         let port = free_port();
         let config =

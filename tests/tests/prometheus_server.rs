@@ -6,7 +6,7 @@
 use flext_obs::export::http::{router, serve_router};
 use flext_obs::flext_monitor;
 use flext_obs_tests::http::get;
-use flext_obs_tests::servers::{encode, prometheus, temp_dir};
+use flext_obs_tests::servers::{encode, prometheus};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
@@ -43,26 +43,36 @@ fn prometheus_scrapes_the_endpoint_and_reads_counts_quantiles_and_exemplars() {
     }
     let endpoint =
         serve_router("127.0.0.1:0".parse().unwrap(), router(flext_obs::global().clone(), flext_obs::health::global().clone())).unwrap();
-    let sd = temp_dir("file-sd");
-    let prometheus = prometheus(&sd);
+    let (prometheus, sd) = prometheus();
+    let file = format!("flext-obs-test-{}.json", std::process::id());
+    let instance = endpoint.local_addr().to_string();
     let targets = format!(r#"[{{"targets":["{}"],"labels":{{"env":"test"}}}}]"#, endpoint.local_addr());
-    std::fs::write(sd.join("targets.json.tmp"), targets).unwrap();
-    std::fs::rename(sd.join("targets.json.tmp"), sd.join("targets.json")).unwrap();
+    std::fs::write(sd.join(format!("{file}.tmp")), targets).unwrap();
+    std::fs::rename(sd.join(format!("{file}.tmp")), sd.join(&file)).unwrap();
 
     let target = eventually("an up target", &prometheus, || {
         let json = query(&prometheus, "/api/v1/targets");
-        json["data"]["activeTargets"].as_array()?.iter().find(|t| t["health"] == "up").cloned()
+        json["data"]["activeTargets"].as_array()?.iter().find(|t| t["health"] == "up" && t["labels"]["instance"] == instance).cloned()
     });
     assert_eq!(target["lastError"], "", "the exposition parsed cleanly: {target}");
 
     let total = eventually("function_calls_total", &prometheus, || {
-        let json = query(&prometheus, &format!("/api/v1/query?query={}", encode("sum(function_calls_total{function=\"scraped_work\"})")));
+        let json = query(
+            &prometheus,
+            &format!(
+                "/api/v1/query?query={}",
+                encode(&format!("sum(function_calls_total{{function=\"scraped_work\",instance=\"{instance}\"}})"))
+            ),
+        );
         json["data"]["result"].as_array()?.first()?["value"][1].as_str()?.parse::<f64>().ok()
     });
     assert_eq!(total, f64::from(CALLS));
     let errors = query(
         &prometheus,
-        &format!("/api/v1/query?query={}", encode("sum(function_calls_total{function=\"scraped_work\",result=\"error\"})")),
+        &format!(
+            "/api/v1/query?query={}",
+            encode(&format!("sum(function_calls_total{{function=\"scraped_work\",instance=\"{instance}\",result=\"error\"}})"))
+        ),
     );
     assert_eq!(errors["data"]["result"][0]["value"][1], "9");
 
@@ -70,7 +80,9 @@ fn prometheus_scrapes_the_endpoint_and_reads_counts_quantiles_and_exemplars() {
         &prometheus,
         &format!(
             "/api/v1/query?query={}",
-            encode("histogram_quantile(0.9, sum by (le) (function_calls_duration_seconds_bucket{function=\"scraped_work\"}))")
+            encode(&format!(
+                "histogram_quantile(0.9, sum by (le) (function_calls_duration_seconds_bucket{{function=\"scraped_work\",instance=\"{instance}\"}}))"
+            ))
         ),
     );
     let p90: f64 = quantile["data"]["result"][0]["value"][1].as_str().unwrap().parse().unwrap();
@@ -82,7 +94,7 @@ fn prometheus_scrapes_the_endpoint_and_reads_counts_quantiles_and_exemplars() {
     let exemplars = eventually("an exemplar", &prometheus, || {
         let path = format!(
             "/api/v1/query_exemplars?query={}&start={}&end={}",
-            encode("function_calls_duration_seconds_bucket{function=\"scraped_work\"}"),
+            encode(&format!("function_calls_duration_seconds_bucket{{function=\"scraped_work\",instance=\"{instance}\"}}")),
             now - 3600,
             now + 3600
         );
@@ -101,5 +113,5 @@ fn prometheus_scrapes_the_endpoint_and_reads_counts_quantiles_and_exemplars() {
     assert!(build_info["data"]["result"][0]["metric"]["commit"].is_string(), "build_info carries version and commit: {build_info}");
     let metadata = query(&prometheus, "/api/v1/metadata?metric=function_calls_duration_seconds");
     assert_eq!(metadata["data"]["function_calls_duration_seconds"][0]["type"], "histogram");
-    let _ = std::fs::remove_dir_all(&sd);
+    let _ = std::fs::remove_file(sd.join(&file));
 }
