@@ -33,6 +33,8 @@ struct Inner {
     _sweeper: Option<Sweeper>,
     /// Held so that retention never evicts the current `build_info` series.
     build_info: std::sync::Mutex<Option<crate::store::Gauge>>,
+    /// The version `build_info` reports now (the OTLP resource's `service.version`).
+    build_version: std::sync::Mutex<String>,
 }
 
 impl Observability {
@@ -41,7 +43,15 @@ impl Observability {
     pub fn new(config: Config) -> Result<Self> {
         let store = Store::new(config.store().clone(), config.enabled())?;
         let sweeper = config.sweep_interval().map(|every| store.start_sweeper(every)).transpose()?;
-        let obs = Observability { inner: Arc::new(Inner { config, store, _sweeper: sweeper, build_info: std::sync::Mutex::new(None) }) };
+        let obs = Observability {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                _sweeper: sweeper,
+                build_info: std::sync::Mutex::new(None),
+                build_version: std::sync::Mutex::default(),
+            }),
+        };
         let config = &obs.inner.config;
         obs.set_build_info(config.version().unwrap_or("unknown"), config.commit().unwrap_or("unknown"))?;
         Ok(obs)
@@ -80,7 +90,15 @@ impl Observability {
         let gauge = store.gauge(BUILD_INFO, &labels)?;
         gauge.set(1.0)?;
         *self.inner.build_info.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(gauge);
+        version.clone_into(&mut self.inner.build_version.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
         Ok(())
+    }
+
+    /// The version `build_info` reports, `None` while it is `unknown`.
+    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
+    pub(crate) fn build_version(&self) -> Option<String> {
+        let version = self.inner.build_version.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        (version != "unknown" && !version.is_empty()).then_some(version)
     }
 
     /// Builds an instance from the environment ([`Config::from_env`]).

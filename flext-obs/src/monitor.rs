@@ -43,7 +43,8 @@ pub const DURATION: &str = "function_calls_duration_seconds";
 pub const CONCURRENT: &str = "function_calls_concurrent";
 /// Alerts counter name.
 pub const ALERTS: &str = "flext_alerts_total";
-/// Finished spans not kept (rate limit, full export queue), by function and reason.
+/// Finished spans not kept because of the per-function rate limit, by function and reason (spans
+/// dropped by a full OTLP queue are counted in `flext_otlp_dropped_total`).
 pub const SPANS_DROPPED: &str = "flext_spans_dropped_total";
 
 static ENABLED: AtomicBool = AtomicBool::new(true);

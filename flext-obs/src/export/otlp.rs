@@ -322,10 +322,11 @@ impl Run {
         }
     }
 
-    /// Drains the queue and sends everything; the first error wins.
+    /// Drains the queue and sends everything; the first error wins. At most a queue's worth is
+    /// drained, so that calls made meanwhile cannot keep a flush going forever.
     fn flush_all(&mut self, queue: &Receiver<Item>) -> Result<()> {
         let mut first_error = None;
-        loop {
+        for _ in 0..self.exporter.settings.max_queue_size {
             let item = queue.try_recv();
             match item {
                 Ok(item) => {
@@ -346,7 +347,7 @@ impl Run {
     }
 
     fn resource(&self, service: &str) -> Resource {
-        let version = self.exporter.service_version.clone().or_else(|| build_version(&self.obs.snapshot()));
+        let version = self.exporter.service_version.clone().or_else(|| self.obs.build_version());
         let mut attributes = vec![
             kv("service.name", service),
             kv("telemetry.sdk.name", "flext-obs"),
@@ -464,16 +465,6 @@ impl Run {
         }
         result
     }
-}
-
-/// The version `build_info` currently reports, unless unknown.
-fn build_version(snapshot: &Snapshot) -> Option<String> {
-    snapshot
-        .series
-        .iter()
-        .find(|s| s.name == crate::api::BUILD_INFO && s.value.scalar() == Some(1.0))
-        .and_then(|s| s.labels.get("version").cloned())
-        .filter(|v| v != "unknown")
 }
 
 fn scope() -> InstrumentationScope {
