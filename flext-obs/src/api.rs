@@ -207,7 +207,7 @@ pub fn global() -> &'static Observability {
             Observability::new(Config::default()).unwrap_or_else(|_| unreachable!("the default configuration is valid"))
         });
         crate::monitor::set_enabled(obs.config().enabled());
-        obs.config().sampler().install();
+        obs.config().sampler().install_unless_chosen();
         obs
     })
 }

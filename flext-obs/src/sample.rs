@@ -73,16 +73,32 @@ impl Sampler {
     }
 
     /// Makes these the rules every monitored call follows from now on (done by
-    /// [`crate::init`] with the configuration's sampler).
+    /// [`crate::init`] with the configuration's sampler). Rules installed here are kept when
+    /// [`crate::global`] later builds the process-wide instance from the environment.
     ///
     /// ```
     /// use flext_obs::sample::{self, Sampler};
     /// Sampler::builder().ratio(0.5).build()?.install();
+    /// let _ = flext_obs::global(); // built on first use: does not undo the choice above
     /// assert_eq!(sample::current().ratio(), 0.5);
     /// Sampler::default().install();
     /// # Ok::<(), flext_obs::Error>(())
     /// ```
     pub fn install(&self) {
+        self.apply();
+        CHOSEN.store(true, Ordering::Relaxed);
+    }
+
+    /// Installs the environment's rules when the process-wide instance is built on first use,
+    /// unless rules were installed already (so that a program's own choice is not undone by
+    /// whichever call happens to touch [`crate::global`] first).
+    pub(crate) fn install_unless_chosen(&self) {
+        if !CHOSEN.load(Ordering::Relaxed) {
+            self.apply();
+        }
+    }
+
+    fn apply(&self) {
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // ratio is in [0, 1]: the product is in [0, 2^63]
         let threshold = (self.ratio * RATIO_SCALE) as u64;
         THRESHOLD.store(threshold, Ordering::Relaxed);
@@ -151,6 +167,8 @@ pub fn ratio_samples(trace_id: TraceId) -> bool {
 
 const RATIO_SCALE: f64 = 9_223_372_036_854_775_808.0; // 2^63
 
+/// Whether rules were installed explicitly ([`Sampler::install`], [`crate::init`]).
+static CHOSEN: AtomicBool = AtomicBool::new(false);
 static THRESHOLD: AtomicU64 = AtomicU64::new(1 << 63);
 static PARENT_BASED: AtomicBool = AtomicBool::new(true);
 static KEEP_ERRORS: AtomicBool = AtomicBool::new(true);
