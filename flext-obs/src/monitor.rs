@@ -210,6 +210,7 @@ impl CallSite {
     }
 
     fn try_resolve(&'static self) -> Result<SiteState> {
+        install_panic_hook();
         let obs = crate::global();
         let store = obs.store().clone();
         let service = self.options.service.unwrap_or_else(|| obs.config().service_name()).to_owned();
@@ -553,9 +554,10 @@ impl Active {
             Outcome::Error | Outcome::Panic => SpanStatus::Error,
             Outcome::Cancelled => SpanStatus::Timeout,
         };
+        let panic_message = if outcome == Outcome::Panic { panic_message() } else { None };
         #[cfg(feature = "otlp")]
         if outcome == Outcome::Panic {
-            note_panic(site, self.span.span_id);
+            note_panic(site, self.span.span_id, panic_message.as_deref());
         }
         match sample::keep(self.span.sampled, status == SpanStatus::Error, &state.limiter, end) {
             Verdict::Keep => trace::record(
@@ -575,7 +577,8 @@ impl Active {
             Verdict::NotSampled => {}
         }
         if outcome == Outcome::Panic && site.options.alert {
-            raise(site, state, "panic", &|f| write!(f, "{} panicked", site.function), self.span.trace_id, self.correlation());
+            let message = PanicText(site.function, panic_message.as_deref());
+            raise(site, state, "panic", &|f| fmt::Display::fmt(&message, f), self.span.trace_id, self.correlation());
         }
     }
 }
@@ -584,10 +587,58 @@ impl Active {
 #[cfg(feature = "otlp")]
 #[cold]
 #[inline(never)]
-fn note_panic(site: &CallSite, span: SpanId) {
+fn note_panic(site: &CallSite, span: SpanId, message: Option<&str>) {
     if crate::outbox::is_open() {
-        crate::outbox::note_error(span, &format_args!("{} panicked", site.function));
+        crate::outbox::note_error(span, &PanicText(site.function, message));
     }
+}
+
+/// `<function> panicked: <message>`, or `<function> panicked` when the message is unknown.
+struct PanicText<'a>(&'a str, Option<&'a str>);
+
+impl fmt::Display for PanicText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.1 {
+            Some(message) => write!(f, "{} panicked: {message}", self.0),
+            None => write!(f, "{} panicked", self.0),
+        }
+    }
+}
+
+thread_local! {
+    /// The message of the last panic on this thread, noted by the hook below for the monitored
+    /// calls it unwinds through.
+    static PANIC_MESSAGE: std::cell::RefCell<Option<Box<str>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Installs, once, a panic hook that notes the panic's message (when it is text) and then runs
+/// the hook that was there before, so the default report (or the program's own hook) is
+/// unchanged. A hook the program installs later replaces this one; alerts then say only
+/// "<function> panicked".
+fn install_panic_hook() {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    // Changing the hook from a panicking thread is not allowed; a later resolution installs it.
+    if std::thread::panicking() {
+        return;
+    }
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let payload = info.payload();
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| Box::<str>::from(*s))
+                .or_else(|| payload.downcast_ref::<String>().map(|s| s.as_str().into()));
+            let _ = PANIC_MESSAGE.try_with(|slot| *slot.borrow_mut() = message);
+            previous(info);
+        }));
+    });
+}
+
+/// The message of the panic this thread is unwinding from, if the hook saw it.
+#[cold]
+fn panic_message() -> Option<Box<str>> {
+    PANIC_MESSAGE.try_with(|slot| slot.borrow().clone()).ok().flatten()
 }
 
 /// Raises (or repeats) the alert of a failed call.

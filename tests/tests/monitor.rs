@@ -165,7 +165,7 @@ fn a_panic_is_counted_alerted_and_keeps_unwinding() {
     assert_eq!(calls("explode", "ok"), 1.0);
     assert_eq!(in_flight("explode"), 0.0, "in-flight goes back to zero after a panic");
     let alert = &alerts_of("explode")[0];
-    assert_eq!((alert.title(), alert.message(), alert.severity()), ("explode panicked", "explode panicked", Severity::Critical));
+    assert_eq!((alert.title(), alert.message(), alert.severity()), ("explode panicked", "explode panicked: boom", Severity::Critical));
     assert_eq!(spans_of("explode").iter().filter(|s| s.status() == SpanStatus::Error).count(), 1);
     assert_eq!(flext_obs::context::current().span(), None, "the panicking call's span is no longer current");
 }

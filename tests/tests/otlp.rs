@@ -104,7 +104,7 @@ fn spans_arrive_with_ids_parent_links_status_attributes_and_resource() {
     let status = inner.span.status.as_ref().expect("an error status");
     assert_eq!((status.code, status.message.as_str()), (i32::from(StatusCode::Error), "disk full: 50 bytes refused"));
     let status = boom.span.status.as_ref().expect("an error status");
-    assert_eq!((status.code, status.message.as_str()), (i32::from(StatusCode::Error), "explode panicked"));
+    assert_eq!((status.code, status.message.as_str()), (i32::from(StatusCode::Error), "explode panicked: boom"));
 
     let manual_span = named(&spans, "nightly_import");
     assert_eq!(manual_span.len(), 1);
