@@ -150,10 +150,11 @@ impl OtlpExporter {
         let last_error = Arc::new(Mutex::new(None));
         let mut run = Run::new(self, obs, Arc::clone(&last_error))?;
         let queue = outbox::open(run.exporter.settings.max_queue_size);
-        let thread = std::thread::Builder::new()
-            .name("flext-otlp".to_owned())
-            .spawn(move || run.serve(&queue, &commands))
-            .map_err(|e| Error::invalid("OtlpExporter", "thread", e.to_string(), "the export thread could not be started"))?;
+        let thread =
+            std::thread::Builder::new().name("flext-otlp".to_owned()).spawn(move || run.serve(&queue, &commands)).map_err(|e| {
+                outbox::close();
+                Error::invalid("OtlpExporter", "thread", e.to_string(), "the export thread could not be started")
+            })?;
         *running = true;
         Ok(OtlpHandle { control, thread: Some(thread), last_error })
     }
