@@ -187,46 +187,38 @@ fn admit(received: &Shared, headers: &HeaderMap) -> Option<StatusCode> {
     received.fail_next.pop_front().map(|code| StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
 }
 
-fn refuse_undecodable(received: &Shared, what: &str, err: &prost::DecodeError) -> (StatusCode, Vec<u8>) {
-    lock(received).decode_errors.push(format!("{what}: {err}"));
-    (StatusCode::BAD_REQUEST, format!("{what}: {err}").into_bytes())
+/// Decodes one request as `R`, keeps it with `keep` and answers with an empty `A`; a refused
+/// request gets its status, a body that does not decode a 400 (and is remembered).
+fn receive<R: Message + Default, A: Message + Default>(
+    received: &Shared,
+    headers: &HeaderMap,
+    body: Bytes,
+    what: &str,
+    keep: fn(&mut Received, R),
+) -> (StatusCode, Vec<u8>) {
+    if let Some(status) = admit(received, headers) {
+        return (status, Vec::new());
+    }
+    match R::decode(body) {
+        Ok(request) => {
+            keep(&mut lock(received), request);
+            (StatusCode::OK, A::default().encode_to_vec())
+        }
+        Err(err) => {
+            lock(received).decode_errors.push(format!("{what}: {err}"));
+            (StatusCode::BAD_REQUEST, format!("{what}: {err}").into_bytes())
+        }
+    }
 }
 
 async fn traces(State(received): State<Shared>, headers: HeaderMap, body: Bytes) -> (StatusCode, Vec<u8>) {
-    if let Some(status) = admit(&received, &headers) {
-        return (status, Vec::new());
-    }
-    match ExportTraceServiceRequest::decode(body) {
-        Ok(request) => {
-            lock(&received).traces.push(request);
-            (StatusCode::OK, ExportTraceServiceResponse::default().encode_to_vec())
-        }
-        Err(err) => refuse_undecodable(&received, "traces", &err),
-    }
+    receive::<ExportTraceServiceRequest, ExportTraceServiceResponse>(&received, &headers, body, "traces", |r, req| r.traces.push(req))
 }
 
 async fn metrics(State(received): State<Shared>, headers: HeaderMap, body: Bytes) -> (StatusCode, Vec<u8>) {
-    if let Some(status) = admit(&received, &headers) {
-        return (status, Vec::new());
-    }
-    match ExportMetricsServiceRequest::decode(body) {
-        Ok(request) => {
-            lock(&received).metrics.push(request);
-            (StatusCode::OK, ExportMetricsServiceResponse::default().encode_to_vec())
-        }
-        Err(err) => refuse_undecodable(&received, "metrics", &err),
-    }
+    receive::<ExportMetricsServiceRequest, ExportMetricsServiceResponse>(&received, &headers, body, "metrics", |r, req| r.metrics.push(req))
 }
 
 async fn logs(State(received): State<Shared>, headers: HeaderMap, body: Bytes) -> (StatusCode, Vec<u8>) {
-    if let Some(status) = admit(&received, &headers) {
-        return (status, Vec::new());
-    }
-    match ExportLogsServiceRequest::decode(body) {
-        Ok(request) => {
-            lock(&received).logs.push(request);
-            (StatusCode::OK, ExportLogsServiceResponse::default().encode_to_vec())
-        }
-        Err(err) => refuse_undecodable(&received, "logs", &err),
-    }
+    receive::<ExportLogsServiceRequest, ExportLogsServiceResponse>(&received, &headers, body, "logs", |r, req| r.logs.push(req))
 }

@@ -199,3 +199,26 @@ fn monitored_functions_get_exemplars_with_recent_trace_ids_in_openmetrics_only()
     assert!(!text.contains("trace_id"), "no exemplars in the text format");
     assert_eq!(promtool_check(&text).0, 0);
 }
+
+#[test]
+fn a_user_series_named_like_a_self_metric_is_merged_into_one_family_in_label_order() {
+    let obs = fresh();
+    let store = obs.store();
+    store.gauge("flext_obs_series", &[("metric", "aaa")]).unwrap().set(7.0).unwrap();
+    store.gauge("flext_obs_series", &[("metric", "zzz")]).unwrap().set(9.0).unwrap();
+    let text = render_export(&store.export_snapshot(), &[], Format::Text);
+    assert_eq!(text.matches("# TYPE flext_obs_series gauge\n").count(), 1, "{text}");
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("flext_obs_series{")).collect();
+    assert_eq!(
+        lines,
+        [
+            "flext_obs_series{metric=\"aaa\"} 7",
+            "flext_obs_series{metric=\"build_info\"} 1",
+            "flext_obs_series{metric=\"flext_obs_series\"} 2",
+            "flext_obs_series{metric=\"zzz\"} 9",
+        ],
+        "the store's rows and the self-metric's rows interleave by labels"
+    );
+    // Both renderings of one store agree.
+    assert_eq!(text, render(&obs.snapshot(), Format::Text));
+}

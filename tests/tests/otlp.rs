@@ -6,7 +6,7 @@
 #![allow(clippy::float_cmp)] // exact counts are the point
 
 use flext_obs::config::OtlpSettings;
-use flext_obs::export::otlp::OtlpExporter;
+use flext_obs::export::otlp::{OtlpExporter, OtlpHandle};
 use flext_obs::{Config, CorrelationId, flext_monitor};
 use flext_obs_tests::otlp_receiver::{ReceivedSpan, Receiver, string_attr};
 use flext_obs_tests::{http, sum};
@@ -31,6 +31,11 @@ fn turn() -> MutexGuard<'static, ()> {
 
 fn quick() -> OtlpSettings {
     OtlpSettings { schedule_delay: Duration::from_millis(50), ..OtlpSettings::default() }
+}
+
+/// An exporter of the process-wide instance to `receiver`.
+fn start(receiver: &Receiver, settings: OtlpSettings, metrics: bool) -> OtlpHandle {
+    OtlpExporter::new(&receiver.endpoint()).unwrap().settings(settings).metrics(metrics).install(flext_obs::global().clone()).unwrap()
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -68,7 +73,7 @@ fn explode() -> u32 {
 fn spans_arrive_with_ids_parent_links_status_attributes_and_resource() {
     let _turn = turn();
     let receiver = Receiver::start();
-    let handle = OtlpExporter::new(&receiver.endpoint()).unwrap().settings(quick()).install(flext_obs::global().clone()).unwrap();
+    let handle = start(&receiver, quick(), true);
     let correlation = CorrelationId::new();
     flext_obs::context::with_correlation_id(correlation, || {
         assert_eq!(upload(50), 0);
@@ -130,7 +135,7 @@ fn counted(n: u32) -> u32 {
 fn metrics_are_exported_cumulatively_with_their_labels_and_buckets() {
     let _turn = turn();
     let receiver = Receiver::start();
-    let handle = OtlpExporter::new(&receiver.endpoint()).unwrap().settings(quick()).install(flext_obs::global().clone()).unwrap();
+    let handle = start(&receiver, quick(), true);
     for n in 0..7 {
         counted(n);
     }
@@ -179,8 +184,7 @@ fn a_slow_collector_never_blocks_calls_drops_are_counted_and_retries_deliver() {
     let _turn = turn();
     let receiver = Receiver::start();
     let settings = OtlpSettings { max_queue_size: 4, max_export_batch_size: 1, ..quick() };
-    let handle =
-        OtlpExporter::new(&receiver.endpoint()).unwrap().settings(settings).metrics(false).install(flext_obs::global().clone()).unwrap();
+    let handle = start(&receiver, settings, false);
     let dropped_before = sum(flext_obs::export::otlp::DROPPED_METRIC, &[("signal", "spans")]);
     // The collector answers 503 three times: the exporter retries with backoff (~0.7 s) while
     // the calls below keep coming; the queue holds 4 spans and the rest are dropped.
@@ -203,6 +207,34 @@ fn a_slow_collector_never_blocks_calls_drops_are_counted_and_retries_deliver() {
 }
 
 #[flext_monitor]
+fn queued(n: u32) -> u32 {
+    flext_obs::log::info("queued", &[("n", n.into())]).expect("log line");
+    n
+}
+
+#[test]
+fn dropping_the_exporter_sends_what_is_queued_and_the_final_metrics() {
+    let _turn = turn();
+    let receiver = Receiver::start();
+    // Nothing would leave on a timer within this test: only the stop sends.
+    let slow =
+        OtlpSettings { schedule_delay: Duration::from_secs(600), metric_interval: Duration::from_secs(600), ..OtlpSettings::default() };
+    let handle = start(&receiver, slow, true);
+    for n in 0..3 {
+        queued(n);
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(named(&receiver.spans(), "queued").is_empty(), "nothing is sent before the schedule delay");
+    drop(handle);
+    assert_eq!(named(&receiver.spans(), "queued").len(), 3, "the stop sent the queued spans");
+    let lines = receiver.log_records().iter().filter(|r| format!("{:?}", r.body).contains("queued")).count();
+    assert_eq!(lines, 3, "and the queued log lines");
+    let metrics = receiver.metric_requests();
+    assert_eq!(metrics.len(), 1, "and the final metrics, once");
+    assert!(metrics[0].resource_metrics[0].scope_metrics[0].metrics.iter().any(|m| m.name == "function_calls_total"));
+}
+
+#[flext_monitor]
 fn refused(n: u32) -> u32 {
     n
 }
@@ -211,8 +243,7 @@ fn refused(n: u32) -> u32 {
 fn a_collector_error_is_surfaced_with_its_status_and_message() {
     let _turn = turn();
     let receiver = Receiver::start();
-    let handle =
-        OtlpExporter::new(&receiver.endpoint()).unwrap().settings(quick()).metrics(false).install(flext_obs::global().clone()).unwrap();
+    let handle = start(&receiver, quick(), false);
     let failures_before = sum(flext_obs::export::otlp::FAILURES_METRIC, &[("signal", "spans")]);
     handle.flush().unwrap();
     receiver.fail_next(400, 1);
@@ -271,7 +302,7 @@ fn checkout(addr: std::net::SocketAddr, item: &str) -> Result<String, String> {
 fn a_trace_crosses_two_processes_through_traceparent_and_both_export_into_it() {
     let _turn = turn();
     let receiver = Receiver::start();
-    let handle = OtlpExporter::new(&receiver.endpoint()).unwrap().settings(quick()).install(flext_obs::global().clone()).unwrap();
+    let handle = start(&receiver, quick(), true);
     let mut peer = Command::new(env!("CARGO_BIN_EXE_otlp_peer"))
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
         .env("FLEXT_SERVICE_NAME", "quote-service")
