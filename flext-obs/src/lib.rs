@@ -28,6 +28,7 @@
 
 pub mod alert;
 pub mod api;
+mod attributes;
 mod clock;
 pub mod config;
 pub mod context;
@@ -52,7 +53,8 @@ pub use flext_obs_macros::flext_monitor;
 pub mod __private {
     pub use crate::entity::Severity;
     pub use crate::monitor::{
-        Call, CallSite, Inspect, InspectAny, InspectDebug, InspectDisplay, InspectResult, Outcome, SiteOptions, run_in,
+        Call, CallSite, ErrorValue, Field, FieldDebug, FieldDisplay, Inspect, InspectAny, InspectDebug, InspectDisplay, InspectResult,
+        Monitored, Outcome, SiteOptions, call_once, record_err, record_ret, run_in,
     };
 }
 

@@ -135,7 +135,7 @@ impl SpanRecord {
 
 /// Keeps a finished monitored span (called from the monitor's guard, in its lane).
 #[inline]
-pub(crate) fn record(lane: Lane, span: SpanRecord) {
+pub(crate) fn record_call(lane: Lane, span: SpanRecord) {
     let buffers = &*BUFFERS;
     if let Some(i) = lane.owned() {
         let ring = &buffers.lanes[i];
@@ -215,6 +215,7 @@ pub fn clear() {
     }
     buffers.shared.lock().unwrap_or_else(PoisonError::into_inner).clear();
     buffers.manual.lock().unwrap_or_else(PoisonError::into_inner).clear();
+    crate::attributes::clear();
 }
 
 /// Keeps a finished manual span if the sampler says so (manual spans have no rate limit: they
@@ -333,4 +334,49 @@ impl Drop for ActiveSpan {
             keep_manual(span, self.sampled);
         }
     }
+}
+
+/// Adds `key = value` to the span of the monitored call this code runs in (its body, or anything
+/// it calls on the same thread or in its future), as `tracing`'s `Span::current().record` does
+/// for `#[instrument]`. The value is formatted now and kept if the span is kept (exported over
+/// OTLP and shown in [`recent_spans`]); at most 32 attributes per span, values cut at 4096 bytes.
+///
+/// ```
+/// #[flext_obs::flext_monitor]
+/// fn checkout(items: u32) -> u32 {
+///     flext_obs::trace::record("items", items).unwrap();
+///     items * 2
+/// }
+/// checkout(3);
+/// let span = flext_obs::trace::recent_spans().into_iter().rev().find(|s| s.name() == "checkout").unwrap();
+/// assert_eq!(span.attributes().get("items").map(String::as_str), Some("3"));
+/// assert!(flext_obs::trace::record("items", 1).is_err()); // not inside a monitored call
+/// ```
+///
+/// # Errors
+/// A key that is empty, longer than 256 bytes or not printable ASCII, and a call made outside
+/// any monitored call (there is no span to add to).
+pub fn record(key: &str, value: impl std::fmt::Display) -> Result<()> {
+    let valid = !key.is_empty() && key.len() <= crate::entity::validate::MAX_NAME_LEN && key.bytes().all(|b| b.is_ascii_graphic());
+    if !valid {
+        return Err(crate::Error::invalid("Span", "attribute key", key, "must be 1 to 256 printable ASCII characters"));
+    }
+    let cx = context::current();
+    match (cx.span(), cx.site()) {
+        (Some(span), site) if site != 0 => {
+            crate::attributes::record(span.span_id, key, &value);
+            Ok(())
+        }
+        _ => Err(crate::Error::invalid("Span", "attribute key", key, "trace::record is called outside any monitored call")),
+    }
+}
+
+/// Span attributes not kept because a limit was reached (32 per span, 4096 spans with
+/// attributes waiting or kept): they are counted, never silently lost.
+///
+/// ```
+/// assert_eq!(flext_obs::trace::dropped_attributes(), 0);
+/// ```
+pub fn dropped_attributes() -> u64 {
+    crate::attributes::dropped()
 }

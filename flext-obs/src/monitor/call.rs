@@ -1,0 +1,330 @@
+//! The guard of one monitored call: what it notes while the call runs (outcome, error text,
+//! attributes) and what it records when dropped.
+
+use super::raise::{Message, PanicText, raise};
+use super::site::{CallSite, Outcome, SiteState};
+use super::{ENABLED, panic};
+use crate::attributes::{self, Attributes};
+use crate::clock;
+use crate::context::{self, Context, SpanContext};
+use crate::entity::ids::next_words;
+use crate::entity::{CorrelationId, SpanId, SpanStatus, TraceId};
+use crate::sample::{self, Verdict};
+use crate::store::lane;
+use crate::thread::THREAD;
+use crate::trace::{self, SpanRecord};
+use std::fmt;
+use std::sync::atomic::Ordering;
+
+/// The guard of one monitored call: created when the call starts, records everything when
+/// dropped (also while unwinding from a panic). Inert when monitoring is off.
+#[must_use = "the call is recorded when this guard is dropped"]
+pub struct Call(Option<Active>);
+
+struct Active {
+    site: &'static CallSite,
+    state: &'static SiteState,
+    start: u64,
+    span: SpanContext,
+    /// The context the call was made in: parent span, correlation ID and calling site.
+    outer: Context,
+    /// Whether `span` was attached to the thread (sync calls), so `outer` is restored on exit.
+    attached: bool,
+    /// Whether the thread was already unwinding when the call began (a monitored call made from
+    /// a `Drop` during an unrelated panic): then unwinding at exit is not this call's panic.
+    panicking_at_entry: bool,
+    outcome: Outcome,
+    /// What the attribute's `fields(...)`, `ret` and `err` recorded (empty, unallocated, unless
+    /// they are used).
+    attributes: Attributes,
+    /// The same call as a `tracing` span named after the function (disabled, at the cost of one
+    /// relaxed load, when no subscriber wants it). Dropped by hand in `finish`, so that a guard
+    /// has no drop glue of its own and a switched-off call's guard costs nothing to drop.
+    #[cfg(feature = "tracing")]
+    tracing: std::mem::ManuallyDrop<tracing::Span>,
+}
+
+impl Active {
+    fn correlation(&self) -> Option<CorrelationId> {
+        self.outer.correlation_id()
+    }
+}
+
+impl fmt::Debug for Call {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Call")
+            .field("function", &self.0.as_ref().map(|a| a.site.function))
+            .field("span", &self.span_context())
+            .field("outcome", &self.0.as_ref().map(|a| a.outcome))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Call {
+    /// Starts a synchronous call: its span becomes the thread's current span until the guard
+    /// is dropped.
+    #[inline]
+    #[doc(hidden)]
+    pub fn enter(site: &'static CallSite) -> Call {
+        if ENABLED.load(Ordering::Relaxed) { Self::begin(site, true) } else { Call(None) }
+    }
+
+    /// Starts an async call: the span is not attached to the thread; run the call's future
+    /// through [`super::run_in`] instead, so every poll runs in it.
+    #[inline]
+    #[doc(hidden)]
+    pub fn enter_async(site: &'static CallSite) -> Call {
+        if ENABLED.load(Ordering::Relaxed) { Self::begin(site, false) } else { Call(None) }
+    }
+
+    /// The monitored path, out of line so that a function whose monitoring is switched off
+    /// keeps a small frame.
+    #[inline(never)]
+    fn begin(site: &'static CallSite, attach: bool) -> Call {
+        let Some(state) = site.state() else { return Call(None) };
+        let panicking_at_entry = std::thread::panicking();
+        // One thread-local access for the IDs, the lane and the context; the guard is built in
+        // place, so nothing large is copied on the way out.
+        THREAD.with(|t| {
+            let [hi, lo, word] = next_words::<3>(&t.rng);
+            let outer = t.context.get();
+            let span = if let Some(parent) = outer.span() {
+                SpanContext {
+                    trace_id: parent.trace_id,
+                    span_id: SpanId::from_word(word),
+                    sampled: sample::head(parent.trace_id, Some(parent.sampled)),
+                }
+            } else {
+                let trace_id = TraceId::from_words(hi, lo);
+                SpanContext { trace_id, span_id: SpanId::from_word(word), sampled: sample::ratio_samples(trace_id) }
+            };
+            if attach {
+                t.context.set(outer.enter_call(span, state.index));
+            }
+            let lane = lane::of(&t.lane);
+            state.in_flight.step_in(lane, 1);
+            Call(Some(Active {
+                site,
+                state,
+                start: clock::now(),
+                span,
+                outer,
+                attached: attach,
+                panicking_at_entry,
+                outcome: Outcome::Pending,
+                attributes: Attributes::new(),
+                #[cfg(feature = "tracing")]
+                tracing: std::mem::ManuallyDrop::new(super::tracing_span::open(state.tracing, &span, &outer, attach)),
+            }))
+        })
+    }
+
+    /// The context the call's own work runs in (its span as the current span).
+    pub fn context(&self) -> Context {
+        match &self.0 {
+            Some(active) => {
+                let base = match active.correlation() {
+                    Some(id) => Context::new().with_correlation_id(id),
+                    None => Context::new(),
+                };
+                base.enter_call(active.span, active.state.index)
+            }
+            None => context::current(),
+        }
+    }
+
+    /// The call as a `tracing` span (disabled when monitoring is off or nobody listens).
+    #[cfg(feature = "tracing")]
+    pub fn tracing_span(&self) -> tracing::Span {
+        self.0.as_ref().map_or_else(tracing::Span::none, |a| (*a.tracing).clone())
+    }
+
+    /// The call's span, `None` when monitoring is off.
+    pub fn span_context(&self) -> Option<SpanContext> {
+        self.0.as_ref().map(|a| a.span)
+    }
+
+    /// Whether values recorded on the call's span are kept: the span is sampled, or a `tracing`
+    /// subscriber listens to it. The attribute evaluates `fields(...)` only when this is true.
+    #[inline]
+    #[doc(hidden)]
+    pub fn is_recording(&self) -> bool {
+        match &self.0 {
+            #[cfg(feature = "tracing")]
+            Some(active) => active.span.sampled || !active.tracing.is_disabled(),
+            #[cfg(not(feature = "tracing"))]
+            Some(active) => active.span.sampled,
+            None => false,
+        }
+    }
+
+    /// Records `key = value` on the call's span (and its `tracing` span).
+    #[doc(hidden)]
+    pub fn record_field(&mut self, key: &'static str, value: &dyn fmt::Display) {
+        if let Some(active) = &mut self.0 {
+            #[cfg(feature = "tracing")]
+            if !active.tracing.is_disabled() {
+                active.tracing.record(key, tracing::field::display(value));
+            }
+            active.attributes.push(key, value);
+        }
+    }
+
+    /// Marks the call successful (the default when it returns normally).
+    #[inline]
+    pub fn mark_ok(&mut self) {
+        if let Some(active) = &mut self.0 {
+            active.outcome = Outcome::Ok;
+        }
+    }
+
+    /// Marks the call failed with `message`, raising an alert unless alerts are off for it.
+    pub fn mark_error(&mut self, message: impl fmt::Display) {
+        self.note_error("error", &|f| fmt::Display::fmt(&message, f));
+    }
+
+    /// Records a failure: outcome error, and an alert (de-duplicated per function and error
+    /// type, so a repeat allocates nothing).
+    #[doc(hidden)]
+    pub fn note_error(&mut self, error_type: &'static str, message: &dyn Fn(&mut fmt::Formatter<'_>) -> fmt::Result) {
+        if let Some(active) = &mut self.0 {
+            active.outcome = Outcome::Error;
+            #[cfg(feature = "otlp")]
+            if crate::outbox::is_open() {
+                crate::outbox::note_error(active.span.span_id, &Message(message));
+            }
+            if active.site.options.alert {
+                raise(active.site, active.state, error_type, message, active.span.trace_id, active.correlation());
+            }
+        }
+    }
+
+    /// Records a `None` result: an error only when the site says so.
+    #[doc(hidden)]
+    pub fn note_none(&mut self) {
+        match &self.0 {
+            Some(active) if active.site.options.none_is_error => self.note_error("None", &|f| f.write_str("returned None")),
+            _ => self.mark_ok(),
+        }
+    }
+
+    /// Whether the inspected value made this call an error.
+    #[doc(hidden)]
+    pub fn is_error(&self) -> bool {
+        self.0.as_ref().is_some_and(|a| a.outcome == Outcome::Error)
+    }
+
+    /// An `ok_if`/`error_if` verdict of ok: the call is ok, whatever the value was.
+    #[doc(hidden)]
+    pub fn tolerate(&mut self) {
+        self.mark_ok();
+    }
+
+    /// An `ok_if`/`error_if` verdict of error on a value that was not an error by itself.
+    #[doc(hidden)]
+    pub fn note_rule(&mut self, rule: &'static str) {
+        self.note_error(rule, &|f| write!(f, "the result was classified as an error by `{rule}`"));
+    }
+
+    /// Notes that a panic started during this call (seen by the poll of its future, which may
+    /// be dropped later, after the executor caught the panic).
+    pub(crate) fn note_panic(&mut self) {
+        if let Some(active) = &mut self.0 {
+            active.outcome = Outcome::Panic;
+        }
+    }
+}
+
+impl Drop for Call {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(active) = &mut self.0 {
+            active.finish();
+        }
+    }
+}
+
+impl Active {
+    fn finish(&mut self) {
+        let end = clock::now();
+        // The lane of the thread finishing the call: an async call may end on another thread
+        // than it began, and a lane may only be written by its owner.
+        let lane = THREAD.with(|t| {
+            if self.attached {
+                t.context.set(self.outer);
+            }
+            lane::of(&t.lane)
+        });
+        #[cfg(feature = "tracing")]
+        {
+            if let (true, Some(id)) = (self.attached, self.tracing.id()) {
+                tracing::dispatcher::get_default(|d| d.exit(&id));
+            }
+            // Closes the span; what stays behind is a disabled span, which holds nothing.
+            drop(std::mem::replace(&mut *self.tracing, tracing::Span::none()));
+        }
+        let (site, state) = (self.site, self.state);
+        // A panic counts only if it started during this call: unwinding that was already under
+        // way when the call began belongs to someone else.
+        let outcome = if self.outcome == Outcome::Panic || (!self.panicking_at_entry && std::thread::panicking()) {
+            Outcome::Panic
+        } else if self.outcome == Outcome::Pending {
+            site.options.unseen_exit
+        } else {
+            self.outcome
+        };
+        let nanos = clock::nanos_between(self.start, end);
+        state.count(site, lane, self.outer.site(), outcome.result_index());
+        state.histogram.record_nanos_in(lane, nanos);
+        state.in_flight.step_in(lane, u64::MAX);
+        let status = match outcome {
+            Outcome::Pending | Outcome::Ok => SpanStatus::Completed,
+            Outcome::Error | Outcome::Panic => SpanStatus::Error,
+            Outcome::Cancelled => SpanStatus::Timeout,
+        };
+        let panic_message = if outcome == Outcome::Panic { panic::message() } else { None };
+        #[cfg(feature = "otlp")]
+        if outcome == Outcome::Panic {
+            note_panic(site, self.span.span_id, panic_message.as_deref());
+        }
+        let recorded = attributes::take_recorded(self.span.span_id);
+        match sample::keep(self.span.sampled, status == SpanStatus::Error, &state.limiter, end) {
+            Verdict::Keep => {
+                if !self.attributes.is_empty() || recorded.is_some() {
+                    let mut all = std::mem::take(&mut self.attributes);
+                    all.extend(recorded);
+                    attributes::keep(self.span.span_id, all);
+                }
+                trace::record_call(
+                    lane,
+                    SpanRecord {
+                        trace_id: self.span.trace_id,
+                        span_id: self.span.span_id,
+                        parent: self.outer.span().map(|p| p.span_id),
+                        site: state.index,
+                        status,
+                        start_raw: self.start,
+                        duration_ns: nanos,
+                        correlation_id: self.correlation(),
+                    },
+                );
+            }
+            Verdict::RateLimited => state.count_rate_limited(site),
+            Verdict::NotSampled => {}
+        }
+        if outcome == Outcome::Panic && site.options.alert {
+            let message = PanicText(site.function, panic_message.as_deref());
+            raise(site, state, "panic", &|f| fmt::Display::fmt(&message, f), self.span.trace_id, self.correlation());
+        }
+    }
+}
+
+/// Notes a panic as the span's error message for export.
+#[cfg(feature = "otlp")]
+#[cold]
+#[inline(never)]
+fn note_panic(site: &CallSite, span: SpanId, message: Option<&str>) {
+    if crate::outbox::is_open() {
+        crate::outbox::note_error(span, &PanicText(site.function, message));
+    }
+}

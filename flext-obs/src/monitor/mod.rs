@@ -1,0 +1,69 @@
+//! What `#[flext_monitor]` calls, and the same recording for code that cannot carry the
+//! attribute ([`call`], [`run`]).
+//!
+//! Per call: the calls counter `function_calls_total{function, module, service_name,
+//! caller_function, caller_module, result}` with `result` = `ok` | `error` | `panic`, the
+//! duration histogram `function_calls_duration_seconds`, the in-flight gauge
+//! `function_calls_concurrent`, a span in the recent-spans buffer ([`crate::trace`]) and, on an
+//! error or a panic, an alert ([`crate::alert`], counted in `flext_alerts_total`). The handles are
+//! resolved once per call site; a call then takes no lock and allocates nothing unless it fails.
+//!
+//! ```
+//! use flext_obs::monitor;
+//! let mut call = monitor::call("load_config")?;
+//! // ... the work ...
+//! call.mark_error("config file missing");
+//! drop(call);
+//! let fetched: Result<u32, std::num::ParseIntError> = monitor::run("parse_port", || "8080".parse());
+//! assert_eq!(fetched, Ok(8080));
+//! # Ok::<(), flext_obs::Error>(())
+//! ```
+
+mod call;
+mod dynamic;
+mod future;
+mod inspect;
+mod panic;
+mod raise;
+mod site;
+mod stats;
+#[cfg(feature = "tracing")]
+mod tracing_span;
+
+pub use call::Call;
+pub use dynamic::{MAX_DYNAMIC_SITES, call, run};
+#[doc(hidden)]
+pub use future::{Monitored, run_in};
+#[doc(hidden)]
+pub use inspect::{ErrorValue, Field, FieldDebug, FieldDisplay, Inspect, InspectAny, InspectDebug, InspectDisplay, InspectResult, call_once, record_err, record_ret};
+#[doc(hidden)]
+pub use site::{CallSite, Outcome, SiteOptions};
+pub(crate) use site::span_of;
+pub use stats::{FunctionStats, function_stats};
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Calls counter name (Autometrics specification).
+pub const CALLS: &str = "function_calls_total";
+/// Duration histogram name (Autometrics specification).
+pub const DURATION: &str = "function_calls_duration_seconds";
+/// In-flight gauge name (Autometrics specification).
+pub const CONCURRENT: &str = "function_calls_concurrent";
+/// Alerts counter name.
+pub const ALERTS: &str = "flext_alerts_total";
+/// Finished spans not kept because of the per-function rate limit, by function and reason (spans
+/// dropped by a full OTLP queue are counted in `flext_otlp_dropped_total`).
+pub const SPANS_DROPPED: &str = "flext_spans_dropped_total";
+
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Switches monitoring on or off at run time. Off, a monitored call costs one relaxed load.
+pub fn set_enabled(on: bool) {
+    ENABLED.store(on, Ordering::Relaxed);
+}
+
+/// Whether monitoring is on.
+pub fn is_enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+

@@ -1,0 +1,312 @@
+//! Call sites: one per monitored function, with its static options and the handles it
+//! resolves on its first call (series, alert counter, caller counters, rate limiter).
+
+use super::{ALERTS, CALLS, CONCURRENT, DURATION, SPANS_DROPPED};
+use crate::clock;
+use crate::entity::Span;
+use crate::entity::Severity;
+use crate::error::{Error, Result};
+use crate::sample::RateLimiter;
+use crate::store::lane::Lane;
+use crate::store::{Counter, Gauge, Histogram, Store};
+use crate::trace::SpanRecord;
+use std::fmt;
+use std::sync::{Mutex, OnceLock, PoisonError, RwLock};
+
+/// How a call ended.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[doc(hidden)]
+pub enum Outcome {
+    /// Not known yet.
+    Pending,
+    /// Returned normally and not as an error.
+    Ok,
+    /// Returned an error.
+    Error,
+    /// Panicked.
+    Panic,
+    /// An async call dropped before it finished.
+    Cancelled,
+}
+
+impl Outcome {
+    pub(super) const fn result_index(self) -> usize {
+        match self {
+            Outcome::Pending | Outcome::Ok => 0,
+            Outcome::Error | Outcome::Cancelled => 1,
+            Outcome::Panic => 2,
+        }
+    }
+}
+
+const RESULTS: [&str; 3] = ["ok", "error", "panic"];
+
+/// Static options of a call site, set by the attribute's arguments.
+#[derive(Debug, Clone, Copy)]
+#[doc(hidden)]
+pub struct SiteOptions {
+    pub(super) service: Option<&'static str>,
+    pub(super) severity: Severity,
+    pub(super) alert: bool,
+    pub(super) none_is_error: bool,
+    pub(super) unseen_exit: Outcome,
+    pub(super) labels: &'static [(&'static str, &'static str)],
+    pub(super) fields: &'static [&'static str],
+}
+
+impl SiteOptions {
+    /// Severity high, alerts on, `None` is not an error, no extra labels.
+    pub const DEFAULT: SiteOptions =
+        SiteOptions { service: None, severity: Severity::High, alert: true, none_is_error: false, unseen_exit: Outcome::Ok, labels: &[], fields: &[] };
+
+    /// Sets the `service_name` label.
+    #[must_use]
+    pub const fn service(mut self, service: &'static str) -> Self {
+        self.service = Some(service);
+        self
+    }
+    /// Sets the alerts' severity.
+    #[must_use]
+    pub const fn severity(mut self, severity: Severity) -> Self {
+        self.severity = severity;
+        self
+    }
+    /// Turns alerts off.
+    #[must_use]
+    pub const fn no_alert(mut self) -> Self {
+        self.alert = false;
+        self
+    }
+    /// Counts `None` as an error.
+    #[must_use]
+    pub const fn none_is_error(mut self) -> Self {
+        self.none_is_error = true;
+        self
+    }
+    /// How to count an exit whose value was not seen (an early return the expansion could not
+    /// inspect, or a dropped future).
+    #[must_use]
+    pub const fn unseen_exit(mut self, outcome: Outcome) -> Self {
+        self.unseen_exit = outcome;
+        self
+    }
+    /// The names of the span fields the attribute's `fields(...)`, `ret` and `err` record, declared
+    /// up front on the call's `tracing` span.
+    #[must_use]
+    pub const fn fields(mut self, fields: &'static [&'static str]) -> Self {
+        self.fields = fields;
+        self
+    }
+    /// Extra static labels on every series of the function.
+    #[must_use]
+    pub const fn labels(mut self, labels: &'static [(&'static str, &'static str)]) -> Self {
+        self.labels = labels;
+        self
+    }
+}
+
+/// One monitored function: its names, options and (after the first call) its resolved handles.
+#[doc(hidden)]
+pub struct CallSite {
+    pub(super) function: &'static str,
+    pub(super) module: &'static str,
+    pub(super) options: SiteOptions,
+    pub(super) state: OnceLock<Option<SiteState>>,
+}
+
+impl fmt::Debug for CallSite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallSite").field("function", &self.function).field("module", &self.module).finish_non_exhaustive()
+    }
+}
+
+struct CallerCounters {
+    caller: u32,
+    by_result: [Counter; 3],
+}
+
+const CALLER_SLOTS: usize = 8;
+
+pub(super) struct SiteState {
+    pub(super) index: u32,
+    pub(super) service: String,
+    pub(super) histogram: Histogram,
+    pub(super) in_flight: Gauge,
+    pub(super) alerts: Counter,
+    store: Store,
+    callers: [OnceLock<CallerCounters>; CALLER_SLOTS],
+    more_callers: Mutex<Vec<CallerCounters>>,
+    pub(super) limiter: RateLimiter,
+    /// The `tracing` callsite of the call's span, named after the function.
+    #[cfg(feature = "tracing")]
+    pub(super) tracing: &'static super::tracing_span::SpanSite,
+    /// `flext_spans_dropped_total{function, reason="rate_limit"}`, resolved on the first drop.
+    rate_limited: OnceLock<Option<Counter>>,
+}
+
+/// Every call site that has been called, by index - 1 (index 0 means "no site").
+static SITES: RwLock<Vec<&'static CallSite>> = RwLock::new(Vec::new());
+
+pub(super) fn site_at(index: u32) -> Option<&'static CallSite> {
+    let i = usize::try_from(index.checked_sub(1)?).ok()?;
+    SITES.read().unwrap_or_else(PoisonError::into_inner).get(i).copied()
+}
+
+impl CallSite {
+    /// A call site; `function` is the `function` label, `module` the `module` label.
+    pub const fn new(function: &'static str, module: &'static str, options: SiteOptions) -> Self {
+        CallSite { function, module, options, state: OnceLock::new() }
+    }
+
+    #[inline]
+    pub(super) fn state(&'static self) -> Option<&'static SiteState> {
+        self.state.get_or_init(|| self.resolve()).as_ref()
+    }
+
+    #[cold]
+    fn resolve(&'static self) -> Option<SiteState> {
+        match self.try_resolve() {
+            Ok(state) => Some(state),
+            Err(err) => {
+                eprintln!("flext-obs: {} is not monitored: {err}", self.function);
+                None
+            }
+        }
+    }
+
+    fn try_resolve(&'static self) -> Result<SiteState> {
+        super::panic::install_hook();
+        let obs = crate::global();
+        let store = obs.store().clone();
+        let service = self.options.service.unwrap_or_else(|| obs.config().service_name()).to_owned();
+        let mut labels: Vec<(&str, &str)> = vec![("function", self.function), ("module", self.module), ("service_name", &service)];
+        labels.extend_from_slice(self.options.labels);
+        store.describe(CALLS, crate::MetricKind::Counter, "Calls of monitored functions, by result and caller.")?;
+        store.describe(DURATION, crate::MetricKind::Histogram, "Duration of monitored function calls, in seconds.")?;
+        store.describe(CONCURRENT, crate::MetricKind::Gauge, "Monitored function calls in flight.")?;
+        store.describe(ALERTS, crate::MetricKind::Counter, "Alerts raised by monitored functions, repeats included.")?;
+        let histogram = store.histogram(DURATION, &labels)?;
+        let in_flight = store.gauge(CONCURRENT, &labels)?;
+        let alerts = store.counter(ALERTS, &[("severity", self.options.severity.as_str()), ("function", self.function)])?;
+        let index = {
+            let mut sites = SITES.write().unwrap_or_else(PoisonError::into_inner);
+            sites.push(self);
+            u32::try_from(sites.len()).map_err(|_| Error::invalid("monitor", "call sites", sites.len(), "too many call sites"))?
+        };
+        Ok(SiteState {
+            index,
+            service,
+            histogram,
+            in_flight,
+            alerts,
+            store,
+            callers: Default::default(),
+            more_callers: Mutex::new(Vec::new()),
+            limiter: RateLimiter::default(),
+            rate_limited: OnceLock::new(),
+            #[cfg(feature = "tracing")]
+            tracing: super::tracing_span::SpanSite::leak(self.function, self.module, self.options.fields),
+        })
+    }
+}
+
+impl SiteState {
+    /// Counts a span of this function dropped by the rate limit (uncounted if the store refuses
+    /// the series: a drop never fails the call).
+    #[cold]
+    pub(super) fn count_rate_limited(&self, site: &CallSite) {
+        let counter = self.rate_limited.get_or_init(|| {
+            let _ = self.store.describe(SPANS_DROPPED, crate::MetricKind::Counter, "Finished spans not kept, by function and reason.");
+            self.store.counter(SPANS_DROPPED, &[("function", site.function), ("reason", "rate_limit")]).ok()
+        });
+        if let Some(counter) = counter {
+            counter.increment();
+        }
+    }
+
+    /// Adds one call to the counter of `result` for calls made from `caller`.
+    #[inline]
+    pub(super) fn count(&self, site: &CallSite, lane: Lane, caller: u32, result: usize) {
+        for slot in &self.callers {
+            match slot.get() {
+                Some(entry) if entry.caller == caller => return entry.by_result[result].increment_in(lane),
+                Some(_) => {}
+                None => break,
+            }
+        }
+        self.count_slow(site, caller, result);
+    }
+
+    #[cold]
+    fn count_slow(&self, site: &CallSite, caller: u32, result: usize) {
+        let mut more = self.more_callers.lock().unwrap_or_else(PoisonError::into_inner);
+        for slot in &self.callers {
+            if let Some(entry) = slot.get() {
+                if entry.caller == caller {
+                    return entry.by_result[result].increment();
+                }
+            }
+        }
+        if let Some(entry) = more.iter().find(|e| e.caller == caller) {
+            return entry.by_result[result].increment();
+        }
+        let Some(entry) = self.caller_counters(site, caller) else { return };
+        entry.by_result[result].increment();
+        match self.callers.iter().find(|slot| slot.get().is_none()) {
+            Some(slot) => {
+                let _ = slot.set(entry);
+            }
+            None => more.push(entry),
+        }
+    }
+
+    fn caller_counters(&self, site: &CallSite, caller: u32) -> Option<CallerCounters> {
+        let (caller_function, caller_module) = site_at(caller).map_or(("", ""), |c| (c.function, c.module));
+        let resolve = |result: &str| {
+            let mut labels = vec![
+                ("function", site.function),
+                ("module", site.module),
+                ("service_name", self.service.as_str()),
+                ("caller_function", caller_function),
+                ("caller_module", caller_module),
+                ("result", result),
+            ];
+            labels.extend_from_slice(site.options.labels);
+            self.store.counter(CALLS, &labels)
+        };
+        match (resolve(RESULTS[0]), resolve(RESULTS[1]), resolve(RESULTS[2])) {
+            (Ok(ok), Ok(error), Ok(panic)) => Some(CallerCounters { caller, by_result: [ok, error, panic] }),
+            (Err(err), ..) | (_, Err(err), _) | (.., Err(err)) => {
+                eprintln!("flext-obs: calls of {} are not counted: {err}", site.function);
+                None
+            }
+        }
+    }
+}
+
+/// Turns a buffered span record back into a [`Span`] entity.
+pub(crate) fn span_of(record: SpanRecord) -> Option<Span> {
+    let site = site_at(record.site)?;
+    let service = site.state.get().and_then(Option::as_ref).map_or("", |s| s.service.as_str());
+    let mut builder = Span::builder(site.function, service)
+        .trace_id(record.trace_id)
+        .span_id(record.span_id)
+        .start(clock::to_wall(record.start_raw))
+        .duration(std::time::Duration::from_nanos(record.duration_ns))
+        .status(record.status)
+        .attribute("function", site.function)
+        .attribute("module", site.module);
+    if let Some(parent) = record.parent {
+        builder = builder.parent_span_id(parent);
+    }
+    if let Some(id) = record.correlation_id {
+        builder = builder.correlation_id(id).attribute("correlation_id", id.to_string());
+    }
+    let mut span = builder.build().ok()?;
+    for (key, value) in crate::attributes::kept(record.span_id).iter().flat_map(crate::attributes::Attributes::iter) {
+        // A value the entity refuses (its own limits) is left out; the span is kept.
+        let _ = span.set_attribute(key, value);
+    }
+    Some(span)
+}
+

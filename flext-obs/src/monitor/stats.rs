@@ -1,0 +1,76 @@
+//! Per-function totals read back from a snapshot.
+
+use super::{CALLS, DURATION};
+
+/// Per-function totals read from a snapshot: what a dashboard shows first.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FunctionStats {
+    /// The `function` label.
+    pub function: String,
+    /// The `module` label.
+    pub module: String,
+    /// Calls, every result.
+    pub calls: u64,
+    /// Calls that returned an error.
+    pub errors: u64,
+    /// Calls that panicked.
+    pub panics: u64,
+    /// Estimated median duration, in seconds.
+    pub p50: Option<f64>,
+    /// Estimated 99th-percentile duration, in seconds.
+    pub p99: Option<f64>,
+}
+
+impl FunctionStats {
+    /// Errors and panics over calls (0 without calls).
+    #[allow(clippy::cast_precision_loss)]
+    pub fn error_rate(&self) -> f64 {
+        if self.calls == 0 { 0.0 } else { (self.errors + self.panics) as f64 / self.calls as f64 }
+    }
+}
+
+/// Per-function calls, errors, panics and latency quantiles from `snapshot`, sorted by function.
+///
+/// ```
+/// #[flext_obs::flext_monitor]
+/// fn lookup(id: u32) -> Result<u32, String> { if id == 0 { Err("no id 0".into()) } else { Ok(id) } }
+/// let _ = lookup(1);
+/// let _ = lookup(0);
+/// let stats = flext_obs::monitor::function_stats(&flext_obs::global().snapshot());
+/// let lookup = stats.iter().find(|s| s.function == "lookup").unwrap();
+/// assert_eq!((lookup.calls, lookup.errors, lookup.error_rate()), (2, 1, 0.5));
+/// ```
+pub fn function_stats(snapshot: &crate::store::Snapshot) -> Vec<FunctionStats> {
+    use crate::store::SeriesValue;
+    let mut stats: std::collections::BTreeMap<(String, String), FunctionStats> = std::collections::BTreeMap::new();
+    for series in &snapshot.series {
+        let (Some(function), Some(module)) = (series.labels.get("function"), series.labels.get("module")) else { continue };
+        let entry = stats.entry((function.clone(), module.clone())).or_insert_with(|| FunctionStats {
+            function: function.clone(),
+            module: module.clone(),
+            calls: 0,
+            errors: 0,
+            panics: 0,
+            p50: None,
+            p99: None,
+        });
+        match (series.name.as_str(), &series.value) {
+            (CALLS, SeriesValue::Counter { value }) => {
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // counts of whole calls
+                let n = *value as u64;
+                entry.calls += n;
+                match series.labels.get("result").map(String::as_str) {
+                    Some("error") => entry.errors += n,
+                    Some("panic") => entry.panics += n,
+                    _ => {}
+                }
+            }
+            (DURATION, SeriesValue::Histogram(h)) => {
+                entry.p50 = h.p50;
+                entry.p99 = h.p99;
+            }
+            _ => {}
+        }
+    }
+    stats.into_values().filter(|s| s.calls > 0).collect()
+}

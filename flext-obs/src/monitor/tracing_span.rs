@@ -1,0 +1,126 @@
+//! The `tracing` span of a monitored call, named after the function (`Orders::place`, as
+//! `#[instrument]` names its spans), with the fields `function`, `module`, `trace_id`,
+//! `correlation_id` and those of the attribute's `fields(...)`, `ret` and `err`.
+//!
+//! `tracing`'s macros need the name as a literal; the attribute would have to expand them in
+//! every monitored function. Instead each call site builds its callsite once, at run time, and
+//! registers it with `tracing-core` like a macro-made one: interest is cached per callsite, and a
+//! call checks it with one relaxed load.
+
+use crate::context::{Context, SpanContext};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU8, Ordering};
+use tracing_core::callsite::Callsite;
+use tracing_core::field::FieldSet;
+use tracing_core::subscriber::Interest;
+use tracing_core::{Kind, Level, Metadata};
+
+const NEVER: u8 = 0;
+const SOMETIMES: u8 = 1;
+const ALWAYS: u8 = 2;
+
+/// One call site's `tracing` callsite.
+pub(crate) struct SpanSite {
+    metadata: OnceLock<Metadata<'static>>,
+    interest: AtomicU8,
+}
+
+/// The metadata of a callsite whose own is not set yet (never seen by a subscriber: a callsite
+/// is registered only after its metadata is set).
+static UNSET: SpanSite = SpanSite { metadata: OnceLock::new(), interest: AtomicU8::new(NEVER) };
+static UNSET_METADATA: Metadata<'static> = Metadata::new(
+    "flext_monitor",
+    "flext_obs",
+    Level::INFO,
+    None,
+    None,
+    None,
+    FieldSet::new(&[], tracing_core::identify_callsite!(&UNSET)),
+    Kind::SPAN,
+);
+
+/// The fields every monitored span declares, before the attribute's own.
+const FIXED_FIELDS: [&str; 4] = ["function", "module", "trace_id", "correlation_id"];
+
+impl SpanSite {
+    /// Builds and registers the callsite of `function` (once per call site, so leaking it is
+    /// bounded by the number of monitored functions).
+    pub(crate) fn leak(function: &'static str, module: &'static str, extra: &'static [&'static str]) -> &'static SpanSite {
+        let site: &'static SpanSite = Box::leak(Box::new(SpanSite { metadata: OnceLock::new(), interest: AtomicU8::new(SOMETIMES) }));
+        let names: &'static [&'static str] = if extra.is_empty() {
+            &FIXED_FIELDS
+        } else {
+            let mut names: Vec<&'static str> = FIXED_FIELDS.to_vec();
+            names.extend(extra.iter().copied().filter(|name| !FIXED_FIELDS.contains(name)));
+            Box::leak(names.into_boxed_slice())
+        };
+        let fields = FieldSet::new(names, tracing_core::identify_callsite!(site));
+        let module = if module.is_empty() { None } else { Some(module) };
+        let _ = site.metadata.set(Metadata::new(function, module.unwrap_or("flext_obs"), Level::INFO, None, None, module, fields, Kind::SPAN));
+        tracing_core::callsite::register(site);
+        site
+    }
+
+    fn metadata_static(&'static self) -> &'static Metadata<'static> {
+        self.metadata.get().unwrap_or(&UNSET_METADATA)
+    }
+
+    /// Whether a subscriber may want this span now (tracing's own macro check).
+    #[inline]
+    fn enabled(&'static self) -> bool {
+        if Level::INFO > tracing::level_filters::STATIC_MAX_LEVEL || Level::INFO > tracing::level_filters::LevelFilter::current() {
+            return false;
+        }
+        match self.interest.load(Ordering::Relaxed) {
+            NEVER => false,
+            ALWAYS => true,
+            _ => tracing::dispatcher::get_default(|d| d.enabled(self.metadata_static())),
+        }
+    }
+}
+
+impl Callsite for SpanSite {
+    fn set_interest(&self, interest: Interest) {
+        let value = if interest.is_never() {
+            NEVER
+        } else if interest.is_always() {
+            ALWAYS
+        } else {
+            SOMETIMES
+        };
+        self.interest.store(value, Ordering::Relaxed);
+    }
+
+    fn metadata(&self) -> &Metadata<'_> {
+        self.metadata.get().unwrap_or(&UNSET_METADATA)
+    }
+}
+
+/// Opens the `tracing` span of a call (entered on this thread for a sync call); a disabled span
+/// when no subscriber wants it.
+#[inline]
+pub(crate) fn open(site: &'static SpanSite, span: &SpanContext, outer: &Context, attach: bool) -> tracing::Span {
+    if !site.enabled() {
+        return tracing::Span::none();
+    }
+    open_enabled(site, span, outer, attach)
+}
+
+#[cold]
+#[inline(never)]
+fn open_enabled(site: &'static SpanSite, span: &SpanContext, outer: &Context, attach: bool) -> tracing::Span {
+    let metadata = site.metadata_static();
+    let fields = metadata.fields();
+    let (Some(function), Some(module)) = (fields.field("function"), fields.field("module")) else { return tracing::Span::none() };
+    let module_name = metadata.module_path().unwrap_or("");
+    let values = [(&function, Some(&metadata.name() as &dyn tracing::Value)), (&module, Some(&module_name as &dyn tracing::Value))];
+    let tracing = tracing::Span::new(metadata, &fields.value_set(&values));
+    tracing.record("trace_id", tracing::field::display(span.trace_id));
+    if let Some(id) = outer.correlation_id() {
+        tracing.record("correlation_id", tracing::field::display(id));
+    }
+    if let (true, Some(id)) = (attach, tracing.id()) {
+        tracing::dispatcher::get_default(|d| d.enter(&id));
+    }
+    tracing
+}
