@@ -1,18 +1,24 @@
 //! Turns a validated function or impl block into its monitored form.
 //!
 //! The expansion adds a `static` call site and a guard to each function and calls into
-//! `flext_obs::__private` for everything else. A synchronous body stays inline: its `return`
-//! values and `?` operands are inspected where they leave the function, so the body keeps its
-//! meaning without a closure. An async body is wrapped so that every poll runs in the call's
-//! context.
+//! `flext_obs::__private` for everything else. Every exit is seen as a value:
+//! - a synchronous body that returns something runs as an immediately called closure
+//!   (`__private::call_once`), so a `return` or `?` written by the user *or by a macro*
+//!   (`anyhow::bail!`, a `?` inside `format!`) comes back as the closure's value, and the value
+//!   is classified by its type (autoref specialization in `__private::Inspect`), never by how
+//!   the return type is spelled;
+//! - an `async fn` body, and the `async` block a plain function returns (`fn f() -> impl
+//!   Future` ending in `async move { .. }`, or `Box::pin(async move { .. })`), are awaited inside
+//!   the call, so the call lasts until the future completes;
+//! - a body returning `()` or `!` stays inline: there is nothing to classify.
 
 use crate::error::Errors;
-use crate::parse::{self, Args};
+use crate::parse::{self, Args, FieldFormat};
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::visit_mut::VisitMut;
-use syn::{Block, Expr, ImplItem, ItemFn, ItemImpl, ReturnType, Signature, Type, parse_quote_spanned};
+use syn::{Block, Expr, ImplItem, ItemFn, ItemImpl, ReturnType, Signature, Stmt, Type, parse_quote_spanned};
 
 /// What the expansion needs to know about one function besides its signature and body.
 struct Site<'a> {
@@ -23,7 +29,7 @@ struct Site<'a> {
 
 /// `#[flext_monitor]` on a free function, method or associated function.
 pub(crate) fn function(args: &Args, mut item: ItemFn, errors: &mut Errors) -> TokenStream {
-    check_signature(&item.sig, errors);
+    check_signature(&item.sig, &item.attrs, args, errors);
     if !errors.is_empty() || args.skip {
         return item.into_token_stream();
     }
@@ -36,6 +42,7 @@ pub(crate) fn function(args: &Args, mut item: ItemFn, errors: &mut Errors) -> To
 /// `#[flext_monitor]` on an impl block: every method, with per-method overrides and `skip`.
 /// The methods' own `#[flext_monitor(...)]` markers are removed from the output.
 pub(crate) fn impl_block(args: &Args, mut item: ItemImpl, errors: &mut Errors) -> TokenStream {
+    check_impl_args(args, errors);
     let type_name = type_name(&item.self_ty);
     let mut plans: Vec<Option<Args>> = Vec::with_capacity(item.items.len());
     for impl_item in &mut item.items {
@@ -61,7 +68,7 @@ pub(crate) fn impl_block(args: &Args, mut item: ItemImpl, errors: &mut Errors) -
             plans.push(None);
             continue;
         }
-        check_signature(&method.sig, errors);
+        check_signature(&method.sig, &method.attrs, &merged, errors);
         plans.push(Some(merged));
     }
     if !errors.is_empty() || args.skip {
@@ -75,6 +82,24 @@ pub(crate) fn impl_block(args: &Args, mut item: ItemImpl, errors: &mut Errors) -
         method.block = body(&site, &method.sig, block);
     }
     item.into_token_stream()
+}
+
+/// Options that name or read one function cannot go on a whole impl block.
+fn check_impl_args(args: &Args, errors: &mut Errors) {
+    if let Some(name) = &args.name {
+        errors.push(syn::Error::new(
+            name.span(),
+            "`name` on an impl block would give every method the same name; put `#[flext_monitor(name = \"...\")]` on the method instead",
+        ));
+    }
+    if let Some(span) = args.fields_span {
+        errors.push(syn::Error::new(span, "`fields` reads one function's arguments; put `#[flext_monitor(fields(...))]` on the method instead"));
+    }
+    for (span, option) in [(args.ret, "ret"), (args.err, "err")] {
+        if let Some(span) = span {
+            errors.push(syn::Error::new(span, format!("`{option}` goes on a method, not on the impl block: `#[flext_monitor({option})]`")));
+        }
+    }
 }
 
 fn unraw(ident: &syn::Ident) -> String {
@@ -92,8 +117,16 @@ fn type_name(ty: &Type) -> String {
     }
 }
 
+/// Whether the declared return type is `()` (written or implied).
+fn returns_unit(sig: &Signature) -> bool {
+    match &sig.output {
+        ReturnType::Default => true,
+        ReturnType::Type(_, ty) => matches!(ty.as_ref(), Type::Tuple(t) if t.elems.is_empty()),
+    }
+}
+
 /// Refuses what cannot be monitored, pointing at the offending token.
-fn check_signature(sig: &Signature, errors: &mut Errors) {
+fn check_signature(sig: &Signature, attrs: &[syn::Attribute], args: &Args, errors: &mut Errors) {
     if let Some(constness) = &sig.constness {
         errors.push(syn::Error::new(constness.span, "#[flext_monitor] cannot monitor a `const fn`: recording happens at run time"));
     }
@@ -105,6 +138,30 @@ fn check_signature(sig: &Signature, errors: &mut Errors) {
             ));
         }
     }
+    if let Some(attr) = attrs.iter().find(|a| a.path().is_ident("track_caller")) {
+        errors.push(syn::Error::new(
+            attr.span(),
+            "#[flext_monitor] runs the body inside the call's guard, which would hide the caller's location from `#[track_caller]`; remove one of the two",
+        ));
+    }
+    if returns_unit(sig) {
+        let what = "this function returns `()`";
+        if let Some(path) = &args.ok_if {
+            errors.push(syn::Error::new(path.span(), format!("`ok_if` classifies the return value, but {what}: remove `ok_if`")));
+        }
+        if let Some(path) = &args.error_if {
+            errors.push(syn::Error::new(path.span(), format!("`error_if` classifies the return value, but {what}: remove `error_if`")));
+        }
+        if let Some(span) = args.none_is_error {
+            errors.push(syn::Error::new(span, format!("`none_is_error` is for functions returning `Option`, but {what}")));
+        }
+        if let Some(span) = args.ret {
+            errors.push(syn::Error::new(span, format!("`ret` records the return value, but {what}: remove `ret`")));
+        }
+        if let Some(span) = args.err {
+            errors.push(syn::Error::new(span, format!("`err` records the error of a `Result`, but {what}: remove `err`")));
+        }
+    }
 }
 
 /// The monitored body of one function.
@@ -112,7 +169,7 @@ fn body(site: &Site<'_>, sig: &Signature, block: Block) -> Block {
     let krate = site.args.krate.clone().unwrap_or_else(|| syn::parse_quote!(::flext_obs));
     let private = quote!(#krate::__private);
     let function = &site.function;
-    let options = options(site, sig, &private);
+    let options = options(site, &private);
     // Our locals are hygienic (mixed-site): the user's body can neither see nor shadow them.
     let span = Span::mixed_site();
     let call = format_ident!("__flext_call", span = span);
@@ -129,49 +186,93 @@ fn body(site: &Site<'_>, sig: &Signature, block: Block) -> Block {
         ReturnType::Type(_, ty) => Some(ty.as_ref()),
     };
     let never = matches!(ret_ty, Some(Type::Never(_)));
-    let unit = ret_ty.is_none() || matches!(ret_ty, Some(Type::Tuple(t)) if t.elems.is_empty());
-    let annotation = ret_ty.and_then(annotation);
-    let inspect = inspect_tokens(site, &private, &call, &ret);
+    let annotation_ty = ret_ty.and_then(annotation);
+    let annotation = annotation_ty.as_ref().map(|ty| quote!(: #ty));
+    let closure_annotation = annotation_ty.as_ref().map(|ty| quote!(-> #ty));
+    let fields = fields_tokens(site, &private, &call);
+    let classify = classify_tokens(site, &private, &call, &ret);
+    let imports = quote_spanned! {span=>
+        #[allow(unused_imports)]
+        use #private::{FieldDebug as _, FieldDisplay as _, InspectAny as _, InspectDebug as _, InspectDisplay as _, InspectResult as _};
+    };
 
     if sig.asyncness.is_some() {
-        let annotation = annotation.map(|ty| quote!(: #ty));
         let enter = enter(quote!(enter_async));
         return parse_quote_spanned! {span=> {
-            #[allow(unused_imports)]
-            use #private::{InspectAny as _, InspectDebug as _, InspectDisplay as _, InspectResult as _};
+            #imports
             let mut #call = #enter;
-            let #ret #annotation = #private::run_in(async move #block, &#call).await;
-            #inspect
+            #fields
+            let #ret #annotation = #private::run_in(async move #block, &mut #call).await;
+            #classify
             #ret
         }};
     }
-    let enter = enter(quote!(enter));
-    if unit || never {
+    if returns_unit(sig) || never {
+        let enter = enter(quote!(enter));
         return parse_quote_spanned! {span=> {
-            let #call = #enter;
+            #imports
+            #[allow(unused_mut)]
+            let mut #call = #enter;
+            #fields
             #block
         }};
     }
     let mut block = block;
-    ExitRewriter { inspect: &inspect, call: &call, private: &private, annotation: annotation.as_ref() }.visit_block_mut(&mut block);
-    let annotation = annotation.map(|ty| quote!(: #ty));
+    if let Some(future) = returned_future(&mut block) {
+        // `fn f() -> impl Future { ..; async move { .. } }`: the call lasts from here until the
+        // returned future completes (or is dropped: cancelled).
+        let enter = enter(quote!(enter_async));
+        let user_future = std::mem::replace(future, Expr::Verbatim(TokenStream::new()));
+        *future = parse_quote_spanned! {span=> {
+            #imports
+            let mut #call = #enter;
+            #fields
+            async move {
+                let mut #call = #call;
+                let #ret = #private::run_in(#user_future, &mut #call).await;
+                #classify
+                #ret
+            }
+        }};
+        return block;
+    }
+    let enter = enter(quote!(enter));
     parse_quote_spanned! {span=> {
-        #[allow(unused_imports)]
-        use #private::{InspectAny as _, InspectDebug as _, InspectDisplay as _, InspectResult as _};
+        #imports
         let mut #call = #enter;
-        // A body that only panics (`todo!()`) is a diverging initializer: fine here.
-        #[allow(clippy::diverging_sub_expression)]
-        let #ret #annotation = #block;
+        #fields
+        // Every exit of the body, written by the user or by a macro, ends the closure.
+        #[allow(clippy::redundant_closure_call, clippy::diverging_sub_expression)]
+        let #ret = #private::call_once(|| #closure_annotation #block);
         #[allow(unreachable_code)]
         {
-            #inspect
-            return #ret;
+            #classify
+            #ret
         }
     }}
 }
 
+/// The `async` block a plain function's body ends in (`async move { .. }` or
+/// `Box::pin(async move { .. })`), to be monitored to completion.
+fn returned_future(block: &mut Block) -> Option<&mut Expr> {
+    let Some(Stmt::Expr(tail, None)) = block.stmts.last_mut() else { return None };
+    match tail {
+        Expr::Async(_) => Some(tail),
+        Expr::Call(call) if call.args.len() == 1 && is_box_pin(&call.func) && matches!(call.args.first(), Some(Expr::Async(_))) => {
+            call.args.first_mut()
+        }
+        _ => None,
+    }
+}
+
+fn is_box_pin(func: &Expr) -> bool {
+    let Expr::Path(path) = func else { return false };
+    let segments: Vec<String> = path.path.segments.iter().map(|s| s.ident.to_string()).collect();
+    segments.len() >= 2 && segments[segments.len() - 1] == "pin" && segments[segments.len() - 2] == "Box"
+}
+
 /// The `SiteOptions` expression for this function.
-fn options(site: &Site<'_>, sig: &Signature, private: &TokenStream) -> TokenStream {
+fn options(site: &Site<'_>, private: &TokenStream) -> TokenStream {
     let args = site.args;
     let mut options = quote!(#private::SiteOptions::DEFAULT);
     if let Some(service) = args.service.as_ref().map(syn::LitStr::value).or_else(|| site.default_service.clone()) {
@@ -183,36 +284,81 @@ fn options(site: &Site<'_>, sig: &Signature, private: &TokenStream) -> TokenStre
     if args.alert == Some(false) {
         options.extend(quote!(.no_alert()));
     }
-    if args.none_is_error {
+    if args.none_is_error.is_some() {
         options.extend(quote!(.none_is_error()));
     }
-    let unseen = if sig.asyncness.is_some() {
-        Some(quote!(Cancelled))
-    } else if returns_result(sig) {
-        Some(quote!(Error))
-    } else {
-        None
-    };
-    if let Some(outcome) = unseen {
-        options.extend(quote!(.unseen_exit(#private::Outcome::#outcome)));
-    }
+    // An async call dropped before it finished: its result is unknown.
+    options.extend(quote!(.unseen_exit(#private::Outcome::Cancelled)));
     if !args.labels.is_empty() {
         let pairs = args.labels.iter().map(|(k, v)| quote!((#k, #v)));
         options.extend(quote!(.labels(&[#(#pairs),*])));
     }
+    let mut names: Vec<String> = args.fields.iter().map(|f| f.key.clone()).collect();
+    if args.ret.is_some() {
+        names.push("return".to_owned());
+    }
+    if args.err.is_some() {
+        names.push("error".to_owned());
+    }
+    if !names.is_empty() {
+        options.extend(quote!(.fields(&[#(#names),*])));
+    }
     options
 }
 
-/// Whether the return type looks like a `Result` (`Result`, `io::Result`, `MyResult`, ...): then
-/// an exit the expansion could not inspect (a `?` inside a macro call) was an error.
-fn returns_result(sig: &Signature) -> bool {
-    match &sig.output {
-        ReturnType::Type(_, ty) => match ty.as_ref() {
-            Type::Path(p) => p.path.segments.last().is_some_and(|s| s.ident.to_string().ends_with("Result")),
-            _ => false,
-        },
-        ReturnType::Default => false,
+/// The `fields(...)` values, evaluated on entry only when the span records them.
+fn fields_tokens(site: &Site<'_>, private: &TokenStream, call: &syn::Ident) -> TokenStream {
+    if site.args.fields.is_empty() {
+        return TokenStream::new();
     }
+    let records = site.args.fields.iter().map(|field| {
+        let (key, value) = (&field.key, &field.value);
+        let span = field.key_span;
+        match field.format {
+            FieldFormat::Auto => quote_spanned! {span=> (&&#private::Field(&(#value))).flext_field(#key, &mut #call); },
+            FieldFormat::Display => quote_spanned! {span=> #private::FieldDisplay::flext_field(&&#private::Field(&(#value)), #key, &mut #call); },
+            FieldFormat::Debug => quote_spanned! {span=> #private::FieldDebug::flext_field(&#private::Field(&(#value)), #key, &mut #call); },
+        }
+    });
+    quote_spanned! {Span::mixed_site()=>
+        if #call.is_recording() {
+            #(#records)*
+        }
+    }
+}
+
+/// Classifies the value `value` (already bound): `ok_if`/`error_if` decide first, then the
+/// value's type; then `ret` and `err` record it.
+fn classify_tokens(site: &Site<'_>, private: &TokenStream, call: &syn::Ident, value: &syn::Ident) -> TokenStream {
+    let span = Span::mixed_site();
+    let args = site.args;
+    let inspect = quote_spanned! {span=> (&&&#private::Inspect(&#value)).flext_inspect(&mut #call); };
+    let mut tokens = TokenStream::new();
+    if let Some(none) = args.none_is_error {
+        tokens.extend(quote_spanned! {none=> #private::expect_option(&#value); });
+    }
+    tokens.extend(match (&args.ok_if, &args.error_if) {
+        (Some(path), _) => {
+            let check = quote_spanned! {path.span()=> #private::predicate(#path, &#value) };
+            quote_spanned! {span=>
+                if #check { #call.tolerate(); } else { #inspect if !#call.is_error() { #call.note_rule("ok_if"); } }
+            }
+        }
+        (None, Some(path)) => {
+            let check = quote_spanned! {path.span()=> #private::predicate(#path, &#value) };
+            quote_spanned! {span=>
+                if #check { #inspect if !#call.is_error() { #call.note_rule("error_if"); } } else { #call.tolerate(); }
+            }
+        }
+        (None, None) => inspect,
+    });
+    if let Some(ret) = args.ret {
+        tokens.extend(quote_spanned! {ret=> #private::record_ret(&mut #call, &#value); });
+    }
+    if let Some(err) = args.err {
+        tokens.extend(quote_spanned! {err=> #private::record_err(&mut #call, &#value); });
+    }
+    tokens
 }
 
 /// The type to annotate the return value with: the declared type, with `impl Trait` replaced by
@@ -234,57 +380,4 @@ fn annotation(ty: &Type) -> Option<Type> {
     let mut ty = ty.clone();
     InferImpl.visit_type_mut(&mut ty);
     Some(ty)
-}
-
-/// Inspects `value` (already bound) and applies `ok_if`/`error_if`.
-fn inspect_tokens(site: &Site<'_>, private: &TokenStream, call: &syn::Ident, value: &syn::Ident) -> TokenStream {
-    let span = Span::mixed_site();
-    let mut tokens = quote_spanned! {span=> (&&&#private::Inspect(&#value)).flext_inspect(&mut #call); };
-    if let Some(path) = &site.args.ok_if {
-        tokens.extend(quote_spanned! {span=> #call.note_verdict(!#path(&#value), "ok_if"); });
-    }
-    if let Some(path) = &site.args.error_if {
-        tokens.extend(quote_spanned! {span=> #call.note_verdict(#path(&#value), "error_if"); });
-    }
-    tokens
-}
-
-/// Inspects the values that leave a synchronous function early: `return` values and `?`
-/// operands. Closures, async blocks and nested items keep their own exits and are not entered.
-struct ExitRewriter<'a> {
-    inspect: &'a TokenStream,
-    call: &'a syn::Ident,
-    private: &'a TokenStream,
-    annotation: Option<&'a Type>,
-}
-
-impl VisitMut for ExitRewriter<'_> {
-    fn visit_expr_mut(&mut self, expr: &mut Expr) {
-        match expr {
-            Expr::Closure(_) | Expr::Async(_) | Expr::TryBlock(_) | Expr::Const(_) => {}
-            Expr::Return(ret) => {
-                syn::visit_mut::visit_expr_return_mut(self, ret);
-                if let Some(value) = ret.expr.take() {
-                    let span = Span::mixed_site();
-                    let v = format_ident!("__flext_ret", span = span);
-                    let inspect = self.inspect;
-                    let annotation = self.annotation.map(|ty| quote!(: #ty));
-                    ret.expr = Some(parse_quote_spanned! {value.span()=> { let #v #annotation = #value; #inspect #v } });
-                }
-            }
-            Expr::Try(try_expr) => {
-                syn::visit_mut::visit_expr_try_mut(self, try_expr);
-                let span = Span::mixed_site();
-                let v = format_ident!("__flext_try", span = span);
-                let (call, private) = (self.call, self.private);
-                let operand = &try_expr.expr;
-                try_expr.expr = parse_quote_spanned! {operand.span()=>
-                    { let #v = #operand; (&&&#private::Inspect(&#v)).flext_inspect(&mut #call); #v }
-                };
-            }
-            _ => syn::visit_mut::visit_expr_mut(self, expr),
-        }
-    }
-
-    fn visit_item_mut(&mut self, _item: &mut syn::Item) {}
 }

@@ -170,13 +170,21 @@ pub fn flext_monitor(args: TokenStream, item: TokenStream) -> TokenStream {
     let parsed = match syn::parse2::<syn::Item>(original.clone()) {
         Ok(parsed) => parsed,
         Err(err) => {
-            errors.push(err);
-            return with_errors(errors, original);
+            errors.push(not_an_item(&original).unwrap_or(err));
+            return with_errors_in_expression(errors, original);
         }
     };
     let expanded = match parsed {
         syn::Item::Fn(item) => expand::function(&args, item, &mut errors),
         syn::Item::Impl(item) => expand::impl_block(&args, item, &mut errors),
+        syn::Item::Verbatim(tokens) if syn::parse2::<syn::ForeignItemFn>(tokens.clone()).is_ok() => {
+            let declaration = syn::parse2::<syn::ForeignItemFn>(tokens).unwrap_or_else(|_| unreachable!("parsed just above"));
+            errors.push(syn::Error::new(
+                declaration.sig.ident.span(),
+                "#[flext_monitor] needs a function body to monitor, and this declaration has none (a trait method without a default body, or a function in an `extern` block): put #[flext_monitor] on the method in each `impl` of the trait (or on those impl blocks), or on a Rust function that calls the foreign one",
+            ));
+            original.clone()
+        }
         other => {
             let kind = match &other {
                 syn::Item::Struct(_) => "a struct",
@@ -206,6 +214,33 @@ pub fn flext_monitor(args: TokenStream, item: TokenStream) -> TokenStream {
 
 fn expanded_or(original: proc_macro2::TokenStream, expanded: proc_macro2::TokenStream) -> proc_macro2::TokenStream {
     if expanded.is_empty() { original } else { expanded }
+}
+
+/// A precise error for input that is not an item: a closure (or a statement holding one), which
+/// the attribute cannot go on.
+fn not_an_item(original: &proc_macro2::TokenStream) -> Option<syn::Error> {
+    let closure = match syn::parse2::<syn::Stmt>(original.clone()) {
+        Ok(syn::Stmt::Local(local)) => local.init.map(|init| *init.expr),
+        Ok(syn::Stmt::Expr(expr, _)) => Some(expr),
+        _ => syn::parse2::<syn::Expr>(original.clone()).ok(),
+    }?;
+    let syn::Expr::Closure(closure) = closure else { return None };
+    Some(syn::Error::new(
+        closure.or1_token.span,
+        "#[flext_monitor] goes on a function or an impl block, not on a closure: monitor a closure's work with `flext_obs::monitor::run(\"name\", || ...)` (for a `Result`) or `flext_obs::monitor::call(\"name\")`",
+    ))
+}
+
+/// The errors, then the input unchanged, in a block: the input may be an expression (a closure),
+/// where the errors cannot stand next to it.
+fn with_errors_in_expression(errors: error::Errors, input: proc_macro2::TokenStream) -> TokenStream {
+    let errors = errors.into_compile_errors();
+    if syn::parse2::<syn::Expr>(input.clone()).is_ok() {
+        return quote::quote!({ #errors #input }).into();
+    }
+    let mut out = errors;
+    out.extend(input);
+    out.into()
 }
 
 fn with_errors(errors: error::Errors, item: proc_macro2::TokenStream) -> TokenStream {

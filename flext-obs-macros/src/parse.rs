@@ -6,11 +6,31 @@ use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, Ident, Lit, LitBool, LitStr, Meta, MetaNameValue, Path, Token};
 
-const OPTIONS: &str = "name, service, severity, alert, skip, ok_if, error_if, none_is_error, labels, crate";
+const OPTIONS: &str = "name, service, severity, alert, skip, ok_if, error_if, none_is_error, labels, fields, ret, err, crate";
 const SEVERITIES: [(&str, &str); 5] =
     [("low", "Low"), ("medium", "Medium"), ("high", "High"), ("critical", "Critical"), ("emergency", "Emergency")];
 /// Labels the monitor sets itself; a static label may not reuse them.
 const RESERVED_LABELS: [&str; 7] = ["function", "module", "service_name", "caller_function", "caller_module", "result", "flext_overflow"];
+/// Span fields the monitor sets itself; `fields(...)` may not reuse them.
+const RESERVED_FIELDS: [&str; 6] = ["function", "module", "trace_id", "correlation_id", "return", "error"];
+
+/// How a `fields(...)` value is formatted: `key = value` (its `Display`, else its `Debug`),
+/// `key = %value` (`Display`), `key = ?value` (`Debug`), as `tracing` writes them.
+#[derive(Clone, Copy)]
+pub(crate) enum FieldFormat {
+    Auto,
+    Display,
+    Debug,
+}
+
+/// One `fields(key = value)` entry.
+#[derive(Clone)]
+pub(crate) struct FieldArg {
+    pub(crate) key: String,
+    pub(crate) key_span: Span,
+    pub(crate) format: FieldFormat,
+    pub(crate) value: Expr,
+}
 
 /// The validated arguments. `None` means "not given" so impl-level and method-level arguments
 /// can be merged.
@@ -24,8 +44,16 @@ pub(crate) struct Args {
     pub(crate) skip: bool,
     pub(crate) ok_if: Option<Path>,
     pub(crate) error_if: Option<Path>,
-    pub(crate) none_is_error: bool,
+    /// The `none_is_error` token, when given.
+    pub(crate) none_is_error: Option<Span>,
     pub(crate) labels: Vec<(String, LitStr)>,
+    pub(crate) fields: Vec<FieldArg>,
+    /// The span of the `fields` option itself (for errors about where it may go).
+    pub(crate) fields_span: Option<Span>,
+    /// The `ret` token, when given.
+    pub(crate) ret: Option<Span>,
+    /// The `err` token, when given.
+    pub(crate) err: Option<Span>,
     pub(crate) krate: Option<Path>,
 }
 
@@ -35,6 +63,20 @@ impl Args {
         let mut args = Args::default();
         if tokens.is_empty() {
             return args;
+        }
+        if let Some(first) = tokens.clone().into_iter().next() {
+            let is_value = match &first {
+                proc_macro2::TokenTree::Punct(p) => p.as_char() == '=',
+                proc_macro2::TokenTree::Literal(_) => true,
+                _ => false,
+            };
+            if is_value {
+                errors.push(syn::Error::new(
+                    first.span(),
+                    "#[flext_monitor] takes a list of options, not a value: write `#[flext_monitor]` or `#[flext_monitor(name = \"...\")]`",
+                ));
+                return args;
+            }
         }
         let metas = match syn::parse::Parser::parse2(Punctuated::<Meta, Token![,]>::parse_terminated, tokens) {
             Ok(metas) => metas,
@@ -104,7 +146,19 @@ impl Args {
             }
             "none_is_error" => {
                 flag(meta)?;
-                self.none_is_error = true;
+                self.none_is_error = Some(meta.path().span());
+            }
+            "ret" => {
+                flag(meta)?;
+                self.ret = Some(meta.path().span());
+            }
+            "err" => {
+                flag(meta)?;
+                self.err = Some(meta.path().span());
+            }
+            "fields" => {
+                self.fields = fields(meta)?;
+                self.fields_span = Some(meta.path().span());
             }
             "ok_if" => self.ok_if = Some(path(meta)?),
             "error_if" => self.error_if = Some(path(meta)?),
@@ -131,8 +185,12 @@ impl Args {
             skip: inner.skip,
             ok_if: inner.ok_if.or_else(|| if inner_error_if { None } else { self.ok_if.clone() }),
             error_if: inner.error_if.or_else(|| if inner_ok_if { None } else { self.error_if.clone() }),
-            none_is_error: inner.none_is_error || self.none_is_error,
+            none_is_error: inner.none_is_error.or(self.none_is_error),
             labels,
+            fields: inner.fields,
+            fields_span: inner.fields_span,
+            ret: inner.ret,
+            err: inner.err,
             krate: inner.krate.or_else(|| self.krate.clone()),
         }
     }
@@ -176,14 +234,11 @@ fn labels(meta: &Meta) -> syn::Result<Vec<(String, LitStr)>> {
     let Meta::List(list_meta) = meta else {
         return Err(syn::Error::new(meta.span(), "`labels` takes a list: `labels(team = \"payments\")`"));
     };
-    let pairs = list_meta.parse_args_with(Punctuated::<MetaNameValue, Token![,]>::parse_terminated)?;
+    let pairs = list_meta.parse_args_with(Punctuated::<KeyValue, Token![,]>::parse_terminated)?;
     let mut out: Vec<(String, LitStr)> = Vec::new();
     let mut errors = Errors::default();
     for pair in pairs {
-        let Some(key) = pair.path.get_ident() else {
-            errors.push(syn::Error::new(pair.path.span(), "a label name is a single identifier"));
-            continue;
-        };
+        let key = &pair.key;
         let name = key.to_string();
         let name = name.strip_prefix("r#").unwrap_or(&name).to_owned();
         if let Err(message) = check_label_name(&name) {
@@ -192,6 +247,10 @@ fn labels(meta: &Meta) -> syn::Result<Vec<(String, LitStr)>> {
         }
         if out.iter().any(|(k, _)| *k == name) {
             errors.push(syn::Error::new(key.span(), format!("duplicate label `{name}`")));
+            continue;
+        }
+        if !matches!(pair.format, FieldFormat::Auto) {
+            errors.push(syn::Error::new(pair.value.span(), "a label value is a string literal (`%` and `?` are for `fields`)"));
             continue;
         }
         match &pair.value {
@@ -203,6 +262,87 @@ fn labels(meta: &Meta) -> syn::Result<Vec<(String, LitStr)>> {
         }
     }
     errors.into_result().map(|()| out)
+}
+
+/// `key = value` in `labels(...)` and `fields(...)`, where a `-` in the key (`team-name`) gets
+/// its own error instead of syn's bare "expected `=`".
+struct KeyValue {
+    key: Ident,
+    format: FieldFormat,
+    value: Expr,
+}
+
+impl syn::parse::Parse for KeyValue {
+    fn parse(input: syn::parse::ParseStream<'_>) -> syn::Result<Self> {
+        let key: Ident = syn::ext::IdentExt::parse_any(input)?;
+        if input.peek(Token![-]) || input.peek(Token![.]) || input.peek(Token![::]) {
+            let mut written = key.to_string();
+            let mut end = key.span();
+            while input.peek(Token![-]) || input.peek(Token![.]) || input.peek(Token![::]) {
+                let sep: TokenStream = if input.peek(Token![::]) {
+                    quote::ToTokens::into_token_stream(input.parse::<Token![::]>()?)
+                } else if input.peek(Token![-]) {
+                    quote::ToTokens::into_token_stream(input.parse::<Token![-]>()?)
+                } else {
+                    quote::ToTokens::into_token_stream(input.parse::<Token![.]>()?)
+                };
+                written.push_str(&sep.to_string());
+                if let Ok(part) = syn::ext::IdentExt::parse_any(input) {
+                    let part: Ident = part;
+                    written.push_str(&part.to_string());
+                    end = part.span();
+                }
+            }
+            let suggestion: String = written.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+            let span = key.span().join(end).unwrap_or_else(|| key.span());
+            return Err(syn::Error::new(
+                span,
+                format!("`{written}` is not a valid name: names are [a-zA-Z_][a-zA-Z0-9_]*; write `{suggestion}`"),
+            ));
+        }
+        input.parse::<Token![=]>()?;
+        let format = if input.peek(Token![%]) {
+            input.parse::<Token![%]>()?;
+            FieldFormat::Display
+        } else if input.peek(Token![?]) {
+            input.parse::<Token![?]>()?;
+            FieldFormat::Debug
+        } else {
+            FieldFormat::Auto
+        };
+        let value: Expr = input.parse()?;
+        Ok(KeyValue { key, format, value })
+    }
+}
+
+fn fields(meta: &Meta) -> syn::Result<Vec<FieldArg>> {
+    let Meta::List(list_meta) = meta else {
+        return Err(syn::Error::new(meta.span(), "`fields` takes a list: `fields(user = user.id, items = %order.len())`"));
+    };
+    let pairs = list_meta.parse_args_with(Punctuated::<KeyValue, Token![,]>::parse_terminated)?;
+    let mut out: Vec<FieldArg> = Vec::new();
+    let mut errors = Errors::default();
+    for pair in pairs {
+        let name = unraw(&pair.key);
+        if RESERVED_FIELDS.contains(&name.as_str()) {
+            errors.push(syn::Error::new(
+                pair.key.span(),
+                format!("span field `{name}` is set by the monitor itself; reserved: {}", RESERVED_FIELDS.join(", ")),
+            ));
+            continue;
+        }
+        if out.iter().any(|f| f.key == name) {
+            errors.push(syn::Error::new(pair.key.span(), format!("duplicate field `{name}`")));
+            continue;
+        }
+        out.push(FieldArg { key: name, key_span: pair.key.span(), format: pair.format, value: pair.value });
+    }
+    errors.into_result().map(|()| out)
+}
+
+fn unraw(ident: &Ident) -> String {
+    let name = ident.to_string();
+    name.strip_prefix("r#").map_or_else(|| name.clone(), str::to_owned)
 }
 
 fn check_label_name(name: &str) -> Result<(), String> {

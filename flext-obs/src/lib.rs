@@ -54,7 +54,7 @@ pub mod __private {
     pub use crate::entity::Severity;
     pub use crate::monitor::{
         Call, CallSite, ErrorValue, Field, FieldDebug, FieldDisplay, Inspect, InspectAny, InspectDebug, InspectDisplay, InspectResult,
-        Monitored, Outcome, SiteOptions, call_once, record_err, record_ret, run_in,
+        Monitored, OptionValue, Outcome, Predicate, SiteOptions, call_once, expect_option, predicate, record_err, record_ret, run_in,
     };
 }
 

@@ -134,7 +134,7 @@ mod tracing_bridge {
     }
 
     #[tokio::test(flavor = "current_thread")]
-    async fn monitored_calls_are_tracing_spans_when_a_subscriber_listens() {
+    async fn monitored_calls_are_tracing_spans_named_after_the_function_when_a_subscriber_listens() {
         let recorder = Recorder::default();
         let subscriber = tracing_subscriber::registry().with(recorder.clone());
         let _default = tracing::subscriber::set_default(subscriber);
@@ -144,10 +144,10 @@ mod tracing_bridge {
         assert_eq!(
             seen,
             vec![
-                "span flext_monitor traced_sync".to_owned(),
-                "event in flext_monitor".to_owned(),
-                "span flext_monitor traced_async".to_owned(),
-                "event in flext_monitor".to_owned(),
+                "span traced_sync traced_sync".to_owned(),
+                "event in traced_sync".to_owned(),
+                "span traced_async traced_async".to_owned(),
+                "event in traced_async".to_owned(),
             ]
         );
     }

@@ -1,7 +1,9 @@
 //! The guard of one monitored call: what it notes while the call runs (outcome, error text,
 //! attributes) and what it records when dropped.
 
-use super::raise::{Message, PanicText, raise};
+#[cfg(feature = "otlp")]
+use super::raise::Message;
+use super::raise::{PanicText, raise};
 use super::site::{CallSite, Outcome, SiteState};
 use super::{ENABLED, panic};
 use crate::attributes::{self, Attributes};

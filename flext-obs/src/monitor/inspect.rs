@@ -173,3 +173,44 @@ pub fn record_err<V: ErrorValue>(call: &mut Call, value: &V) {
         }
     }
 }
+
+/// What `ok_if = f` / `error_if = f` take: a function of a borrowed return value.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`ok_if` and `error_if` take a function `fn(&{T}) -> bool`; this one does not fit",
+    label = "expected a `fn(&{T}) -> bool`",
+    note = "the predicate borrows the return value: `fn is_ok(value: &{T}) -> bool`"
+)]
+pub trait Predicate<T: ?Sized> {
+    /// Applies the predicate.
+    fn check(self, value: &T) -> bool;
+}
+
+impl<T: ?Sized, F: FnOnce(&T) -> bool> Predicate<T> for F {
+    fn check(self, value: &T) -> bool {
+        self(value)
+    }
+}
+
+/// Applies an `ok_if`/`error_if` predicate.
+#[doc(hidden)]
+#[inline]
+pub fn predicate<T: ?Sized, P: Predicate<T>>(predicate: P, value: &T) -> bool {
+    predicate.check(value)
+}
+
+/// What `none_is_error` applies to: an `Option`.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`none_is_error` is for functions returning `Option<_>`; this one returns `{Self}`",
+    label = "`none_is_error` given here",
+    note = "a `Result`'s `Err` is already an error: remove `none_is_error`"
+)]
+pub trait OptionValue {}
+
+impl<T> OptionValue for Option<T> {}
+
+/// Checks at compile time that `none_is_error` is on a function returning an `Option`.
+#[doc(hidden)]
+#[inline]
+pub fn expect_option<V: OptionValue>(_value: &V) {}

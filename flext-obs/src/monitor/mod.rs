@@ -35,7 +35,7 @@ pub use dynamic::{MAX_DYNAMIC_SITES, call, run};
 #[doc(hidden)]
 pub use future::{Monitored, run_in};
 #[doc(hidden)]
-pub use inspect::{ErrorValue, Field, FieldDebug, FieldDisplay, Inspect, InspectAny, InspectDebug, InspectDisplay, InspectResult, call_once, record_err, record_ret};
+pub use inspect::{OptionValue, Predicate, expect_option, predicate, ErrorValue, Field, FieldDebug, FieldDisplay, Inspect, InspectAny, InspectDebug, InspectDisplay, InspectResult, call_once, record_err, record_ret};
 #[doc(hidden)]
 pub use site::{CallSite, Outcome, SiteOptions};
 pub(crate) use site::span_of;
