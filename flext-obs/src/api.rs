@@ -3,7 +3,7 @@
 
 use crate::config::Config;
 use crate::context;
-use crate::entity::{Alert, CorrelationId, HealthCheck, HealthStatus, LogEntry, LogLevel, Metric, MetricKind, Severity, Span};
+use crate::entity::{Alert, HealthCheck, HealthStatus, LogEntry, LogLevel, Metric, MetricKind, Severity, Span};
 use crate::error::{Error, Result};
 use crate::store::{Snapshot, Store, Sweeper};
 use std::sync::{Arc, OnceLock};
@@ -239,7 +239,7 @@ pub fn create_metric(name: &str, value: f64, unit: &str) -> Result<Metric> {
 /// ```
 pub fn create_trace(operation: &str, service: &str) -> Result<Span> {
     let cx = context::current();
-    let mut builder = Span::builder(operation, service).correlation_id(cx.correlation_id().unwrap_or_else(CorrelationId::new));
+    let mut builder = Span::builder(operation, service).correlation_id(context::correlation_id());
     if let Some(parent) = cx.span() {
         builder = builder.trace_id(parent.trace_id).parent_span_id(parent.span_id);
     }
@@ -287,7 +287,7 @@ pub fn create_health_check(component: &str, status: HealthStatus, message: &str)
 /// ```
 pub fn create_log_entry(message: &str, level: LogLevel) -> Result<LogEntry> {
     let cx = context::current();
-    let mut builder = LogEntry::builder(message, level).correlation_id(cx.correlation_id().unwrap_or_else(CorrelationId::new));
+    let mut builder = LogEntry::builder(message, level).correlation_id(context::correlation_id());
     if let Some(span) = cx.span() {
         builder = builder.trace(span.trace_id, span.span_id);
     }

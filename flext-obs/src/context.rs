@@ -75,7 +75,8 @@ pub fn current() -> Context {
 /// context::with_correlation_id(id, || assert_eq!(context::correlation_id(), id));
 /// ```
 pub fn correlation_id() -> CorrelationId {
-    current().correlation_id.unwrap_or_else(CorrelationId::new)
+    // `CorrelationId::default()` is a new random one.
+    current().correlation_id.unwrap_or_default()
 }
 
 /// Runs `f` with `id` as the correlation ID, then restores what was there before.

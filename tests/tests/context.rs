@@ -249,8 +249,11 @@ fn extract_reads_every_usual_header_container_case_insensitively() {
     check("http::HeaderMap", Context::extract(&header_map));
 }
 
+/// What each task saw: (task, correlation ID).
+type Seen = Mutex<Vec<(usize, Option<CorrelationId>)>>;
+
 #[flext_obs::flext_monitor]
-fn unrelated_request(task: usize, seen: &Mutex<Vec<(usize, Option<CorrelationId>)>>) -> Result<(), String> {
+fn unrelated_request(task: usize, seen: &Seen) -> Result<(), String> {
     let mut seen = seen.lock().unwrap();
     seen.push((task, context::current().correlation_id()));
     seen.push((task, flext_obs::create_log_entry("inside", flext_obs::LogLevel::Info).unwrap().correlation_id()));
@@ -267,7 +270,7 @@ fn unrelated_tasks_on_shared_workers_never_share_a_correlation_id() {
     const TASKS: usize = 1_000;
     let captured = flext_obs::log::capture();
     flext_obs::alert::set_window(std::time::Duration::ZERO); // every failure its own alert
-    let seen: Arc<Mutex<Vec<(usize, Option<CorrelationId>)>>> = Arc::default();
+    let seen: Arc<Seen> = Arc::default();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let threads = runtime.block_on(async {
         let tasks: Vec<_> = (0..TASKS)
@@ -327,4 +330,23 @@ fn unrelated_tasks_on_shared_workers_never_share_a_correlation_id() {
     }
     assert!(ids >= TASKS * 6, "the entities got IDs of their own: {ids}");
     assert_eq!(owner.len(), ids, "no ID was seen twice, not even within one task");
+}
+
+#[flext_obs::flext_monitor]
+fn traced_step() -> u32 {
+    7
+}
+
+#[test]
+fn a_token_correlation_id_survives_the_span_ring_whole() {
+    let longest: String = (0..flext_obs::MAX_CORRELATION_ID_LEN).map(|i| char::from(b'!' + u8::try_from(i % 94).unwrap())).collect();
+    for text in ["r", "Root=1-5759e988-bd862e3fe1be46a994272793", longest.as_str()] {
+        let id = token(text);
+        std::thread::spawn(move || context::with_correlation_id(id, traced_step)).join().unwrap();
+        let span = flext_obs::trace::recent_spans()
+            .into_iter()
+            .find(|s| s.name() == "traced_step" && s.correlation_id() == Some(id))
+            .unwrap_or_else(|| panic!("no traced_step span carries {text}"));
+        assert_eq!(span.attributes()["correlation_id"], text);
+    }
 }
