@@ -41,8 +41,8 @@ pub struct SpanContext {
     pub sampled: bool,
 }
 
-/// What travels with a piece of work: correlation ID and current span. `Copy`, so carrying it is
-/// free.
+/// What travels with a piece of work: correlation ID and current span. `Copy` and inline (the
+/// correlation ID's token included), so carrying it is a plain copy that never allocates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
 pub struct Context {
     correlation_id: Option<CorrelationId>,
