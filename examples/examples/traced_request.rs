@@ -54,10 +54,13 @@ async fn checkout(sku: u32) -> Result<String, String> {
 
 /// The HTTP handler: reads the caller's trace context, then runs the monitored handler in it.
 async fn checkout_route(headers: HeaderMap, Path(sku): Path<u32>) -> (StatusCode, String) {
-    let cx = match Context::extract(&headers) {
-        Ok(cx) => cx,
-        Err(err) => return (StatusCode::BAD_REQUEST, format!("{err}\n")),
-    };
+    // Lenient, as a service edge should be: a malformed header is dropped (and logged), the
+    // well-formed one next to it is kept.
+    let extracted = Context::extract(&headers);
+    let cx = extracted.context;
+    for err in extracted.errors() {
+        cx.run(|| flext_obs::log::warning("propagation header dropped", &[("error.message", err.to_string().into())])).ok();
+    }
     match checkout(sku).with_context(cx).await {
         Ok(body) => (StatusCode::OK, body),
         Err(err) => (StatusCode::NOT_FOUND, format!("{err}\n")),

@@ -224,11 +224,17 @@ pub fn create_metric(name: &str, value: f64, unit: &str) -> Result<Metric> {
 }
 
 /// Starts a [`Span`] for `operation` in `service`, as a child of the current span when there is
-/// one, carrying the current correlation ID (the Python `flext_create_trace`).
+/// one, carrying the current correlation ID, or a new one of its own when none is set (the
+/// Python `flext_create_trace`).
 ///
 /// ```
-/// let span = flext_obs::create_trace("user_request", "order_processing")?;
-/// assert_eq!(span.correlation_id(), Some(flext_obs::context::correlation_id()));
+/// use flext_obs::{CorrelationId, context};
+/// let id = CorrelationId::new();
+/// let span = context::with_correlation_id(id, || flext_obs::create_trace("user_request", "order_processing"))?;
+/// assert_eq!(span.correlation_id(), Some(id));
+/// // outside any request, each span gets an ID of its own
+/// let (a, b) = (flext_obs::create_trace("job", "batch")?, flext_obs::create_trace("job", "batch")?);
+/// assert!(a.correlation_id().is_some() && a.correlation_id() != b.correlation_id());
 /// # Ok::<(), flext_obs::Error>(())
 /// ```
 pub fn create_trace(operation: &str, service: &str) -> Result<Span> {
@@ -240,12 +246,14 @@ pub fn create_trace(operation: &str, service: &str) -> Result<Span> {
     builder.build()
 }
 
-/// Creates an [`Alert`] carrying the current correlation ID (the Python `flext_create_alert`).
+/// Creates an [`Alert`] carrying the current correlation ID, or a new one of its own when none
+/// is set (the Python `flext_create_alert`).
 ///
 /// ```
 /// use flext_obs::Severity;
 /// let alert = flext_obs::create_alert("high_error_rate", "error rate above 5 %", Severity::Critical)?;
 /// assert_eq!(alert.severity(), Severity::Critical);
+/// assert_eq!(flext_obs::context::current().correlation_id(), None, "the new ID is the alert's alone");
 /// # Ok::<(), flext_obs::Error>(())
 /// ```
 pub fn create_alert(title: &str, message: &str, severity: Severity) -> Result<Alert> {
@@ -264,13 +272,17 @@ pub fn create_health_check(component: &str, status: HealthStatus, message: &str)
     HealthCheck::builder(component, status).message(message).build()
 }
 
-/// Creates a [`LogEntry`] carrying the current correlation, trace and span IDs (the Python
+/// Creates a [`LogEntry`] carrying the current correlation, trace and span IDs; with no
+/// correlation ID set, the entry gets a new one of its own (the Python
 /// `flext_create_log_entry`).
 ///
 /// ```
-/// use flext_obs::LogLevel;
-/// let entry = flext_obs::create_log_entry("cache warmed", LogLevel::Info)?;
-/// assert_eq!(entry.correlation_id(), Some(flext_obs::context::correlation_id()));
+/// use flext_obs::{CorrelationId, LogLevel, context};
+/// let id = CorrelationId::new();
+/// let entry = context::with_correlation_id(id, || flext_obs::create_log_entry("cache warmed", LogLevel::Info))?;
+/// assert_eq!(entry.correlation_id(), Some(id));
+/// let (a, b) = (flext_obs::create_log_entry("tick", LogLevel::Info)?, flext_obs::create_log_entry("tick", LogLevel::Info)?);
+/// assert_ne!(a.correlation_id(), b.correlation_id(), "unrelated entries never share an ID");
 /// # Ok::<(), flext_obs::Error>(())
 /// ```
 pub fn create_log_entry(message: &str, level: LogLevel) -> Result<LogEntry> {

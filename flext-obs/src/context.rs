@@ -17,8 +17,10 @@
 use crate::entity::{CorrelationId, SpanId, TraceId};
 use crate::error::{Error, Result};
 use crate::thread::THREAD;
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::Poll;
@@ -39,8 +41,8 @@ pub struct SpanContext {
     pub sampled: bool,
 }
 
-/// What travels with a piece of work: correlation ID and current span. `Copy`, so carrying it is
-/// free.
+/// What travels with a piece of work: correlation ID and current span. `Copy` and inline (the
+/// correlation ID's token included), so carrying it is a plain copy that never allocates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
 pub struct Context {
     correlation_id: Option<CorrelationId>,
@@ -56,24 +58,25 @@ pub fn current() -> Context {
     THREAD.with(|t| t.context.get())
 }
 
-/// The current correlation ID; when there is none, a new one is generated and set on this
-/// thread, so every later call in the same work sees the same ID.
+/// The correlation ID to stamp on one entity (a log line, an alert, a span): the current one,
+/// or, when none is set, a new one that belongs to that entity alone.
+///
+/// Reading never changes the thread's context: a fresh ID is *not* kept, because the thread
+/// (an executor worker, a pool thread) goes on to run unrelated requests that must not inherit
+/// it. To give a piece of work one ID, set it ([`with_correlation_id`], [`Context::attach`]).
 ///
 /// ```
-/// let first = flext_obs::context::correlation_id();
-/// assert_eq!(flext_obs::context::correlation_id(), first);
+/// use flext_obs::context;
+/// // nothing set: each call gets an ID of its own, and the thread stays without one
+/// assert_ne!(context::correlation_id(), context::correlation_id());
+/// assert_eq!(context::current().correlation_id(), None);
+/// // set: every call in the work sees it
+/// let id = flext_obs::CorrelationId::new();
+/// context::with_correlation_id(id, || assert_eq!(context::correlation_id(), id));
 /// ```
 pub fn correlation_id() -> CorrelationId {
-    if let Some(id) = current().correlation_id {
-        return id;
-    }
-    let id = CorrelationId::new();
-    THREAD.with(|t| {
-        let mut cx = t.context.get();
-        cx.correlation_id = Some(id);
-        t.context.set(cx);
-    });
-    id
+    // `CorrelationId::default()` is a new random one.
+    current().correlation_id.unwrap_or_default()
 }
 
 /// Runs `f` with `id` as the correlation ID, then restores what was there before.
@@ -165,7 +168,7 @@ impl Context {
     /// let mut headers = HashMap::new();
     /// Context::new().with_span(span).inject(&mut headers);
     /// assert_eq!(headers["traceparent"], "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
-    /// assert_eq!(Context::extract(&headers)?.span(), Some(span));
+    /// assert_eq!(Context::extract(&headers).context.span(), Some(span));
     /// # Ok::<(), flext_obs::Error>(())
     /// ```
     pub fn inject(&self, headers: &mut impl Injector) {
@@ -177,29 +180,111 @@ impl Context {
         }
     }
 
-    /// Reads the context of an incoming request. Missing headers leave their part empty; a
-    /// malformed header is an error, never half-parsed.
+    /// Reads the context of an incoming request, leniently, as a service edge should: each
+    /// header is taken or dropped on its own, so a malformed `x-correlation-id` never costs the
+    /// valid `traceparent` next to it (nor the other way round). What was dropped, and why, is in
+    /// [`Extracted::rejected`]; a missing header simply leaves its part empty.
+    ///
+    /// Accepted: `traceparent` as W3C Trace Context writes it (version `00`, or a later version
+    /// read by the version-00 layout); `x-correlation-id` as any token of 1 to
+    /// [`MAX_CORRELATION_ID_LEN`](crate::MAX_CORRELATION_ID_LEN) printable ASCII characters
+    /// (`0x21..=0x7E`), surrounding whitespace trimmed (see [`CorrelationId`]). Header names
+    /// match case-insensitively. `headers` is anything that implements [`Extractor`]: an array
+    /// or slice of name-value pairs, a `Vec` of them, a `HashMap` or `BTreeMap` of `&str` or
+    /// `String`, or (feature `http`) an `http::HeaderMap`.
+    ///
+    /// ```
+    /// use flext_obs::context::Context;
+    /// let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    /// let extracted = Context::extract(&[("traceparent", traceparent), ("x-correlation-id", "has space")]);
+    /// assert_eq!(extracted.context.span().map(|s| s.span_id.to_string()).as_deref(), Some("00f067aa0ba902b7"));
+    /// assert_eq!(extracted.context.correlation_id(), None);
+    /// assert!(extracted.rejected[0].to_string().starts_with(r#"malformed x-correlation-id header "has space""#));
+    ///
+    /// let from_proxy = Context::extract(&[("X-Correlation-ID", " req-42 ")]).context;
+    /// assert_eq!(from_proxy.correlation_id().map(|id| id.to_string()).as_deref(), Some("req-42"));
+    /// ```
+    pub fn extract(headers: &(impl Extractor + ?Sized)) -> Extracted {
+        let mut rejected = Vec::new();
+        let span = headers.get(TRACEPARENT).and_then(|value| parse_traceparent(value).map_err(|err| rejected.push(err)).ok());
+        let correlation_id =
+            headers.get(CORRELATION_ID).and_then(|value| parse_correlation_id(value).map_err(|err| rejected.push(err)).ok());
+        Extracted { context: Context { correlation_id, span, site: 0 }, rejected }
+    }
+
+    /// Reads the context of an incoming request, strictly: the first malformed header is an
+    /// error and nothing is returned, for callers that would rather refuse the request (or a
+    /// test that wants to see the headers are right). Accepts what [`Context::extract`] accepts.
     ///
     /// ```
     /// use flext_obs::context::Context;
     /// let headers = [("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7")];
-    /// let err = Context::extract(&headers[..]).unwrap_err();
-    /// assert!(err.to_string().starts_with("malformed traceparent header"));
+    /// let err = Context::extract_strict(&headers).unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     r#"malformed traceparent header "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7": expected version-traceid-spanid-flags"#
+    /// );
     /// ```
-    pub fn extract(headers: &(impl Extractor + ?Sized)) -> Result<Context> {
-        let span = headers.get(TRACEPARENT).map(parse_traceparent).transpose()?;
-        let correlation_id = headers
-            .get(CORRELATION_ID)
-            .map(|value| {
-                value.trim().parse::<CorrelationId>().map_err(|_| Error::Header {
-                    header: CORRELATION_ID,
-                    value: value.to_owned(),
-                    reason: "expected a UUID (8-4-4-4-12 hex digits)",
-                })
-            })
-            .transpose()?;
-        Ok(Context { correlation_id, span, site: 0 })
+    pub fn extract_strict(headers: &(impl Extractor + ?Sized)) -> Result<Context> {
+        Context::extract(headers).into_result()
     }
+}
+
+/// What [`Context::extract`] read: the context made of the headers that were well formed, and
+/// an error for each one that was dropped, so the caller can log or count them (or turn them
+/// into a `400` with [`Extracted::into_result`]).
+///
+/// ```
+/// use flext_obs::context::Context;
+/// let extracted = Context::extract(&[("x-correlation-id", "")]);
+/// assert_eq!(extracted.context, Context::new());
+/// assert_eq!(extracted.errors().len(), 1);
+/// assert!(Context::extract(&[("x-correlation-id", "req-42")]).errors().is_empty());
+/// ```
+#[derive(Clone, Debug, Default, PartialEq)]
+#[must_use = "the extracted context does nothing until it is attached or used to run work"]
+pub struct Extracted {
+    /// The context of the well-formed headers (missing and dropped ones leave their part empty).
+    pub context: Context,
+    /// One [`Error::Header`] per header that was dropped, in the order `traceparent`,
+    /// `x-correlation-id`.
+    pub rejected: Vec<Error>,
+}
+
+impl Extracted {
+    /// The errors of the dropped headers (empty when every header present was well formed).
+    ///
+    /// ```
+    /// let extracted = flext_obs::context::Context::extract(&[("traceparent", "00-zz")]);
+    /// assert_eq!(extracted.errors().len(), 1);
+    /// ```
+    pub fn errors(&self) -> &[Error] {
+        &self.rejected
+    }
+
+    /// The context if no header was dropped, else the first error (what
+    /// [`Context::extract_strict`] returns).
+    ///
+    /// ```
+    /// let extracted = flext_obs::context::Context::extract(&[("x-correlation-id", "req-42")]);
+    /// assert_eq!(extracted.into_result()?.correlation_id().map(|id| id.to_string()).as_deref(), Some("req-42"));
+    /// # Ok::<(), flext_obs::Error>(())
+    /// ```
+    pub fn into_result(self) -> Result<Context> {
+        match self.rejected.into_iter().next() {
+            Some(err) => Err(err),
+            None => Ok(self.context),
+        }
+    }
+}
+
+/// Parses an `x-correlation-id` value (surrounding whitespace trimmed).
+fn parse_correlation_id(value: &str) -> Result<CorrelationId> {
+    CorrelationId::check(value.trim()).map_err(|rule| Error::Header {
+        header: CORRELATION_ID,
+        value: value.to_owned(),
+        reason: rule.reason(),
+    })
 }
 
 /// Parses a W3C `traceparent` value: `00-<32 hex trace id>-<16 hex span id>-<2 hex flags>`.
@@ -254,7 +339,22 @@ pub trait Injector {
     fn set(&mut self, name: &str, value: String);
 }
 
-/// Something incoming headers can be read from; names match case-insensitively.
+/// Something incoming headers can be read from; names match case-insensitively. Implemented
+/// for arrays, slices and `Vec`s of name-value pairs, `HashMap`s and `BTreeMap`s (names and
+/// values as `&str`, `String` or anything that reads as `str`), references to any of these and
+/// (feature `http`) `http::HeaderMap`; implement it for another header type to extract from it.
+///
+/// ```
+/// use flext_obs::context::{Context, Extractor};
+/// struct OneHeader(&'static str, &'static str);
+/// impl Extractor for OneHeader {
+///     fn get(&self, name: &str) -> Option<&str> {
+///         self.0.eq_ignore_ascii_case(name).then_some(self.1)
+///     }
+/// }
+/// let cx = Context::extract(&OneHeader("x-correlation-id", "req-42")).context;
+/// assert_eq!(cx.correlation_id().map(|id| id.to_string()).as_deref(), Some("req-42"));
+/// ```
 pub trait Extractor {
     /// The value of header `name`.
     fn get(&self, name: &str) -> Option<&str>;
@@ -277,21 +377,88 @@ impl Injector for Vec<(String, String)> {
     }
 }
 
-impl<S: std::hash::BuildHasher> Extractor for HashMap<String, String, S> {
+/// Finds `name` among `pairs` case-insensitively.
+fn find<'a, K: AsRef<str> + 'a, V: AsRef<str> + 'a>(pairs: impl IntoIterator<Item = (&'a K, &'a V)>, name: &str) -> Option<&'a str> {
+    pairs.into_iter().find(|(k, _)| k.as_ref().eq_ignore_ascii_case(name)).map(|(_, v)| v.as_ref())
+}
+
+/// A reference reads what it refers to (so `&headers` passed on by reference still works).
+impl<T: Extractor + ?Sized> Extractor for &T {
     fn get(&self, name: &str) -> Option<&str> {
-        self.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        (**self).get(name)
     }
 }
-impl Extractor for BTreeMap<String, String> {
+
+/// A `HashMap` of `&str`, `String` (or anything else that borrows as `str`) names and values:
+/// the exact name is looked up first, then the others are compared case-insensitively.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use flext_obs::context::Context;
+/// let borrowed: HashMap<&str, &str> = [("X-Correlation-Id", "req-42")].into();
+/// assert!(Context::extract(&borrowed).context.correlation_id().is_some());
+/// let owned: HashMap<String, String> = [("x-correlation-id".to_owned(), "req-42".to_owned())].into();
+/// assert!(Context::extract(&owned).context.correlation_id().is_some());
+/// ```
+impl<K, V, S> Extractor for HashMap<K, V, S>
+where
+    K: Borrow<str> + AsRef<str> + Eq + Hash,
+    V: AsRef<str>,
+    S: BuildHasher,
+{
     fn get(&self, name: &str) -> Option<&str> {
-        self.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        HashMap::get(self, name).map(AsRef::as_ref).or_else(|| find(self, name))
     }
 }
+
+/// A `BTreeMap` of names and values, like the `HashMap`.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// let headers: BTreeMap<String, &str> = [("X-CORRELATION-ID".to_owned(), "req-42")].into();
+/// assert!(flext_obs::context::Context::extract(&headers).context.correlation_id().is_some());
+/// ```
+impl<K, V> Extractor for BTreeMap<K, V>
+where
+    K: Borrow<str> + AsRef<str> + Ord,
+    V: AsRef<str>,
+{
+    fn get(&self, name: &str) -> Option<&str> {
+        BTreeMap::get(self, name).map(AsRef::as_ref).or_else(|| find(self, name))
+    }
+}
+
+/// A slice of name-value pairs; the first pair with the name wins.
+///
+/// ```
+/// let headers = vec![("x-correlation-id", "req-42")];
+/// assert!(flext_obs::context::Context::extract(headers.as_slice()).context.correlation_id().is_some());
+/// ```
 impl<K: AsRef<str>, V: AsRef<str>> Extractor for [(K, V)] {
     fn get(&self, name: &str) -> Option<&str> {
-        self.iter().find(|(k, _)| k.as_ref().eq_ignore_ascii_case(name)).map(|(_, v)| v.as_ref())
+        find(self.iter().map(|(k, v)| (k, v)), name)
     }
 }
+
+/// An array of name-value pairs, so headers can be written in place:
+/// `Context::extract(&[("traceparent", value)])`.
+///
+/// ```
+/// let value = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+/// assert!(flext_obs::context::Context::extract(&[("traceparent", value)]).context.span().is_some());
+/// ```
+impl<K: AsRef<str>, V: AsRef<str>, const N: usize> Extractor for [(K, V); N] {
+    fn get(&self, name: &str) -> Option<&str> {
+        Extractor::get(self.as_slice(), name)
+    }
+}
+
+/// A `Vec` of name-value pairs, like the slice.
+///
+/// ```
+/// let headers = vec![("x-correlation-id".to_owned(), "req-42".to_owned())];
+/// assert!(flext_obs::context::Context::extract(&headers).context.correlation_id().is_some());
+/// ```
 impl<K: AsRef<str>, V: AsRef<str>> Extractor for Vec<(K, V)> {
     fn get(&self, name: &str) -> Option<&str> {
         Extractor::get(self.as_slice(), name)
@@ -373,7 +540,7 @@ impl<F: Future> FutureExt for F {}
 /// let mut headers = axum::http::HeaderMap::new();
 /// let span = SpanContext { trace_id: flext_obs::TraceId::random(), span_id: flext_obs::SpanId::random(), sampled: true };
 /// Context::new().with_span(span).inject(&mut headers);
-/// assert_eq!(Context::extract(&headers)?.span(), Some(span));
+/// assert_eq!(Context::extract(&headers).context.span(), Some(span));
 /// # Ok::<(), flext_obs::Error>(())
 /// ```
 #[cfg(feature = "http")]

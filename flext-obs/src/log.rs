@@ -8,11 +8,12 @@
 //! ```
 //! use flext_obs::log;
 //! let captured = log::capture();                 // send lines to a buffer instead of stdout
-//! log::info("order stored", &[("order.id", 42.into())])?;
+//! let request: flext_obs::CorrelationId = "req-42".parse()?;
+//! flext_obs::context::with_correlation_id(request, || log::info("order stored", &[("order.id", 42.into())]))?;
 //! let line: serde_json::Value = serde_json::from_str(&captured.lines()[0]).unwrap();
 //! assert_eq!(line["log.level"], "info");
 //! assert_eq!(line["order.id"], 42);
-//! assert_eq!(line["labels"]["correlation_id"], flext_obs::context::correlation_id().to_string());
+//! assert_eq!(line["labels"]["correlation_id"], "req-42");
 //! # Ok::<(), flext_obs::Error>(())
 //! ```
 
@@ -77,8 +78,9 @@ pub fn enabled(level: LogLevel) -> bool {
     level >= crate::global().config().log_level()
 }
 
-/// Logs `message` at `level` with `fields`, in the current correlation context. Below the
-/// configured level nothing happens; an empty message is an error.
+/// Logs `message` at `level` with `fields`, in the current correlation context (a line logged
+/// where no correlation ID is set gets a new one of its own). Below the configured level
+/// nothing happens; an empty message is an error.
 pub fn log(level: LogLevel, message: &str, fields: &[(&str, Value)]) -> Result<()> {
     if !enabled(level) {
         return Ok(());

@@ -45,11 +45,16 @@ pub(crate) struct SpanRecord {
     pub(crate) correlation_id: Option<CorrelationId>,
 }
 
-const WORDS: usize = 10; // seq + 9 data words
+/// seq + 15 data words: trace ID (2), span ID, parent, flags (site, status, correlation ID
+/// length), start, duration, correlation ID bytes (8).
+const WORDS: usize = 16;
 
 /// One slot: a sequence number (odd while being written) and the record's words.
 #[repr(align(128))]
 struct Slot([AtomicU64; WORDS]);
+
+// A slot fills exactly its 128-byte alignment: two adjacent cache lines, never shared by two slots.
+const _: () = assert!(std::mem::size_of::<Slot>() == 128);
 
 /// One lane's ring; aligned so that two threads' `head` counters never share a cache line.
 #[repr(align(128))]
@@ -102,9 +107,10 @@ fn join(hi: u64, lo: u64) -> u128 {
 impl SpanRecord {
     fn to_words(self) -> [u64; WORDS - 1] {
         let (trace_hi, trace_lo) = split(self.trace_id.to_u128());
-        let (corr_hi, corr_lo) = split(self.correlation_id.map_or(0, CorrelationId::to_u128));
-        let flags = u64::from(self.site) | status_code(self.status) << 32;
-        [
+        let (corr_len, corr) = self.correlation_id.map_or((0, [0; 8]), CorrelationId::to_words);
+        let flags = u64::from(self.site) | status_code(self.status) << 32 | u64::from(corr_len) << 40;
+        let mut words = [0; WORDS - 1];
+        words[..7].copy_from_slice(&[
             trace_hi,
             trace_lo,
             self.span_id.to_u64(),
@@ -112,14 +118,18 @@ impl SpanRecord {
             flags,
             self.start_raw,
             self.duration_ns,
-            corr_hi,
-            corr_lo,
-        ]
+        ]);
+        words[7..].copy_from_slice(&corr);
+        words
     }
 
     fn from_words(w: [u64; WORDS - 1]) -> Option<Self> {
         #[allow(clippy::cast_possible_truncation)] // the low 32 bits hold the site index
         let site = w[4] as u32;
+        #[allow(clippy::cast_possible_truncation)] // bits 40..48 hold the correlation ID's length
+        let corr_len = (w[4] >> 40) as u8;
+        let mut corr = [0; 8];
+        corr.copy_from_slice(&w[7..]);
         Some(SpanRecord {
             trace_id: TraceId::from_bytes(join(w[0], w[1]).to_be_bytes())?,
             span_id: SpanId::from_bytes(w[2].to_be_bytes())?,
@@ -128,7 +138,7 @@ impl SpanRecord {
             status: status_from(w[4] >> 32 & 0xff),
             start_raw: w[5],
             duration_ns: w[6],
-            correlation_id: CorrelationId::from_u128(join(w[7], w[8])),
+            correlation_id: CorrelationId::from_words(corr_len, corr),
         })
     }
 }
@@ -273,7 +283,9 @@ pub struct ActiveSpan {
 }
 
 /// Starts a trace (the Python `start_trace`): a root span in a new trace, or a child of the
-/// current span when there is one, carrying the current correlation ID.
+/// current span when there is one, carrying the current correlation ID (or, when none is set,
+/// a new one that belongs to this span and, through [`ActiveSpan::context`], to the work done
+/// in it: the thread's context is left as it was).
 pub fn start_trace(name: &str) -> Result<ActiveSpan> {
     let cx = context::current();
     let mut builder = Span::builder(name, crate::global().config().service_name()).correlation_id(context::correlation_id());

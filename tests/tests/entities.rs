@@ -3,8 +3,8 @@
 #![allow(clippy::float_cmp)] // exact totals are the point: no lost or invented increments
 
 use flext_obs::{
-    Alert, AlertStatus, Error, HealthCheck, HealthStatus, LogEntry, LogLevel, Metric, MetricKind, Severity, Span, SpanId, SpanStatus,
-    TraceId,
+    Alert, AlertStatus, CorrelationId, Error, HealthCheck, HealthStatus, LogEntry, LogLevel, MAX_CORRELATION_ID_LEN, Metric, MetricKind,
+    Severity, Span, SpanId, SpanStatus, TraceId,
 };
 
 fn message(result: Result<impl std::fmt::Debug, Error>) -> String {
@@ -177,4 +177,86 @@ fn deserializing_an_invalid_entity_fails_with_the_constructor_error() {
     let mut json = serde_json::to_value(&entry).unwrap();
     json["level"] = "fatal".into();
     assert!(serde_json::from_value::<LogEntry>(json).unwrap_err().to_string().contains(r#"unknown log level "fatal""#));
+}
+
+#[test]
+fn correlation_ids_are_the_tokens_proxies_send_kept_exactly() {
+    let longest = "x".repeat(MAX_CORRELATION_ID_LEN);
+    for token in [
+        "req-42",
+        "a",
+        "0af7651916cd43dd8448eb211c80319c",         // nginx $request_id
+        "Root=1-5759e988-bd862e3fe1be46a994272793", // AWS X-Amzn-Trace-Id
+        "67E55044-10B1-426F-9247-BB680E5FE0C8",
+        "!~\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}",
+        longest.as_str(),
+    ] {
+        let id: CorrelationId = token.parse().unwrap_or_else(|e| panic!("{token}: {e}"));
+        assert_eq!(id.to_string(), token, "Display is the exact token");
+        assert_eq!(id.as_str(), token);
+        assert_eq!(serde_json::to_value(id).unwrap(), serde_json::Value::String(token.to_owned()));
+        assert_eq!(serde_json::from_value::<CorrelationId>(serde_json::Value::String(token.to_owned())).unwrap(), id);
+    }
+    assert_eq!("req-42".parse::<CorrelationId>().unwrap().to_uuid(), None);
+    assert_eq!(
+        "67E55044-10B1-426F-9247-BB680E5FE0C8".parse::<CorrelationId>().unwrap().to_uuid().map(|u| u.as_u128()),
+        Some(0x67e5_5044_10b1_426f_9247_bb68_0e5f_e0c8)
+    );
+    assert_ne!("ABC".parse::<CorrelationId>().unwrap(), "abc".parse::<CorrelationId>().unwrap(), "compared as written");
+}
+
+#[test]
+fn correlation_ids_refuse_what_is_not_a_token_with_the_rule() {
+    let printable = "must be printable ASCII (0x21..=0x7E)";
+    assert_eq!(message("".parse::<CorrelationId>()), r#"invalid CorrelationId.value "": must not be empty"#);
+    assert_eq!(
+        message("has space".parse::<CorrelationId>()),
+        format!(r#"invalid CorrelationId.value "has space": {printable}: byte 0x20 at index 3 is not"#)
+    );
+    assert_eq!(
+        message(" req-42".parse::<CorrelationId>()),
+        format!(r#"invalid CorrelationId.value " req-42": {printable}: byte 0x20 at index 0 is not"#)
+    );
+    assert_eq!(
+        message("a\tb".parse::<CorrelationId>()),
+        format!(r#"invalid CorrelationId.value "a\tb": {printable}: byte 0x09 at index 1 is not"#)
+    );
+    assert_eq!(
+        message("a\u{7f}".parse::<CorrelationId>()),
+        format!(r#"invalid CorrelationId.value "a\u{{7f}}": {printable}: byte 0x7f at index 1 is not"#)
+    );
+    assert_eq!(
+        message("é".parse::<CorrelationId>()),
+        format!(r#"invalid CorrelationId.value "é": {printable}: byte 0xc3 at index 0 is not"#)
+    );
+    let too_long = "x".repeat(MAX_CORRELATION_ID_LEN + 1);
+    assert_eq!(
+        message(too_long.parse::<CorrelationId>()),
+        format!(r#"invalid CorrelationId.value "{too_long}": must be at most 64 bytes long, not 65"#)
+    );
+    assert_eq!(
+        message("00000000-0000-0000-0000-000000000000".parse::<CorrelationId>()),
+        r#"invalid CorrelationId.value "00000000-0000-0000-0000-000000000000": must not be the nil UUID, which means no correlation ID"#
+    );
+    let err = serde_json::from_value::<CorrelationId>(serde_json::json!("has space")).unwrap_err().to_string();
+    assert!(err.contains("byte 0x20 at index 3"), "{err}");
+}
+
+#[test]
+fn new_correlation_ids_are_canonical_v4_uuids_and_order_like_their_tokens() {
+    let ids: Vec<CorrelationId> = (0..1000).map(|_| CorrelationId::new()).collect();
+    for id in &ids {
+        let uuid = id.to_uuid().expect("a new ID is a UUID");
+        assert_eq!(uuid.get_version_num(), 4);
+        assert_eq!(id.to_string(), uuid.hyphenated().to_string(), "canonical: hyphenated, lower case");
+        assert_eq!(CorrelationId::from_uuid(uuid), Some(*id));
+    }
+    assert_eq!(ids.iter().collect::<std::collections::HashSet<_>>().len(), ids.len());
+    let mut sorted = ids.clone();
+    sorted.sort();
+    let mut by_text: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    by_text.sort();
+    assert_eq!(sorted.iter().map(ToString::to_string).collect::<Vec<_>>(), by_text);
+    let (short, long): (CorrelationId, CorrelationId) = ("ab".parse().unwrap(), "abc".parse().unwrap());
+    assert!(short < long);
 }

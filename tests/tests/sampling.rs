@@ -123,7 +123,7 @@ fn the_ratio_decides_by_trace_id_so_every_service_agrees() {
 fn incoming(flags: &str) -> Context {
     let headers: HashMap<String, String> =
         [("traceparent".to_owned(), format!("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-{flags}"))].into();
-    Context::extract(&headers).unwrap()
+    Context::extract_strict(&headers).unwrap()
 }
 
 #[test]

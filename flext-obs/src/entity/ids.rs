@@ -1,11 +1,11 @@
 //! Identifiers: W3C trace and span IDs and the correlation ID.
 //!
-//! All three are non-zero integers inside, so an `Option` of one costs no extra byte and the
-//! per-thread context the monitor copies on every call stays small and aligned.
+//! Trace and span IDs are non-zero integers inside, so an `Option` of one costs no extra byte;
+//! the correlation ID is an inline token whose non-zero length byte plays the same part.
 
 use crate::error::{Error, Result};
 use std::fmt;
-use std::num::{NonZeroU64, NonZeroU128};
+use std::num::{NonZeroU8, NonZeroU64, NonZeroU128};
 use std::str::FromStr;
 
 /// A W3C trace ID: 16 bytes, written as 32 lower-case hex digits, never all zeros.
@@ -27,17 +27,85 @@ pub struct TraceId(NonZeroU128);
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SpanId(NonZeroU64);
 
-/// The ID that ties together everything done for one request, across threads, tasks and
-/// services (sent as the `x-correlation-id` header). A UUID, never the nil one.
+/// Longest correlation ID accepted, in bytes: room for any UUID spelling, a 32-hex nginx
+/// `$request_id` or an AWS `X-Amzn-Trace-Id` root, while an ID stays small enough to copy with
+/// every monitored call.
 ///
 /// ```
-/// let id = flext_obs::CorrelationId::new();
-/// let again: flext_obs::CorrelationId = id.to_string().parse().unwrap();
-/// assert_eq!(id, again);
-/// assert!("00000000-0000-0000-0000-000000000000".parse::<flext_obs::CorrelationId>().is_err());
+/// let longest = "a".repeat(flext_obs::MAX_CORRELATION_ID_LEN);
+/// assert!(longest.parse::<flext_obs::CorrelationId>().is_ok());
+/// assert!(format!("{longest}a").parse::<flext_obs::CorrelationId>().is_err());
 /// ```
+pub const MAX_CORRELATION_ID_LEN: usize = 64;
+
+/// The ID that ties together everything done for one request, across threads, tasks and
+/// services (sent as the `x-correlation-id` header).
+///
+/// It is the token the request came with, kept exactly as written: 1 to
+/// [`MAX_CORRELATION_ID_LEN`] printable ASCII characters (bytes `0x21..=0x7E`, so no spaces and
+/// no control characters), which covers what proxies and load balancers send (`req-42`, a UUID,
+/// nginx's 32-hex `$request_id`, `Root=1-5759e988-bd862e3fe1be46a994272793`). The nil UUID is
+/// refused: it means "no ID". [`CorrelationId::new`] makes a random v4 UUID. The ID is stored
+/// inline, so it is `Copy` and never allocates; two IDs are equal when their tokens are
+/// byte-for-byte equal, and they sort as their tokens do.
+///
+/// ```
+/// use flext_obs::CorrelationId;
+/// let id = CorrelationId::new();
+/// let again: CorrelationId = id.to_string().parse()?;
+/// assert_eq!(id, again);
+/// assert!(id.to_uuid().is_some());
+///
+/// let from_proxy: CorrelationId = "Root=1-5759e988-bd862e3fe1be46a994272793".parse()?;
+/// assert_eq!(from_proxy.as_str(), "Root=1-5759e988-bd862e3fe1be46a994272793");
+/// assert_eq!(from_proxy.to_uuid(), None);
+///
+/// let err = "has space".parse::<CorrelationId>().unwrap_err();
+/// assert_eq!(
+///     err.to_string(),
+///     r#"invalid CorrelationId.value "has space": must be printable ASCII (0x21..=0x7E): byte 0x20 at index 3 is not"#
+/// );
+/// assert!("00000000-0000-0000-0000-000000000000".parse::<CorrelationId>().is_err());
+/// # Ok::<(), flext_obs::Error>(())
+/// ```
+// Field order matters for the derives: the bytes (zero past `len`, and a token never holds a
+// zero byte) compare first, so the order is the tokens' lexicographic order.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CorrelationId(NonZeroU128);
+pub struct CorrelationId {
+    bytes: [u8; MAX_CORRELATION_ID_LEN],
+    len: NonZeroU8,
+}
+
+/// Why a token is not a correlation ID.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TokenRule {
+    Empty,
+    TooLong(usize),
+    Byte { byte: u8, index: usize },
+    NilUuid,
+}
+
+impl TokenRule {
+    /// The rule as an `Error::Invalid` rule, with the details.
+    fn rule(self) -> String {
+        match self {
+            TokenRule::Empty => "must not be empty".to_owned(),
+            TokenRule::TooLong(len) => format!("must be at most {MAX_CORRELATION_ID_LEN} bytes long, not {len}"),
+            TokenRule::Byte { byte, index } => format!("must be printable ASCII (0x21..=0x7E): byte {byte:#04x} at index {index} is not"),
+            TokenRule::NilUuid => "must not be the nil UUID, which means no correlation ID".to_owned(),
+        }
+    }
+
+    /// The rule as an `Error::Header` reason.
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            TokenRule::Empty => "expected 1 to 64 printable ASCII characters, got none",
+            TokenRule::TooLong(_) => "longer than 64 characters",
+            TokenRule::Byte { .. } => "only printable ASCII (0x21..=0x7E) is allowed: no spaces inside, no control or non-ASCII characters",
+            TokenRule::NilUuid => "the nil UUID means no correlation ID",
+        }
+    }
+}
 
 impl TraceId {
     /// A new random trace ID.
@@ -97,28 +165,101 @@ impl SpanId {
 }
 
 impl CorrelationId {
-    /// A new random (v4 UUID) correlation ID.
+    /// A new random (v4 UUID) correlation ID, in canonical form (hyphenated, lower case).
     pub fn new() -> Self {
         Self::from_uuid(uuid::Uuid::new_v4()).unwrap_or_else(|| unreachable!("a v4 UUID has version bits set"))
     }
 
-    /// The correlation ID of a UUID; `None` for the nil UUID.
+    /// The correlation ID of a UUID, in canonical form (hyphenated, lower case); `None` for the
+    /// nil UUID.
+    ///
+    /// ```
+    /// let uuid = uuid::Uuid::from_u128(0x67e5_5044_10b1_426f_9247_bb68_0e5f_e0c8);
+    /// let id = flext_obs::CorrelationId::from_uuid(uuid).unwrap();
+    /// assert_eq!(id.as_str(), "67e55044-10b1-426f-9247-bb680e5fe0c8");
+    /// assert_eq!(id.to_uuid(), Some(uuid));
+    /// assert_eq!(flext_obs::CorrelationId::from_uuid(uuid::Uuid::nil()), None);
+    /// ```
     pub fn from_uuid(id: uuid::Uuid) -> Option<Self> {
-        NonZeroU128::new(id.as_u128()).map(CorrelationId)
+        if id.is_nil() {
+            return None;
+        }
+        let mut bytes = [0; MAX_CORRELATION_ID_LEN];
+        let len = id.hyphenated().encode_lower(&mut bytes).len();
+        Some(CorrelationId { bytes, len: NonZeroU8::new(u8::try_from(len).ok()?)? })
     }
 
-    /// The underlying UUID.
-    pub const fn to_uuid(self) -> uuid::Uuid {
-        uuid::Uuid::from_u128(self.0.get())
+    /// The UUID the token spells, when it is one written 8-4-4-4-12 (hex digits of either
+    /// case); `None` for any other token, such as `req-42` or a 32-hex nginx request ID.
+    ///
+    /// ```
+    /// let id: flext_obs::CorrelationId = "67E55044-10B1-426F-9247-BB680E5FE0C8".parse()?;
+    /// assert_eq!(id.to_uuid().map(|u| u.as_u128()), Some(0x67e5_5044_10b1_426f_9247_bb68_0e5f_e0c8));
+    /// assert_eq!("req-42".parse::<flext_obs::CorrelationId>()?.to_uuid(), None);
+    /// # Ok::<(), flext_obs::Error>(())
+    /// ```
+    pub fn to_uuid(&self) -> Option<uuid::Uuid> {
+        let token = self.as_bytes();
+        if token.len() == 36 { uuid::Uuid::try_parse_ascii(token).ok() } else { None }
     }
 
-    /// The ID as one number.
-    pub const fn to_u128(self) -> u128 {
-        self.0.get()
+    /// The token, exactly as it was received or generated (what `Display` writes and the
+    /// `x-correlation-id` header carries).
+    ///
+    /// ```
+    /// let id: flext_obs::CorrelationId = "req-42".parse()?;
+    /// assert_eq!(id.as_str(), "req-42");
+    /// # Ok::<(), flext_obs::Error>(())
+    /// ```
+    pub fn as_str(&self) -> &str {
+        // Only ever built from validated printable ASCII, so this never falls back.
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
     }
 
-    pub(crate) fn from_u128(value: u128) -> Option<Self> {
-        NonZeroU128::new(value).map(CorrelationId)
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len.get())]
+    }
+
+    /// Checks `token` against the rules (see the type's docs).
+    pub(crate) fn check(token: &str) -> std::result::Result<Self, TokenRule> {
+        let raw = token.as_bytes();
+        if raw.is_empty() {
+            return Err(TokenRule::Empty);
+        }
+        if raw.len() > MAX_CORRELATION_ID_LEN {
+            return Err(TokenRule::TooLong(raw.len()));
+        }
+        if let Some((index, &byte)) = raw.iter().enumerate().find(|(_, b)| !(0x21..=0x7e).contains(*b)) {
+            return Err(TokenRule::Byte { byte, index });
+        }
+        if raw.len() == 36 && uuid::Uuid::try_parse_ascii(raw).is_ok_and(|u| u.is_nil()) {
+            return Err(TokenRule::NilUuid);
+        }
+        let mut bytes = [0; MAX_CORRELATION_ID_LEN];
+        bytes[..raw.len()].copy_from_slice(raw);
+        let len = u8::try_from(raw.len()).ok().and_then(NonZeroU8::new).ok_or(TokenRule::Empty)?;
+        Ok(CorrelationId { bytes, len })
+    }
+
+    /// The ID as a length and eight little-endian words (for the span ring's atomic slots).
+    pub(crate) fn to_words(self) -> (u8, [u64; 8]) {
+        let words = std::array::from_fn(|i| {
+            let mut word = [0; 8];
+            word.copy_from_slice(&self.bytes[i * 8..i * 8 + 8]);
+            u64::from_le_bytes(word)
+        });
+        (self.len.get(), words)
+    }
+
+    /// The ID [`CorrelationId::to_words`] wrote; `None` for length 0 (no ID) or anything that
+    /// breaks the rules.
+    pub(crate) fn from_words(len: u8, words: [u64; 8]) -> Option<Self> {
+        let mut bytes = [0; MAX_CORRELATION_ID_LEN];
+        for (chunk, word) in bytes.chunks_exact_mut(8).zip(words) {
+            chunk.copy_from_slice(&word.to_le_bytes());
+        }
+        let token = bytes.get(..usize::from(len))?;
+        Self::check(std::str::from_utf8(token).ok()?).ok()
     }
 }
 
@@ -130,17 +271,16 @@ impl Default for CorrelationId {
 
 impl FromStr for CorrelationId {
     type Err = Error;
+    /// Parses a token as it is, without trimming: 1 to [`MAX_CORRELATION_ID_LEN`] bytes of
+    /// printable ASCII, not the nil UUID.
     fn from_str(s: &str) -> Result<Self> {
-        uuid::Uuid::parse_str(s)
-            .ok()
-            .and_then(Self::from_uuid)
-            .ok_or_else(|| Error::invalid("CorrelationId", "value", s, "must be a UUID (8-4-4-4-12 hex digits), not the nil UUID"))
+        Self::check(s).map_err(|rule| Error::invalid("CorrelationId", "value", s, rule.rule()))
     }
 }
 
 impl fmt::Display for CorrelationId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.to_uuid().hyphenated().fmt(f)
+        f.pad(self.as_str())
     }
 }
 

@@ -18,7 +18,7 @@ pub use validate::{MAX_LABEL_VALUE_LEN, MAX_LABELS, MAX_NAME_LEN, MAX_TEXT_LEN};
 pub use alert::{Alert, AlertBuilder};
 pub use enums::{AlertStatus, HealthStatus, LogLevel, MetricKind, Severity, SpanStatus};
 pub use health::{HealthCheck, HealthCheckBuilder};
-pub use ids::{CorrelationId, SpanId, TraceId};
+pub use ids::{CorrelationId, MAX_CORRELATION_ID_LEN, SpanId, TraceId};
 pub use log::{LogEntry, LogEntryBuilder};
 pub use metric::{Metric, MetricBuilder};
 pub use span::{Span, SpanBuilder};

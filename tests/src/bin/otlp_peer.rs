@@ -30,7 +30,7 @@ async fn price_quote(item: String) -> Result<u32, String> {
 }
 
 async fn quote(headers: HeaderMap, Path(item): Path<String>) -> (StatusCode, String) {
-    let cx = match Context::extract(&headers) {
+    let cx = match Context::extract_strict(&headers) {
         Ok(cx) => cx,
         Err(err) => return (StatusCode::BAD_REQUEST, err.to_string()),
     };
