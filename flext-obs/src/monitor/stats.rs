@@ -11,12 +11,19 @@ pub struct FunctionStats {
     pub module: String,
     /// Calls, every result.
     pub calls: u64,
+    /// Calls that ended well.
+    pub ok: u64,
     /// Calls that returned an error.
     pub errors: u64,
     /// Calls that panicked.
     pub panics: u64,
+    /// Calls by the value of their `result` label (`ok`, `error`, `panic`), for a split by result
+    /// however the labels evolve.
+    pub by_result: std::collections::BTreeMap<String, u64>,
     /// Estimated median duration, in seconds.
     pub p50: Option<f64>,
+    /// Estimated 90th-percentile duration, in seconds.
+    pub p90: Option<f64>,
     /// Estimated 99th-percentile duration, in seconds.
     pub p99: Option<f64>,
 }
@@ -39,6 +46,8 @@ impl FunctionStats {
 /// let stats = flext_obs::monitor::function_stats(&flext_obs::global().snapshot());
 /// let lookup = stats.iter().find(|s| s.function == "lookup").unwrap();
 /// assert_eq!((lookup.calls, lookup.errors, lookup.error_rate()), (2, 1, 0.5));
+/// assert_eq!(lookup.by_result["ok"], 1); // split by result
+/// assert_eq!(lookup.by_result["error"], 1);
 /// ```
 pub fn function_stats(snapshot: &crate::store::Snapshot) -> Vec<FunctionStats> {
     use crate::store::SeriesValue;
@@ -49,9 +58,12 @@ pub fn function_stats(snapshot: &crate::store::Snapshot) -> Vec<FunctionStats> {
             function: function.clone(),
             module: module.clone(),
             calls: 0,
+            ok: 0,
             errors: 0,
             panics: 0,
+            by_result: std::collections::BTreeMap::new(),
             p50: None,
+            p90: None,
             p99: None,
         });
         match (series.name.as_str(), &series.value) {
@@ -59,14 +71,17 @@ pub fn function_stats(snapshot: &crate::store::Snapshot) -> Vec<FunctionStats> {
                 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // counts of whole calls
                 let n = *value as u64;
                 entry.calls += n;
-                match series.labels.get("result").map(String::as_str) {
-                    Some("error") => entry.errors += n,
-                    Some("panic") => entry.panics += n,
-                    _ => {}
+                let result = series.labels.get("result").map_or("", String::as_str);
+                match result {
+                    "error" => entry.errors += n,
+                    "panic" => entry.panics += n,
+                    _ => entry.ok += n,
                 }
+                *entry.by_result.entry(result.to_owned()).or_default() += n;
             }
             (DURATION, SeriesValue::Histogram(h)) => {
                 entry.p50 = h.p50;
+                entry.p90 = h.p90;
                 entry.p99 = h.p99;
             }
             _ => {}

@@ -152,6 +152,48 @@ impl Snapshot {
     pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         self.get(name, labels).and_then(|s| s.value.scalar())
     }
+
+    /// Every series named `name` whose labels include all of `subset` (other labels may have
+    /// any value), as a PromQL selector `name{k="v"}` matches. An empty `subset` matches every
+    /// series of the name.
+    ///
+    /// ```
+    /// #[flext_obs::flext_monitor]
+    /// fn place_order(qty: u32) -> Result<u32, String> { if qty == 0 { Err("empty".into()) } else { Ok(qty) } }
+    /// let _ = place_order(1);
+    /// let _ = place_order(0);
+    /// let snapshot = flext_obs::global().snapshot();
+    /// let failed = snapshot.series("function_calls_total", &[("function", "place_order"), ("result", "error")]);
+    /// assert_eq!(failed.len(), 1); // one caller (none), one result
+    /// ```
+    pub fn series<'a>(&'a self, name: &'a str, subset: &'a [(&str, &str)]) -> impl Iterator<Item = &'a SeriesSnapshot> + 'a {
+        self.series.iter().filter(move |s| s.name == name && subset.iter().all(|(k, v)| s.labels.get(*k).is_some_and(|have| have == v)))
+    }
+
+    /// The sum over [`Snapshot::series`]`(name, subset)`: counter and gauge values, and for
+    /// histograms and summaries their observation counts (so `sum("function_calls_duration_seconds",
+    /// ..)` is the number of timed calls). `0.0` when nothing matches.
+    ///
+    /// ```
+    /// #[flext_obs::flext_monitor]
+    /// fn ship(id: u32) -> Option<u32> { Some(id) }
+    /// ship(1);
+    /// ship(2);
+    /// let snapshot = flext_obs::global().snapshot();
+    /// assert_eq!(snapshot.sum("function_calls_total", &[("function", "ship")]), 2.0);
+    /// assert_eq!(snapshot.sum("function_calls_total", &[("function", "ship"), ("result", "error")]), 0.0);
+    /// assert_eq!(snapshot.sum("function_calls_duration_seconds", &[("function", "ship")]), 2.0);
+    /// ```
+    pub fn sum(&self, name: &str, subset: &[(&str, &str)]) -> f64 {
+        #[allow(clippy::cast_precision_loss)] // observation counts well below 2^53
+        self.series(name, subset)
+            .map(|s| match &s.value {
+                SeriesValue::Counter { value } | SeriesValue::Gauge { value } => *value,
+                SeriesValue::Histogram(h) => h.count as f64,
+                SeriesValue::Summary(sm) => sm.count as f64,
+            })
+            .sum()
+    }
 }
 
 /// Renders the snapshot as an aligned text table, one row per series.
