@@ -140,7 +140,7 @@ fn check_signature(sig: &Signature, attrs: &[syn::Attribute], args: &Args, error
     }
     if let Some(attr) = attrs.iter().find(|a| a.path().is_ident("track_caller")) {
         errors.push(syn::Error::new(
-            attr.span(),
+            attr.path().span(),
             "#[flext_monitor] runs the body inside the call's guard, which would hide the caller's location from `#[track_caller]`; remove one of the two",
         ));
     }
@@ -334,7 +334,11 @@ fn classify_tokens(site: &Site<'_>, private: &TokenStream, call: &syn::Ident, va
     let args = site.args;
     let inspect = quote_spanned! {span=> (&&&#private::Inspect(&#value)).flext_inspect(&mut #call); };
     let mut tokens = TokenStream::new();
+    // The value, named hygienically but located at the option that needs it, so that a type
+    // error about the option points at the option.
+    let value_at = |at: Span| syn::Ident::new(&value.to_string(), Span::mixed_site().located_at(at));
     if let Some(none) = args.none_is_error {
+        let value = value_at(none);
         tokens.extend(quote_spanned! {none=> #private::expect_option(&#value); });
     }
     tokens.extend(match (&args.ok_if, &args.error_if) {
@@ -353,9 +357,11 @@ fn classify_tokens(site: &Site<'_>, private: &TokenStream, call: &syn::Ident, va
         (None, None) => inspect,
     });
     if let Some(ret) = args.ret {
+        let (value, call) = (value_at(ret), syn::Ident::new(&call.to_string(), Span::mixed_site().located_at(ret)));
         tokens.extend(quote_spanned! {ret=> #private::record_ret(&mut #call, &#value); });
     }
     if let Some(err) = args.err {
+        let (value, call) = (value_at(err), syn::Ident::new(&call.to_string(), Span::mixed_site().located_at(err)));
         tokens.extend(quote_spanned! {err=> #private::record_err(&mut #call, &#value); });
     }
     tokens

@@ -149,7 +149,7 @@ pub fn record_ret<T: fmt::Debug + ?Sized>(call: &mut Call, value: &T) {
 #[doc(hidden)]
 #[diagnostic::on_unimplemented(
     message = "`err` records the error of a function returning `Result<_, E>` with `E: Display`; `{Self}` is not such a Result",
-    label = "the value returned here",
+    label = "`err` given here",
     note = "remove `err`, or return a `Result` whose error type implements `std::fmt::Display`"
 )]
 pub trait ErrorValue {

@@ -1,0 +1,8 @@
+use flext_obs::flext_monitor;
+
+#[flext_monitor = "checkout"]
+fn checkout() {}
+
+fn main() {
+    checkout();
+}

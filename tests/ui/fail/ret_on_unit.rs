@@ -1,0 +1,8 @@
+use flext_obs::flext_monitor;
+
+#[flext_monitor(ret)]
+fn work() {}
+
+fn main() {
+    work();
+}
