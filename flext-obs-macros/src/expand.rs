@@ -93,7 +93,10 @@ fn check_impl_args(args: &Args, errors: &mut Errors) {
         ));
     }
     if let Some(span) = args.fields_span {
-        errors.push(syn::Error::new(span, "`fields` reads one function's arguments; put `#[flext_monitor(fields(...))]` on the method instead"));
+        errors.push(syn::Error::new(
+            span,
+            "`fields` reads one function's arguments; put `#[flext_monitor(fields(...))]` on the method instead",
+        ));
     }
     for (span, option) in [(args.ret, "ret"), (args.err, "err")] {
         if let Some(span) = span {
@@ -316,8 +319,12 @@ fn fields_tokens(site: &Site<'_>, private: &TokenStream, call: &syn::Ident) -> T
         let span = field.key_span;
         match field.format {
             FieldFormat::Auto => quote_spanned! {span=> (&&#private::Field(&(#value))).flext_field(#key, &mut #call); },
-            FieldFormat::Display => quote_spanned! {span=> #private::FieldDisplay::flext_field(&&#private::Field(&(#value)), #key, &mut #call); },
-            FieldFormat::Debug => quote_spanned! {span=> #private::FieldDebug::flext_field(&#private::Field(&(#value)), #key, &mut #call); },
+            FieldFormat::Display => {
+                quote_spanned! {span=> #private::FieldDisplay::flext_field(&&#private::Field(&(#value)), #key, &mut #call); }
+            }
+            FieldFormat::Debug => {
+                quote_spanned! {span=> #private::FieldDebug::flext_field(&#private::Field(&(#value)), #key, &mut #call); }
+            }
         }
     });
     quote_spanned! {Span::mixed_site()=>

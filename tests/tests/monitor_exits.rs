@@ -185,6 +185,7 @@ fn lookup_tolerant(key: &str) -> Result<u32, MyErr> {
     }
 }
 
+#[allow(clippy::trivially_copy_pass_by_ref)] // predicates borrow the return value
 fn is_server_error(status: &u16) -> bool {
     *status >= 500
 }

@@ -55,4 +55,3 @@ pub fn run<T, E: fmt::Display + 'static>(name: &str, work: impl FnOnce() -> std:
     drop(call);
     result
 }
-

@@ -52,12 +52,12 @@ impl<F: Future> Future for Monitored<'_, F> {
 }
 
 /// Notes a panic on the call when dropped while a panic that began during the poll unwinds.
-struct UnwindGuard<'g, 'a> {
-    call: &'g mut &'a mut Call,
+struct UnwindGuard<'g> {
+    call: &'g mut Call,
     panicking_before: bool,
 }
 
-impl Drop for UnwindGuard<'_, '_> {
+impl Drop for UnwindGuard<'_> {
     fn drop(&mut self) {
         if !self.panicking_before && std::thread::panicking() {
             self.call.note_panic();

@@ -10,6 +10,7 @@ use std::fmt;
 /// inlined: the closure costs nothing (see the `monitor` benchmark).
 #[doc(hidden)]
 #[inline(always)]
+#[allow(clippy::inline_always)] // one frame less for every monitored call, also in debug builds
 pub fn call_once<R>(body: impl FnOnce() -> R) -> R {
     body()
 }
@@ -86,7 +87,6 @@ impl<T> InspectAny for Inspect<'_, T> {
         call.mark_ok();
     }
 }
-
 
 /// A `fields(key = value)` value, recorded with its `Display` when it has one, else its `Debug`
 /// (autoref specialization, like [`Inspect`]).

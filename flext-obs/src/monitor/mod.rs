@@ -35,10 +35,13 @@ pub use dynamic::{MAX_DYNAMIC_SITES, call, run};
 #[doc(hidden)]
 pub use future::{Monitored, run_in};
 #[doc(hidden)]
-pub use inspect::{OptionValue, Predicate, expect_option, predicate, ErrorValue, Field, FieldDebug, FieldDisplay, Inspect, InspectAny, InspectDebug, InspectDisplay, InspectResult, call_once, record_err, record_ret};
+pub use inspect::{
+    ErrorValue, Field, FieldDebug, FieldDisplay, Inspect, InspectAny, InspectDebug, InspectDisplay, InspectResult, OptionValue, Predicate,
+    call_once, expect_option, predicate, record_err, record_ret,
+};
+pub(crate) use site::span_of;
 #[doc(hidden)]
 pub use site::{CallSite, Outcome, SiteOptions};
-pub(crate) use site::span_of;
 pub use stats::{FunctionStats, function_stats};
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -66,4 +69,3 @@ pub fn set_enabled(on: bool) {
 pub fn is_enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
-

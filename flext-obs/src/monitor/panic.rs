@@ -35,4 +35,3 @@ pub(super) fn install_hook() {
 pub(super) fn message() -> Option<Box<str>> {
     PANIC_MESSAGE.try_with(|slot| slot.borrow().clone()).ok().flatten()
 }
-

@@ -56,7 +56,6 @@ impl fmt::Display for Message<'_> {
     }
 }
 
-
 /// `<function> panicked: <message>`, or `<function> panicked` when the message is unknown.
 pub(super) struct PanicText<'a>(pub(super) &'a str, pub(super) Option<&'a str>);
 
@@ -68,4 +67,3 @@ impl fmt::Display for PanicText<'_> {
         }
     }
 }
-

@@ -3,8 +3,8 @@
 
 use super::{ALERTS, CALLS, CONCURRENT, DURATION, SPANS_DROPPED};
 use crate::clock;
-use crate::entity::Span;
 use crate::entity::Severity;
+use crate::entity::Span;
 use crate::error::{Error, Result};
 use crate::sample::RateLimiter;
 use crate::store::lane::Lane;
@@ -56,8 +56,15 @@ pub struct SiteOptions {
 
 impl SiteOptions {
     /// Severity high, alerts on, `None` is not an error, no extra labels.
-    pub const DEFAULT: SiteOptions =
-        SiteOptions { service: None, severity: Severity::High, alert: true, none_is_error: false, unseen_exit: Outcome::Ok, labels: &[], fields: &[] };
+    pub const DEFAULT: SiteOptions = SiteOptions {
+        service: None,
+        severity: Severity::High,
+        alert: true,
+        none_is_error: false,
+        unseen_exit: Outcome::Ok,
+        labels: &[],
+        fields: &[],
+    };
 
     /// Sets the `service_name` label.
     #[must_use]
@@ -309,4 +316,3 @@ pub(crate) fn span_of(record: SpanRecord) -> Option<Span> {
     }
     Some(span)
 }
-

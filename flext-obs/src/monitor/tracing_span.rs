@@ -56,7 +56,8 @@ impl SpanSite {
         };
         let fields = FieldSet::new(names, tracing_core::identify_callsite!(site));
         let module = if module.is_empty() { None } else { Some(module) };
-        let _ = site.metadata.set(Metadata::new(function, module.unwrap_or("flext_obs"), Level::INFO, None, None, module, fields, Kind::SPAN));
+        let _ =
+            site.metadata.set(Metadata::new(function, module.unwrap_or("flext_obs"), Level::INFO, None, None, module, fields, Kind::SPAN));
         tracing_core::callsite::register(site);
         site
     }

@@ -154,7 +154,7 @@ impl Snapshot {
     }
 
     /// Every series named `name` whose labels include all of `subset` (other labels may have
-    /// any value), as a PromQL selector `name{k="v"}` matches. An empty `subset` matches every
+    /// any value), as the `PromQL` selector `name{k="v"}` matches. An empty `subset` matches every
     /// series of the name.
     ///
     /// ```
