@@ -3,7 +3,8 @@
 //! and a `tracing_subscriber::registry()`), `fastrace::trace` inside a root span with a
 //! reporter, `autometrics` with its Prometheus exporter, and `metrics` counter + histogram with
 //! `metrics-exporter-prometheus` (macro path and cached handles). 1 thread, and 2 threads
-//! calling the same function. Also ours with the span sampled out, and with OTLP export on.
+//! calling the same function. Also ours with the span sampled out, with OTLP export on, and with
+//! `fields(x = x), ret, err` in use.
 
 use criterion::{BenchmarkId, Criterion};
 use flext_obs::flext_monitor;
@@ -44,6 +45,14 @@ fn two_instant_now(x: u64) -> Result<u64, BenchError> {
 #[flext_monitor]
 #[inline(never)]
 fn flext(x: u64) -> Result<u64, BenchError> {
+    if x == u64::MAX { Err(BenchError) } else { Ok(x.wrapping_mul(3)) }
+}
+
+/// The same with the `#[instrument]`-style options in use: a field from the argument, the return
+/// value and the error text recorded on the span.
+#[flext_monitor(fields(x = x), ret, err)]
+#[inline(never)]
+fn flext_fields(x: u64) -> Result<u64, BenchError> {
     if x == u64::MAX { Err(BenchError) } else { Ok(x.wrapping_mul(3)) }
 }
 
@@ -129,10 +138,11 @@ fn in_fastrace_root(iters: u64, f: Variant) -> Duration {
 
 fn per_call(c: &mut Criterion) {
     setup();
-    let one_thread: [(&str, Variant); 7] = [
+    let one_thread: [(&str, Variant); 8] = [
         ("bare", bare),
         ("two_instant_now", two_instant_now),
         ("flext_monitor", flext),
+        ("flext_monitor_fields_ret_err", flext_fields),
         ("tracing_instrument_no_subscriber", traced),
         ("autometrics_prometheus", autometriced),
         ("metrics_macro_path", metrics_macro_path),

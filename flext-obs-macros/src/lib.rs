@@ -25,6 +25,27 @@ use proc_macro::TokenStream;
 /// span) and, on an error or a panic, an alert in `flext_obs::alert`. The function's body,
 /// signature and return value are unchanged; a panic keeps unwinding.
 ///
+/// Every exit is classified by its value, never by how the return type is spelled: a `return`
+/// or `?` written by the user or by a macro (`anyhow::bail!`, a `?` inside `format!`), and the
+/// tail value. An `Err` of any `Result` (under any alias) is an error; `None` only with
+/// `none_is_error`; anything else is ok. A call counts as panicked only if the panic started
+/// during it.
+///
+/// ```
+/// type Fallible<T> = Result<T, String>;
+/// macro_rules! fail { ($m:expr) => { return Err($m.to_owned()) }; }
+///
+/// #[flext_obs::flext_monitor]
+/// fn reserve(qty: u32) -> Fallible<u32> {
+///     if qty == 0 { fail!("nothing to reserve"); }
+///     Ok(qty)
+/// }
+/// let _ = reserve(0);
+/// let snapshot = flext_obs::global().snapshot();
+/// assert_eq!(snapshot.sum("function_calls_total", &[("function", "reserve"), ("result", "error")]), 1.0);
+/// assert!(flext_obs::alert::recent().iter().any(|a| a.message() == "nothing to reserve"));
+/// ```
+///
 /// ```
 /// use flext_obs::flext_monitor;
 ///
@@ -106,7 +127,8 @@ use proc_macro::TokenStream;
 /// assert_eq!(find(2), None);
 /// assert_eq!(flext_obs::alert::recent()[0].message(), "returned None");
 /// ```
-/// `ok_if = path` / `error_if = path` classify any return type with a `fn(&T) -> bool`:
+/// `ok_if = path` / `error_if = path` classify any return type with a `fn(&T) -> bool`; they
+/// decide first, so a tolerated `Err` is ok everywhere (counter, span status, no alert):
 /// ```
 /// fn is_success(status: &u16) -> bool { (200..300).contains(status) }
 /// #[flext_obs::flext_monitor(ok_if = is_success, severity = "medium")]
@@ -130,6 +152,29 @@ use proc_macro::TokenStream;
 /// let snapshot = flext_obs::global().snapshot();
 /// assert!(snapshot.series.iter().any(|s| s.labels.get("team").is_some_and(|t| t == "payments")));
 /// ```
+/// `fields(key = value, ...)` records values from the arguments on the call's span (and its
+/// `tracing` span) on entry, only when the span is kept or a subscriber listens; `key = %value`
+/// uses `Display`, `key = ?value` `Debug`, plain `key = value` `Display` when there is one, else
+/// `Debug`:
+/// ```
+/// #[flext_obs::flext_monitor(fields(user = user_id, tags = ?tags))]
+/// fn greet(user_id: u32, tags: &[&str]) -> usize { tags.len() }
+/// greet(7, &["new"]);
+/// let span = flext_obs::trace::recent_spans().into_iter().rev().find(|s| s.name() == "greet").unwrap();
+/// assert_eq!(span.attributes()["user"], "7");
+/// assert_eq!(span.attributes()["tags"], "[\"new\"]");
+/// ```
+/// `ret` records the return value's `Debug` as the span field `return`; `err` records the
+/// error's `Display` as `error` when the call ended as an error:
+/// ```
+/// #[flext_obs::flext_monitor(ret, err)]
+/// fn half(n: u32) -> Result<u32, String> { if n % 2 == 0 { Ok(n / 2) } else { Err(format!("{n} is odd")) } }
+/// let _ = half(4);
+/// let _ = half(3);
+/// let spans: Vec<_> = flext_obs::trace::recent_spans().into_iter().filter(|s| s.name() == "half").collect();
+/// assert!(spans.iter().any(|s| s.attributes().get("return").is_some_and(|r| r == "Ok(2)")));
+/// assert!(spans.iter().any(|s| s.attributes().get("error").is_some_and(|e| e == "3 is odd")));
+/// ```
 /// `skip` leaves a function (or a method of a monitored impl block) alone:
 /// ```
 /// #[flext_obs::flext_monitor(skip)]
@@ -148,11 +193,17 @@ use proc_macro::TokenStream;
 /// # }
 /// ```
 ///
+/// A plain function whose body ends in an `async` block (`-> impl Future`, or
+/// `Box::pin(async move { .. })`) is monitored until that future completes, like an `async fn`.
+///
 /// # Errors at compile time
-/// Unknown or repeated options, a misspelt severity, an invalid function or label name, `const
-/// fn`, and the attribute on anything but a function or impl block are compile errors that point
-/// at the offending token and say what is allowed; the item is then emitted unchanged, so only
-/// that error shows.
+/// Unknown or repeated options, a misspelt severity, an invalid function, label or field name,
+/// `const fn`, `#[track_caller]`, `name`/`fields`/`ret`/`err` on an impl block, `ok_if`/
+/// `error_if`/`ret`/`err` on a function returning `()`, `none_is_error` on a non-`Option`, a
+/// predicate of the wrong signature, a declaration without a body, the `= "..."` form and the
+/// attribute on anything but a function or impl block (a closure: use `flext_obs::monitor::run`)
+/// are compile errors that point at the offending token and say what to write instead; the item
+/// is then emitted unchanged, so only that error shows.
 ///
 /// ```compile_fail
 /// #[flext_obs::flext_monitor(severity = "error")] // unknown severity "error": expected one of ...

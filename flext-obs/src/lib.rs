@@ -42,6 +42,7 @@ pub mod monitor;
 mod outbox;
 pub mod sample;
 pub mod store;
+mod span_record;
 mod thread;
 pub mod trace;
 mod worker;

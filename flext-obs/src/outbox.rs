@@ -4,7 +4,7 @@
 //! relaxed load per kept span).
 
 use crate::entity::{LogEntry, Span, SpanId};
-use crate::trace::SpanRecord;
+use crate::span_record::SpanRecord;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};

@@ -21,6 +21,7 @@
 use crate::context::{self, Context, SpanContext};
 use crate::entity::{CorrelationId, Span, SpanId, SpanStatus, TraceId};
 use crate::error::Result;
+use crate::span_record::SpanRecord;
 use crate::store::lane::{LANES, Lane};
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
@@ -31,19 +32,6 @@ use std::sync::{LazyLock, Mutex, PoisonError};
 pub const SPANS_PER_LANE: usize = 128;
 /// Spans kept from threads without a lane, and manual spans.
 pub const SHARED_SPANS: usize = 1024;
-
-/// What a monitored call leaves behind: fixed-size, no allocation.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct SpanRecord {
-    pub(crate) trace_id: TraceId,
-    pub(crate) span_id: SpanId,
-    pub(crate) parent: Option<SpanId>,
-    pub(crate) site: u32,
-    pub(crate) status: SpanStatus,
-    pub(crate) start_raw: u64,
-    pub(crate) duration_ns: u64,
-    pub(crate) correlation_id: Option<CorrelationId>,
-}
 
 /// seq + 15 data words: trace ID (2), span ID, parent, flags (site, status, correlation ID
 /// length), start, duration, correlation ID bytes (8).
@@ -199,7 +187,7 @@ pub(crate) fn records() -> Vec<SpanRecord> {
 
 /// The most recent finished spans (monitored calls and manual spans), oldest first.
 pub fn recent_spans() -> Vec<Span> {
-    let mut spans: Vec<Span> = records().into_iter().filter_map(crate::monitor::span_of).collect();
+    let mut spans: Vec<Span> = records().into_iter().filter_map(crate::span_record::span_of).collect();
     spans.extend(BUFFERS.manual.lock().unwrap_or_else(PoisonError::into_inner).iter().cloned());
     spans.sort_by_key(Span::start);
     spans

@@ -370,7 +370,7 @@ impl Run {
         let mut by_service: BTreeMap<String, Vec<trace_v1::Span>> = BTreeMap::new();
         for item in items {
             let (entity, error) = match item {
-                Item::Call(record, error) => (crate::monitor::span_of(record), error),
+                Item::Call(record, error) => (crate::span_record::span_of(record), error),
                 Item::Manual(span) => (Some(*span), None),
                 Item::Log(_) => (None, None),
             };

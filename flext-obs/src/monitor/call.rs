@@ -14,7 +14,8 @@ use crate::entity::{CorrelationId, SpanId, SpanStatus, TraceId};
 use crate::sample::{self, Verdict};
 use crate::store::lane;
 use crate::thread::THREAD;
-use crate::trace::{self, SpanRecord};
+use crate::span_record::SpanRecord;
+use crate::trace;
 use std::fmt;
 use std::sync::atomic::Ordering;
 

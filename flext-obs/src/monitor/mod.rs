@@ -39,7 +39,6 @@ pub use inspect::{
     ErrorValue, Field, FieldDebug, FieldDisplay, Inspect, InspectAny, InspectDebug, InspectDisplay, InspectResult, OptionValue, Predicate,
     call_once, expect_option, predicate, record_err, record_ret,
 };
-pub(crate) use site::span_of;
 #[doc(hidden)]
 pub use site::{CallSite, Outcome, SiteOptions};
 pub use stats::{FunctionStats, function_stats};

@@ -2,16 +2,14 @@
 //! resolves on its first call (series, alert counter, caller counters, rate limiter).
 
 use super::{ALERTS, CALLS, CONCURRENT, DURATION, SPANS_DROPPED};
-use crate::clock;
 use crate::entity::Severity;
-use crate::entity::Span;
 use crate::error::{Error, Result};
 use crate::sample::RateLimiter;
 use crate::store::lane::Lane;
 use crate::store::{Counter, Gauge, Histogram, Store};
-use crate::trace::SpanRecord;
+use crate::span_record::{self, SiteName};
 use std::fmt;
-use std::sync::{Mutex, OnceLock, PoisonError, RwLock};
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 /// How a call ended.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -151,13 +149,6 @@ pub(super) struct SiteState {
     rate_limited: OnceLock<Option<Counter>>,
 }
 
-/// Every call site that has been called, by index - 1 (index 0 means "no site").
-static SITES: RwLock<Vec<&'static CallSite>> = RwLock::new(Vec::new());
-
-pub(super) fn site_at(index: u32) -> Option<&'static CallSite> {
-    let i = usize::try_from(index.checked_sub(1)?).ok()?;
-    SITES.read().unwrap_or_else(PoisonError::into_inner).get(i).copied()
-}
 
 impl CallSite {
     /// A call site; `function` is the `function` label, `module` the `module` label.
@@ -195,11 +186,9 @@ impl CallSite {
         let histogram = store.histogram(DURATION, &labels)?;
         let in_flight = store.gauge(CONCURRENT, &labels)?;
         let alerts = store.counter(ALERTS, &[("severity", self.options.severity.as_str()), ("function", self.function)])?;
-        let index = {
-            let mut sites = SITES.write().unwrap_or_else(PoisonError::into_inner);
-            sites.push(self);
-            u32::try_from(sites.len()).map_err(|_| Error::invalid("monitor", "call sites", sites.len(), "too many call sites"))?
-        };
+        let leaked_service: &'static str = Box::leak(service.clone().into_boxed_str());
+        let index = span_record::register(SiteName { function: self.function, module: self.module, service: leaked_service })
+            .ok_or_else(|| Error::invalid("monitor", "call sites", u32::MAX, "too many call sites"))?;
         Ok(SiteState {
             index,
             service,
@@ -268,7 +257,7 @@ impl SiteState {
     }
 
     fn caller_counters(&self, site: &CallSite, caller: u32) -> Option<CallerCounters> {
-        let (caller_function, caller_module) = site_at(caller).map_or(("", ""), |c| (c.function, c.module));
+        let (caller_function, caller_module) = span_record::site_name(caller).map_or(("", ""), |c| (c.function, c.module));
         let resolve = |result: &str| {
             let mut labels = vec![
                 ("function", site.function),
@@ -291,28 +280,3 @@ impl SiteState {
     }
 }
 
-/// Turns a buffered span record back into a [`Span`] entity.
-pub(crate) fn span_of(record: SpanRecord) -> Option<Span> {
-    let site = site_at(record.site)?;
-    let service = site.state.get().and_then(Option::as_ref).map_or("", |s| s.service.as_str());
-    let mut builder = Span::builder(site.function, service)
-        .trace_id(record.trace_id)
-        .span_id(record.span_id)
-        .start(clock::to_wall(record.start_raw))
-        .duration(std::time::Duration::from_nanos(record.duration_ns))
-        .status(record.status)
-        .attribute("function", site.function)
-        .attribute("module", site.module);
-    if let Some(parent) = record.parent {
-        builder = builder.parent_span_id(parent);
-    }
-    if let Some(id) = record.correlation_id {
-        builder = builder.correlation_id(id).attribute("correlation_id", id.to_string());
-    }
-    let mut span = builder.build().ok()?;
-    for (key, value) in crate::attributes::kept(record.span_id).iter().flat_map(crate::attributes::Attributes::iter) {
-        // A value the entity refuses (its own limits) is left out; the span is kept.
-        let _ = span.set_attribute(key, value);
-    }
-    Some(span)
-}
