@@ -28,10 +28,6 @@ impl Attributes {
         Attributes(Vec::new())
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// Adds `key = value` (formatted here, cut to [`MAX_VALUE_LEN`]).
     pub(crate) fn push(&mut self, key: &str, value: &dyn fmt::Display) {
         let mut text = String::new();
@@ -46,13 +42,6 @@ impl Attributes {
             self.0.push((key, value));
         } else {
             DROPPED.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Adds every attribute of `other` (its values win).
-    pub(crate) fn extend(&mut self, other: Option<Attributes>) {
-        for (key, value) in other.into_iter().flat_map(|a| a.0) {
-            self.insert(key, value);
         }
     }
 

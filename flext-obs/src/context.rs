@@ -52,10 +52,33 @@ pub struct Context {
     site: u32,
 }
 
+/// The part of a [`Context`] a monitored call changes: the current span and the monitored call
+/// site it runs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
+pub(crate) struct CallScope {
+    pub(crate) span: Option<SpanContext>,
+    /// Call-site index of the monitored function (0: none).
+    pub(crate) site: u32,
+}
+
+impl CallScope {
+    /// No span, no monitored call.
+    pub(crate) const NONE: CallScope = CallScope { span: None, site: 0 };
+}
+
 /// The calling thread's context (empty on a thread that never had one).
 #[inline]
 pub fn current() -> Context {
-    THREAD.with(|t| t.context.get())
+    THREAD.with(|t| {
+        let scope = t.scope.get();
+        Context { correlation_id: t.correlation.get(), span: scope.span, site: scope.site }
+    })
+}
+
+/// The calling thread's correlation ID, read without the rest of the context.
+#[inline]
+pub(crate) fn current_correlation_id() -> Option<CorrelationId> {
+    THREAD.with(|t| t.correlation.get())
 }
 
 /// The correlation ID to stamp on one entity (a log line, an alert, a span): the current one,
@@ -87,7 +110,10 @@ pub fn with_correlation_id<R>(id: CorrelationId, f: impl FnOnce() -> R) -> R {
 /// Makes `cx` the thread's context and returns the previous one.
 #[inline]
 pub(crate) fn swap(cx: Context) -> Context {
-    THREAD.with(|t| t.context.replace(cx))
+    THREAD.with(|t| {
+        let scope = t.scope.replace(CallScope { span: cx.span, site: cx.site });
+        Context { correlation_id: t.correlation.replace(cx.correlation_id), span: scope.span, site: scope.site }
+    })
 }
 
 impl Context {
@@ -110,10 +136,10 @@ impl Context {
         self.site
     }
 
-    /// The context of a monitored call made in this one.
+    /// A context made of a correlation ID and a call scope.
     #[inline]
-    pub(crate) fn enter_call(self, span: SpanContext, site: u32) -> Self {
-        Context { correlation_id: self.correlation_id, span: Some(span), site }
+    pub(crate) fn from_parts(correlation_id: Option<CorrelationId>, scope: CallScope) -> Self {
+        Context { correlation_id, span: scope.span, site: scope.site }
     }
 
     /// This context with another correlation ID.

@@ -41,8 +41,8 @@ pub mod monitor;
 #[cfg(feature = "otlp")]
 mod outbox;
 pub mod sample;
-pub mod store;
 mod span_record;
+pub mod store;
 mod thread;
 pub mod trace;
 mod worker;

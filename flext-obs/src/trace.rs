@@ -93,22 +93,24 @@ fn join(hi: u64, lo: u64) -> u128 {
 }
 
 impl SpanRecord {
-    fn to_words(self) -> [u64; WORDS - 1] {
+    /// Writes the record into a slot's data words: the fixed fields, then the correlation ID's
+    /// words only as far as its length reaches (nothing when there is none).
+    #[inline]
+    fn write_words(&self, data: &[AtomicU64]) {
         let (trace_hi, trace_lo) = split(self.trace_id.to_u128());
-        let (corr_len, corr) = self.correlation_id.map_or((0, [0; 8]), CorrelationId::to_words);
+        let corr_len = self.correlation_id.as_ref().map_or(0, CorrelationId::len_u8);
         let flags = u64::from(self.site) | status_code(self.status) << 32 | u64::from(corr_len) << 40;
-        let mut words = [0; WORDS - 1];
-        words[..7].copy_from_slice(&[
-            trace_hi,
-            trace_lo,
-            self.span_id.to_u64(),
-            self.parent.map_or(0, SpanId::to_u64),
-            flags,
-            self.start_raw,
-            self.duration_ns,
-        ]);
-        words[7..].copy_from_slice(&corr);
-        words
+        let fixed =
+            [trace_hi, trace_lo, self.span_id.to_u64(), self.parent.map_or(0, SpanId::to_u64), flags, self.start_raw, self.duration_ns];
+        for (word, value) in data.iter().zip(fixed) {
+            word.store(value, Ordering::Relaxed);
+        }
+        if let Some(id) = &self.correlation_id {
+            let (_, corr) = id.to_words();
+            for (word, value) in data[7..].iter().zip(corr).take(usize::from(corr_len).div_ceil(8)) {
+                word.store(value, Ordering::Relaxed);
+            }
+        }
     }
 
     fn from_words(w: [u64; WORDS - 1]) -> Option<Self> {
@@ -133,7 +135,7 @@ impl SpanRecord {
 
 /// Keeps a finished monitored span (called from the monitor's guard, in its lane).
 #[inline]
-pub(crate) fn record_call(lane: Lane, span: SpanRecord) {
+pub(crate) fn record_call(lane: Lane, span: &SpanRecord) {
     let buffers = &*BUFFERS;
     if let Some(i) = lane.owned() {
         let ring = &buffers.lanes[i];
@@ -143,9 +145,7 @@ pub(crate) fn record_call(lane: Lane, span: SpanRecord) {
         let seq = slot[0].load(Ordering::Relaxed);
         slot[0].store(seq.wrapping_add(1) | 1, Ordering::Relaxed);
         fence(Ordering::Release);
-        for (word, value) in slot[1..].iter().zip(span.to_words()) {
-            word.store(value, Ordering::Relaxed);
-        }
+        span.write_words(&slot[1..]);
         slot[0].store((seq | 1).wrapping_add(1), Ordering::Release);
         ring.head.store(head.wrapping_add(1), Ordering::Relaxed);
     } else {
@@ -153,11 +153,11 @@ pub(crate) fn record_call(lane: Lane, span: SpanRecord) {
         if shared.len() == SHARED_SPANS {
             shared.pop_front();
         }
-        shared.push_back(span);
+        shared.push_back(*span);
     }
     #[cfg(feature = "otlp")]
     if crate::outbox::is_open() {
-        crate::outbox::offer_call(&span);
+        crate::outbox::offer_call(span);
     }
 }
 

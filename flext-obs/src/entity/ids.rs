@@ -241,8 +241,13 @@ impl CorrelationId {
         Ok(CorrelationId { bytes, len })
     }
 
+    /// The token's length, in bytes.
+    pub(crate) fn len_u8(&self) -> u8 {
+        self.len.get()
+    }
+
     /// The ID as a length and eight little-endian words (for the span ring's atomic slots).
-    pub(crate) fn to_words(self) -> (u8, [u64; 8]) {
+    pub(crate) fn to_words(&self) -> (u8, [u64; 8]) {
         let words = std::array::from_fn(|i| {
             let mut word = [0; 8];
             word.copy_from_slice(&self.bytes[i * 8..i * 8 + 8]);

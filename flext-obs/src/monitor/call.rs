@@ -6,15 +6,15 @@ use super::raise::Message;
 use super::raise::{PanicText, raise};
 use super::site::{CallSite, Outcome, SiteState};
 use super::{ENABLED, panic};
-use crate::attributes::{self, Attributes};
+use crate::attributes;
 use crate::clock;
-use crate::context::{self, Context, SpanContext};
+use crate::context::{self, CallScope, Context, SpanContext};
 use crate::entity::ids::next_words;
 use crate::entity::{CorrelationId, SpanId, SpanStatus, TraceId};
 use crate::sample::{self, Verdict};
+use crate::span_record::SpanRecord;
 use crate::store::lane;
 use crate::thread::THREAD;
-use crate::span_record::SpanRecord;
 use crate::trace;
 use std::fmt;
 use std::sync::atomic::Ordering;
@@ -29,17 +29,17 @@ struct Active {
     state: &'static SiteState,
     start: u64,
     span: SpanContext,
-    /// The context the call was made in: parent span, correlation ID and calling site.
-    outer: Context,
+    /// The scope the call was made in: parent span and calling site.
+    outer: CallScope,
+    /// The correlation ID the call was made in, kept for async calls only (a sync call reads it
+    /// from its thread when it needs it, which saves copying it twice per call).
+    async_correlation: Option<CorrelationId>,
     /// Whether `span` was attached to the thread (sync calls), so `outer` is restored on exit.
     attached: bool,
     /// Whether the thread was already unwinding when the call began (a monitored call made from
     /// a `Drop` during an unrelated panic): then unwinding at exit is not this call's panic.
     panicking_at_entry: bool,
     outcome: Outcome,
-    /// What the attribute's `fields(...)`, `ret` and `err` recorded (empty, unallocated, unless
-    /// they are used).
-    attributes: Attributes,
     /// The same call as a `tracing` span named after the function (disabled, at the cost of one
     /// relaxed load, when no subscriber wants it). Dropped by hand in `finish`, so that a guard
     /// has no drop glue of its own and a switched-off call's guard costs nothing to drop.
@@ -49,7 +49,7 @@ struct Active {
 
 impl Active {
     fn correlation(&self) -> Option<CorrelationId> {
-        self.outer.correlation_id()
+        if self.attached { context::current_correlation_id() } else { self.async_correlation }
     }
 }
 
@@ -90,8 +90,8 @@ impl Call {
         // place, so nothing large is copied on the way out.
         THREAD.with(|t| {
             let [hi, lo, word] = next_words::<3>(&t.rng);
-            let outer = t.context.get();
-            let span = if let Some(parent) = outer.span() {
+            let outer = t.scope.get();
+            let span = if let Some(parent) = outer.span {
                 SpanContext {
                     trace_id: parent.trace_id,
                     span_id: SpanId::from_word(word),
@@ -101,9 +101,12 @@ impl Call {
                 let trace_id = TraceId::from_words(hi, lo);
                 SpanContext { trace_id, span_id: SpanId::from_word(word), sampled: sample::ratio_samples(trace_id) }
             };
-            if attach {
-                t.context.set(outer.enter_call(span, state.index));
-            }
+            let async_correlation = if attach {
+                t.scope.set(CallScope { span: Some(span), site: state.index });
+                None
+            } else {
+                t.correlation.get()
+            };
             let lane = lane::of(&t.lane);
             state.in_flight.step_in(lane, 1);
             Call(Some(Active {
@@ -112,12 +115,12 @@ impl Call {
                 start: clock::now(),
                 span,
                 outer,
+                async_correlation,
                 attached: attach,
                 panicking_at_entry,
                 outcome: Outcome::Pending,
-                attributes: Attributes::new(),
                 #[cfg(feature = "tracing")]
-                tracing: std::mem::ManuallyDrop::new(super::tracing_span::open(state.tracing, &span, &outer, attach)),
+                tracing: std::mem::ManuallyDrop::new(super::tracing_span::open(state.tracing, &span, attach)),
             }))
         })
     }
@@ -125,13 +128,7 @@ impl Call {
     /// The context the call's own work runs in (its span as the current span).
     pub fn context(&self) -> Context {
         match &self.0 {
-            Some(active) => {
-                let base = match active.correlation() {
-                    Some(id) => Context::new().with_correlation_id(id),
-                    None => Context::new(),
-                };
-                base.enter_call(active.span, active.state.index)
-            }
+            Some(active) => Context::from_parts(active.correlation(), CallScope { span: Some(active.span), site: active.state.index }),
             None => context::current(),
         }
     }
@@ -169,7 +166,7 @@ impl Call {
             if !active.tracing.is_disabled() {
                 active.tracing.record(key, tracing::field::display(value));
             }
-            active.attributes.push(key, value);
+            attributes::record(active.span.span_id, key, value);
         }
     }
 
@@ -248,16 +245,10 @@ impl Drop for Call {
 }
 
 impl Active {
+    /// Records the call. The common path (no panic) stays small enough for the store's
+    /// recording to be inlined into it; the panic path is out of line.
     fn finish(&mut self) {
         let end = clock::now();
-        // The lane of the thread finishing the call: an async call may end on another thread
-        // than it began, and a lane may only be written by its owner.
-        let lane = THREAD.with(|t| {
-            if self.attached {
-                t.context.set(self.outer);
-            }
-            lane::of(&t.lane)
-        });
         #[cfg(feature = "tracing")]
         {
             if let (true, Some(id)) = (self.attached, self.tracing.id()) {
@@ -276,39 +267,47 @@ impl Active {
         } else {
             self.outcome
         };
-        let nanos = clock::nanos_between(self.start, end);
-        state.count(site, lane, self.outer.site(), outcome.result_index());
-        state.histogram.record_nanos_in(lane, nanos);
-        state.in_flight.step_in(lane, u64::MAX);
         let status = match outcome {
             Outcome::Pending | Outcome::Ok => SpanStatus::Completed,
             Outcome::Error | Outcome::Panic => SpanStatus::Error,
             Outcome::Cancelled => SpanStatus::Timeout,
         };
-        let panic_message = if outcome == Outcome::Panic { panic::message() } else { None };
-        #[cfg(feature = "otlp")]
-        if outcome == Outcome::Panic {
-            note_panic(site, self.span.span_id, panic_message.as_deref());
-        }
+        let verdict = sample::keep(self.span.sampled, status == SpanStatus::Error, &state.limiter, end);
+        // One thread-local access: restore the caller's scope, take the lane of the thread
+        // finishing the call (an async call may end on another thread than it began, and a lane
+        // may only be written by its owner) and, for a kept span of a sync call, the correlation
+        // ID.
+        let (lane, correlation) = THREAD.with(|t| {
+            let correlation = if self.attached {
+                t.scope.set(self.outer);
+                if verdict == Verdict::Keep { t.correlation.get() } else { None }
+            } else {
+                self.async_correlation
+            };
+            (lane::of(&t.lane), correlation)
+        });
+        let nanos = clock::nanos_between(self.start, end);
+        state.count(site, lane, self.outer.site, outcome.result_index());
+        state.histogram.record_nanos_in(lane, nanos);
+        state.in_flight.step_in(lane, u64::MAX);
+        let panic_message = if outcome == Outcome::Panic { self.note_panic_export() } else { None };
         let recorded = attributes::take_recorded(self.span.span_id);
-        match sample::keep(self.span.sampled, status == SpanStatus::Error, &state.limiter, end) {
+        match verdict {
             Verdict::Keep => {
-                if !self.attributes.is_empty() || recorded.is_some() {
-                    let mut all = std::mem::take(&mut self.attributes);
-                    all.extend(recorded);
-                    attributes::keep(self.span.span_id, all);
+                if let Some(recorded) = recorded {
+                    attributes::keep(self.span.span_id, recorded);
                 }
                 trace::record_call(
                     lane,
-                    SpanRecord {
+                    &SpanRecord {
                         trace_id: self.span.trace_id,
                         span_id: self.span.span_id,
-                        parent: self.outer.span().map(|p| p.span_id),
+                        parent: self.outer.span.map(|p| p.span_id),
                         site: state.index,
                         status,
                         start_raw: self.start,
                         duration_ns: nanos,
-                        correlation_id: self.correlation(),
+                        correlation_id: correlation,
                     },
                 );
             }
@@ -316,9 +315,25 @@ impl Active {
             Verdict::NotSampled => {}
         }
         if outcome == Outcome::Panic && site.options.alert {
-            let message = PanicText(site.function, panic_message.as_deref());
-            raise(site, state, "panic", &|f| fmt::Display::fmt(&message, f), self.span.trace_id, self.correlation());
+            self.raise_panic(panic_message.as_deref());
         }
+    }
+
+    /// The panic's message, noted for the OTLP export of the span.
+    #[cold]
+    #[inline(never)]
+    fn note_panic_export(&self) -> Option<Box<str>> {
+        let message = panic::message();
+        #[cfg(feature = "otlp")]
+        note_panic(self.site, self.span.span_id, message.as_deref());
+        message
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn raise_panic(&self, message: Option<&str>) {
+        let text = PanicText(self.site.function, message);
+        raise(self.site, self.state, "panic", &|f| fmt::Display::fmt(&text, f), self.span.trace_id, self.correlation());
     }
 }
 

@@ -5,9 +5,9 @@ use super::{ALERTS, CALLS, CONCURRENT, DURATION, SPANS_DROPPED};
 use crate::entity::Severity;
 use crate::error::{Error, Result};
 use crate::sample::RateLimiter;
+use crate::span_record::{self, SiteName};
 use crate::store::lane::Lane;
 use crate::store::{Counter, Gauge, Histogram, Store};
-use crate::span_record::{self, SiteName};
 use std::fmt;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
@@ -149,7 +149,6 @@ pub(super) struct SiteState {
     rate_limited: OnceLock<Option<Counter>>,
 }
 
-
 impl CallSite {
     /// A call site; `function` is the `function` label, `module` the `module` label.
     pub const fn new(function: &'static str, module: &'static str, options: SiteOptions) -> Self {
@@ -279,4 +278,3 @@ impl SiteState {
         }
     }
 }
-

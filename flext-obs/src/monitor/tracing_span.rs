@@ -7,7 +7,7 @@
 //! registers it with `tracing-core` like a macro-made one: interest is cached per callsite, and a
 //! call checks it with one relaxed load.
 
-use crate::context::{Context, SpanContext};
+use crate::context::SpanContext;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, Ordering};
 use tracing_core::callsite::Callsite;
@@ -100,16 +100,16 @@ impl Callsite for SpanSite {
 /// Opens the `tracing` span of a call (entered on this thread for a sync call); a disabled span
 /// when no subscriber wants it.
 #[inline]
-pub(crate) fn open(site: &'static SpanSite, span: &SpanContext, outer: &Context, attach: bool) -> tracing::Span {
+pub(crate) fn open(site: &'static SpanSite, span: &SpanContext, attach: bool) -> tracing::Span {
     if !site.enabled() {
         return tracing::Span::none();
     }
-    open_enabled(site, span, outer, attach)
+    open_enabled(site, span, attach)
 }
 
 #[cold]
 #[inline(never)]
-fn open_enabled(site: &'static SpanSite, span: &SpanContext, outer: &Context, attach: bool) -> tracing::Span {
+fn open_enabled(site: &'static SpanSite, span: &SpanContext, attach: bool) -> tracing::Span {
     let metadata = site.metadata_static();
     let fields = metadata.fields();
     let (Some(function), Some(module)) = (fields.field("function"), fields.field("module")) else { return tracing::Span::none() };
@@ -117,7 +117,7 @@ fn open_enabled(site: &'static SpanSite, span: &SpanContext, outer: &Context, at
     let values = [(&function, Some(&metadata.name() as &dyn tracing::Value)), (&module, Some(&module_name as &dyn tracing::Value))];
     let tracing = tracing::Span::new(metadata, &fields.value_set(&values));
     tracing.record("trace_id", tracing::field::display(span.trace_id));
-    if let Some(id) = outer.correlation_id() {
+    if let Some(id) = crate::context::current_correlation_id() {
         tracing.record("correlation_id", tracing::field::display(id));
     }
     if let (true, Some(id)) = (attach, tracing.id()) {
