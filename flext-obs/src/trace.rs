@@ -106,7 +106,7 @@ impl SpanRecord {
             word.store(value, Ordering::Relaxed);
         }
         if let Some(id) = &self.correlation_id {
-            let (_, corr) = id.to_words();
+            let (_, corr) = id.as_words();
             for (word, value) in data[7..].iter().zip(corr).take(usize::from(corr_len).div_ceil(8)) {
                 word.store(value, Ordering::Relaxed);
             }

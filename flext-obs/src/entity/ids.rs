@@ -247,7 +247,7 @@ impl CorrelationId {
     }
 
     /// The ID as a length and eight little-endian words (for the span ring's atomic slots).
-    pub(crate) fn to_words(&self) -> (u8, [u64; 8]) {
+    pub(crate) fn as_words(&self) -> (u8, [u64; 8]) {
         let words = std::array::from_fn(|i| {
             let mut word = [0; 8];
             word.copy_from_slice(&self.bytes[i * 8..i * 8 + 8]);
@@ -256,7 +256,7 @@ impl CorrelationId {
         (self.len.get(), words)
     }
 
-    /// The ID [`CorrelationId::to_words`] wrote; `None` for length 0 (no ID) or anything that
+    /// The ID [`CorrelationId::as_words`] wrote; `None` for length 0 (no ID) or anything that
     /// breaks the rules.
     pub(crate) fn from_words(len: u8, words: [u64; 8]) -> Option<Self> {
         let mut bytes = [0; MAX_CORRELATION_ID_LEN];

@@ -290,7 +290,7 @@ impl Active {
         state.count(site, lane, self.outer.site, outcome.result_index());
         state.histogram.record_nanos_in(lane, nanos);
         state.in_flight.step_in(lane, u64::MAX);
-        let panic_message = if outcome == Outcome::Panic { self.note_panic_export() } else { None };
+        let panic_message = if outcome == Outcome::Panic { note_panic_export(site, self.span.span_id) } else { None };
         let recorded = attributes::take_recorded(self.span.span_id);
         match verdict {
             Verdict::Keep => {
@@ -319,22 +319,23 @@ impl Active {
         }
     }
 
-    /// The panic's message, noted for the OTLP export of the span.
-    #[cold]
-    #[inline(never)]
-    fn note_panic_export(&self) -> Option<Box<str>> {
-        let message = panic::message();
-        #[cfg(feature = "otlp")]
-        note_panic(self.site, self.span.span_id, message.as_deref());
-        message
-    }
-
     #[cold]
     #[inline(never)]
     fn raise_panic(&self, message: Option<&str>) {
         let text = PanicText(self.site.function, message);
         raise(self.site, self.state, "panic", &|f| fmt::Display::fmt(&text, f), self.span.trace_id, self.correlation());
     }
+}
+
+/// The message of the panic the call unwinds from, also noted for the OTLP export of its span.
+#[cold]
+#[inline(never)]
+#[cfg_attr(not(feature = "otlp"), allow(unused_variables))]
+fn note_panic_export(site: &CallSite, span: SpanId) -> Option<Box<str>> {
+    let message = panic::message();
+    #[cfg(feature = "otlp")]
+    note_panic(site, span, message.as_deref());
+    message
 }
 
 /// Notes a panic as the span's error message for export.
