@@ -41,6 +41,7 @@ pub mod monitor;
 #[cfg(feature = "otlp")]
 mod outbox;
 pub mod sample;
+pub mod slo;
 mod span_record;
 pub mod store;
 mod thread;
