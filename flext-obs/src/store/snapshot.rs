@@ -164,7 +164,7 @@ impl Snapshot {
     /// let _ = place_order(0);
     /// let snapshot = flext_obs::global().snapshot();
     /// let failed = snapshot.series("function_calls_total", &[("function", "place_order"), ("result", "error")]);
-    /// assert_eq!(failed.len(), 1); // one caller (none), one result
+    /// assert_eq!(failed.count(), 1); // one caller (none), one result
     /// ```
     pub fn series<'a>(&'a self, name: &'a str, subset: &'a [(&str, &str)]) -> impl Iterator<Item = &'a SeriesSnapshot> + 'a {
         self.series.iter().filter(move |s| s.name == name && subset.iter().all(|(k, v)| s.labels.get(*k).is_some_and(|have| have == v)))
