@@ -24,7 +24,6 @@ use syn::{Block, Expr, ImplItem, ItemFn, ItemImpl, ReturnType, Signature, Stmt, 
 struct Site<'a> {
     args: &'a Args,
     function: String,
-    default_service: Option<String>,
 }
 
 /// `#[flext_monitor]` on a free function, method or associated function.
@@ -34,7 +33,7 @@ pub(crate) fn function(args: &Args, mut item: ItemFn, errors: &mut Errors) -> To
         return item.into_token_stream();
     }
     let function = args.name.as_ref().map_or_else(|| unraw(&item.sig.ident), syn::LitStr::value);
-    let site = Site { args, function, default_service: None };
+    let site = Site { args, function };
     item.block = Box::new(body(&site, &item.sig, *item.block));
     item.into_token_stream()
 }
@@ -77,7 +76,7 @@ pub(crate) fn impl_block(args: &Args, mut item: ItemImpl, errors: &mut Errors) -
     for (impl_item, plan) in item.items.iter_mut().zip(plans) {
         let (ImplItem::Fn(method), Some(method_args)) = (impl_item, plan) else { continue };
         let function = method_args.name.as_ref().map_or_else(|| format!("{type_name}::{}", unraw(&method.sig.ident)), syn::LitStr::value);
-        let site = Site { args: &method_args, function, default_service: Some(type_name.clone()) };
+        let site = Site { args: &method_args, function };
         let block = std::mem::replace(&mut method.block, syn::parse_quote!({}));
         method.block = body(&site, &method.sig, block);
     }
@@ -181,6 +180,10 @@ fn body(site: &Site<'_>, sig: &Signature, block: Block) -> Block {
     let enter = |method: TokenStream| {
         quote_spanned! {span=> {
             static __FLEXT_SITE: #private::CallSite = #private::CallSite::new(#function, ::core::module_path!(), #options);
+            // Gathered at link time, so the function's series exist before its first call.
+            #[#private::linkme::distributed_slice(#private::CALL_SITES)]
+            #[linkme(crate = #private::linkme)]
+            static __FLEXT_SITE_REGISTERED: &#private::CallSite = &__FLEXT_SITE;
             #private::Call::#method(&__FLEXT_SITE)
         }}
     };
@@ -278,8 +281,11 @@ fn is_box_pin(func: &Expr) -> bool {
 fn options(site: &Site<'_>, private: &TokenStream) -> TokenStream {
     let args = site.args;
     let mut options = quote!(#private::SiteOptions::DEFAULT);
-    if let Some(service) = args.service.as_ref().map(syn::LitStr::value).or_else(|| site.default_service.clone()) {
+    if let Some(service) = args.service.as_ref().map(syn::LitStr::value) {
         options.extend(quote!(.service(#service)));
+    }
+    if let Some(objective) = &args.objective {
+        options.extend(quote_spanned!(objective.span()=> .objective(&#objective)));
     }
     if let Some(severity) = &args.severity {
         options.extend(quote!(.severity(#private::Severity::#severity)));

@@ -6,11 +6,22 @@ use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, Ident, Lit, LitBool, LitStr, Meta, MetaNameValue, Path, Token};
 
-const OPTIONS: &str = "name, service, severity, alert, skip, ok_if, error_if, none_is_error, labels, fields, ret, err, crate";
+const OPTIONS: &str = "name, service, severity, alert, skip, ok_if, error_if, none_is_error, labels, fields, ret, err, objective, crate";
 const SEVERITIES: [(&str, &str); 5] =
     [("low", "Low"), ("medium", "Medium"), ("high", "High"), ("critical", "Critical"), ("emergency", "Emergency")];
 /// Labels the monitor sets itself; a static label may not reuse them.
-const RESERVED_LABELS: [&str; 7] = ["function", "module", "service_name", "caller_function", "caller_module", "result", "flext_overflow"];
+const RESERVED_LABELS: [&str; 10] = [
+    "function",
+    "module",
+    "service_name",
+    "caller_function",
+    "caller_module",
+    "result",
+    "flext_overflow",
+    "objective_name",
+    "objective_percentile",
+    "objective_latency_threshold",
+];
 /// Span fields the monitor sets itself; `fields(...)` may not reuse them.
 const RESERVED_FIELDS: [&str; 6] = ["function", "module", "trace_id", "correlation_id", "return", "error"];
 
@@ -54,6 +65,8 @@ pub(crate) struct Args {
     pub(crate) ret: Option<Span>,
     /// The `err` token, when given.
     pub(crate) err: Option<Span>,
+    /// `objective = PATH`: a `flext_obs::slo::Objective` constant or static.
+    pub(crate) objective: Option<Path>,
     pub(crate) krate: Option<Path>,
 }
 
@@ -163,6 +176,7 @@ impl Args {
             "ok_if" => self.ok_if = Some(path(meta)?),
             "error_if" => self.error_if = Some(path(meta)?),
             "crate" => self.krate = Some(path(meta)?),
+            "objective" => self.objective = Some(path(meta)?),
             "labels" => self.labels = labels(meta)?,
             _ => return Err(syn::Error::new(meta.path().span(), format!("unknown option `{key}`; expected one of: {OPTIONS}"))),
         }
@@ -191,6 +205,7 @@ impl Args {
             fields_span: inner.fields_span,
             ret: inner.ret,
             err: inner.err,
+            objective: inner.objective.or_else(|| self.objective.clone()),
             krate: inner.krate.or_else(|| self.krate.clone()),
         }
     }

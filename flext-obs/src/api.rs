@@ -31,8 +31,6 @@ struct Inner {
     config: Config,
     store: Store,
     _sweeper: Option<Sweeper>,
-    /// Held so that retention never evicts the current `build_info` series.
-    build_info: std::sync::Mutex<Option<crate::store::Gauge>>,
     /// The version `build_info` reports now (the OTLP resource's `service.version`).
     build_version: std::sync::Mutex<String>,
 }
@@ -43,53 +41,59 @@ impl Observability {
     pub fn new(config: Config) -> Result<Self> {
         let store = Store::new(config.store().clone(), config.enabled())?;
         let sweeper = config.sweep_interval().map(|every| store.start_sweeper(every)).transpose()?;
-        let obs = Observability {
-            inner: Arc::new(Inner {
-                config,
-                store,
-                _sweeper: sweeper,
-                build_info: std::sync::Mutex::new(None),
-                build_version: std::sync::Mutex::default(),
-            }),
-        };
-        let config = &obs.inner.config;
-        obs.set_build_info(config.version().unwrap_or("unknown"), config.commit().unwrap_or("unknown"))?;
+        let obs = Observability { inner: Arc::new(Inner { config, store, _sweeper: sweeper, build_version: std::sync::Mutex::default() }) };
+        obs.set_build(&BuildInfo::default())?;
         Ok(obs)
     }
 
-    /// Sets `build_info{version, commit, service_name, flext_obs_version} 1`, the series the
-    /// Autometrics dashboards join onto every query. Values from the environment
-    /// (`FLEXT_SERVICE_VERSION`, `FLEXT_SERVICE_COMMIT`) win over what the build passes here
-    /// (usually through [`crate::set_build_info!`]).
+    /// Sets `build_info` from a version and a commit (see [`Observability::set_build`]).
     ///
     /// ```
     /// let obs = flext_obs::Observability::new(flext_obs::Config::builder().service_name("shop").build()?)?;
     /// obs.set_build_info("1.4.2", "9f1c2ab")?;
     /// let snapshot = obs.snapshot();
-    /// let info = snapshot.series.iter().find(|s| s.name == "build_info" && s.labels["version"] == "1.4.2").unwrap();
-    /// assert_eq!((info.labels["commit"].as_str(), info.labels["service_name"].as_str()), ("9f1c2ab", "shop"));
+    /// let infos: Vec<_> = snapshot.series("build_info", &[]).collect();
+    /// assert_eq!(infos.len(), 1, "exactly one build_info series");
+    /// assert_eq!((infos[0].labels["commit"].as_str(), infos[0].labels["service_name"].as_str()), ("9f1c2ab", "shop"));
     /// # Ok::<(), flext_obs::Error>(())
     /// ```
     pub fn set_build_info(&self, version: &str, commit: &str) -> Result<()> {
+        self.set_build(&BuildInfo { version: version.to_owned(), commit: commit.to_owned(), ..BuildInfo::default() })
+    }
+
+    /// Sets `build_info{version, commit, branch, service_name, autometrics_version,
+    /// repository_url, repository_provider, flext_obs_version} 1`, the series the Autometrics
+    /// dashboards join onto every query: exactly one series at every moment, always 1, its labels
+    /// replaced at once. Unknown values are empty, as the specification asks.
+    /// `FLEXT_SERVICE_VERSION` and `FLEXT_SERVICE_COMMIT` win over what the build passes here
+    /// (usually through [`crate::set_build_info!`]).
+    ///
+    /// ```
+    /// use flext_obs::api::BuildInfo;
+    /// let obs = flext_obs::Observability::new(flext_obs::Config::builder().service_name("shop").build()?)?;
+    /// obs.set_build(&BuildInfo { version: "2.0.0".into(), repository_url: "https://github.com/acme/shop".into(), ..BuildInfo::default() })?;
+    /// let snapshot = obs.snapshot();
+    /// let info = snapshot.series("build_info", &[]).next().unwrap();
+    /// assert_eq!(info.labels["autometrics_version"], "1.0.0");
+    /// assert_eq!(info.labels["repository_provider"], "github");
+    /// assert_eq!(info.labels["commit"], "");
+    /// # Ok::<(), flext_obs::Error>(())
+    /// ```
+    pub fn set_build(&self, info: &BuildInfo) -> Result<()> {
         let config = &self.inner.config;
-        let version = config.version().unwrap_or(version);
-        let commit = config.commit().unwrap_or(commit);
-        let store = &self.inner.store;
-        store.describe(BUILD_INFO, crate::MetricKind::Gauge, "Version and commit of the running service (always 1).")?;
-        // One build_info series at a time: the previous one goes to 0 and is left to retention.
-        for series in store.snapshot().series.iter().filter(|s| s.name == BUILD_INFO) {
-            let labels: Vec<(&str, &str)> = series.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            store.gauge(BUILD_INFO, &labels)?.set(0.0)?;
-        }
+        let version = config.version().unwrap_or(&info.version);
+        let commit = config.commit().unwrap_or(&info.commit);
         let labels = [
             ("version", version),
             ("commit", commit),
+            ("branch", info.branch.as_str()),
             ("service_name", config.service_name()),
+            ("autometrics_version", AUTOMETRICS_VERSION),
+            ("repository_url", info.repository_url.as_str()),
+            ("repository_provider", repository_provider(&info.repository_url)),
             ("flext_obs_version", env!("CARGO_PKG_VERSION")),
         ];
-        let gauge = store.gauge(BUILD_INFO, &labels)?;
-        gauge.set(1.0)?;
-        *self.inner.build_info.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(gauge);
+        self.inner.store.set_info(BUILD_INFO, &labels, "Version and commit of the running service (always 1).")?;
         version.clone_into(&mut self.inner.build_version.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
         Ok(())
     }
@@ -98,7 +102,7 @@ impl Observability {
     #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
     pub(crate) fn build_version(&self) -> Option<String> {
         let version = self.inner.build_version.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-        (version != "unknown" && !version.is_empty()).then_some(version)
+        (!version.is_empty()).then_some(version)
     }
 
     /// Builds an instance from the environment ([`Config::from_env`]).
@@ -154,8 +158,32 @@ impl Observability {
 /// Name of the build information gauge.
 pub const BUILD_INFO: &str = "build_info";
 
+/// The Autometrics specification version whose names and labels flext-obs follows (the
+/// `autometrics_version` label of `build_info`).
+pub const AUTOMETRICS_VERSION: &str = "1.0.0";
+
+/// What `build_info` says about the running service; empty fields are unknown.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuildInfo {
+    /// The service's version (semver, without a `v`).
+    pub version: String,
+    /// The Git commit (full or short).
+    pub commit: String,
+    /// The Git branch.
+    pub branch: String,
+    /// The repository's URL (`CARGO_PKG_REPOSITORY`); its host gives `repository_provider`.
+    pub repository_url: String,
+}
+
+/// `github`, `gitlab` or `bitbucket` from a repository URL's host, else empty.
+fn repository_provider(url: &str) -> &'static str {
+    let host = url.split("://").nth(1).unwrap_or(url).split('/').next().unwrap_or("").to_ascii_lowercase();
+    ["github", "gitlab", "bitbucket"].into_iter().find(|p| host.contains(p)).unwrap_or("")
+}
+
 /// Sets the process-wide instance's `build_info` from the calling crate's build: its
-/// `CARGO_PKG_VERSION` and, when the build sets it, `FLEXT_GIT_COMMIT` (else `unknown`).
+/// `CARGO_PKG_VERSION`, `CARGO_PKG_REPOSITORY` and, when the build sets them, `FLEXT_GIT_COMMIT` and
+/// `FLEXT_GIT_BRANCH` (else empty).
 ///
 /// ```
 /// flext_obs::set_build_info!()?;
@@ -164,7 +192,12 @@ pub const BUILD_INFO: &str = "build_info";
 #[macro_export]
 macro_rules! set_build_info {
     () => {
-        $crate::global().set_build_info(::core::env!("CARGO_PKG_VERSION"), ::core::option_env!("FLEXT_GIT_COMMIT").unwrap_or("unknown"))
+        $crate::global().set_build(&$crate::api::BuildInfo {
+            version: ::core::env!("CARGO_PKG_VERSION").into(),
+            commit: ::core::option_env!("FLEXT_GIT_COMMIT").unwrap_or("").into(),
+            branch: ::core::option_env!("FLEXT_GIT_BRANCH").unwrap_or("").into(),
+            repository_url: ::core::env!("CARGO_PKG_REPOSITORY").into(),
+        })
     };
 }
 
@@ -189,7 +222,12 @@ pub fn init(config: Config) -> Result<&'static Observability> {
         obs.config().sampler().install();
         obs
     });
-    if fresh { Ok(stored) } else { Err(Error::AlreadyInitialized) }
+    if fresh {
+        crate::monitor::register_all();
+        Ok(stored)
+    } else {
+        Err(Error::AlreadyInitialized)
+    }
 }
 
 /// Configures the process-wide instance from the environment; a malformed variable is an error.
@@ -200,7 +238,18 @@ pub fn init_from_env() -> Result<&'static Observability> {
 /// The process-wide instance. If [`init`] was not called, it is built from the environment on
 /// first use; a malformed variable is then reported once on standard error and the defaults are
 /// used (call [`init_from_env`] to get that error as a `Result` instead).
+///
+/// Once it exists, every monitored function of the program is registered, so its
+/// `function_calls_total` series read 0 before its first call.
 pub fn global() -> &'static Observability {
+    let obs = instance();
+    crate::monitor::register_all();
+    obs
+}
+
+/// The process-wide instance, without registering the call sites (what resolving one call site
+/// uses, so that registering them all does not re-enter itself).
+pub(crate) fn instance() -> &'static Observability {
     GLOBAL.get_or_init(|| {
         let obs = Observability::from_env().unwrap_or_else(|err| {
             eprintln!("flext-obs: {err}; using the default configuration");

@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `FLEXT_OBSERVABILITY_ENABLED` | record at all | `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off` |
 //! | `FLEXT_LOG_LEVEL` | lowest level logged | `debug`, `info`, `warning`, `error`, `critical` |
-//! | `FLEXT_SERVICE_NAME`, then `OTEL_SERVICE_NAME` | `service_name` label | non-empty text |
+//! | `AUTOMETRICS_SERVICE_NAME`, then `OTEL_SERVICE_NAME`, then `FLEXT_SERVICE_NAME` | the one `service_name` label of every series (default: the executable's name, without the hash cargo adds to test binaries) | non-empty text |
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT` | OTLP/HTTP collector | `http://` or `https://` URL |
 //! | `PROMETHEUS_PUSH_GATEWAY` | Pushgateway for batch jobs | `http://` or `https://` URL |
 //! | `FLEXT_ALERTMANAGER_URL` | Alertmanager to post alerts to | `http://` or `https://` URL |
@@ -40,8 +40,9 @@ use std::time::Duration;
 pub const ENV_VARS: &[&str] = &[
     "FLEXT_OBSERVABILITY_ENABLED",
     "FLEXT_LOG_LEVEL",
-    "FLEXT_SERVICE_NAME",
+    "AUTOMETRICS_SERVICE_NAME",
     "OTEL_SERVICE_NAME",
+    "FLEXT_SERVICE_NAME",
     "OTEL_EXPORTER_OTLP_ENDPOINT",
     "PROMETHEUS_PUSH_GATEWAY",
     "FLEXT_ALERTMANAGER_URL",
@@ -154,9 +155,18 @@ impl Default for Config {
 fn default_service_name() -> String {
     std::env::current_exe()
         .ok()
-        .and_then(|path| path.file_stem().and_then(|s| s.to_str()).map(str::to_owned))
+        .and_then(|path| path.file_stem().and_then(|s| s.to_str()).map(|stem| without_build_hash(stem).to_owned()))
         .filter(|name| !name.is_empty())
         .unwrap_or_else(|| "flext-obs".to_owned())
+}
+
+/// `api` for cargo's test binary `api-4dd89b40f925e406`: the name without the 16-hex-digit hash
+/// cargo appends, which changes with every build and would split one service into many.
+fn without_build_hash(stem: &str) -> &str {
+    match stem.rsplit_once('-') {
+        Some((name, hash)) if !name.is_empty() && hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => name,
+        _ => stem,
+    }
 }
 
 impl Config {
@@ -207,7 +217,8 @@ impl Config {
                 v.trim().to_ascii_lowercase().parse().map_err(|_| env_err(var, &v, format!("one of {}", LogLevel::NAMES.join(", "))))?;
             builder = builder.log_level(level);
         }
-        if let Some((_, v)) = get("FLEXT_SERVICE_NAME").or_else(|| get("OTEL_SERVICE_NAME")) {
+        // The Autometrics specification's order: its own variable, then OpenTelemetry's, then ours.
+        if let Some((_, v)) = get("AUTOMETRICS_SERVICE_NAME").or_else(|| get("OTEL_SERVICE_NAME")).or_else(|| get("FLEXT_SERVICE_NAME")) {
             builder = builder.service_name(v.trim());
         }
         if let Some((var, v)) = get("OTEL_EXPORTER_OTLP_ENDPOINT") {

@@ -55,9 +55,12 @@ pub use flext_obs_macros::flext_monitor;
 pub mod __private {
     pub use crate::entity::Severity;
     pub use crate::monitor::{
-        Call, CallSite, ErrorValue, Field, FieldDebug, FieldDisplay, Inspect, InspectAny, InspectDebug, InspectDisplay, InspectResult,
-        Monitored, OptionValue, Outcome, Predicate, SiteOptions, call_once, expect_option, predicate, record_err, record_ret, run_in,
+        CALL_SITES, Call, CallSite, ErrorValue, Field, FieldDebug, FieldDisplay, Inspect, InspectAny, InspectDebug, InspectDisplay,
+        InspectResult, Monitored, OptionValue, Outcome, Predicate, SiteOptions, call_once, expect_option, predicate, record_err,
+        record_ret, run_in,
     };
+    pub use crate::slo::Objective;
+    pub use linkme;
 }
 
 pub use api::{

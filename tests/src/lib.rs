@@ -31,9 +31,20 @@ pub fn sum(name: &str, labels: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
-/// Calls of `function` with `result` (ok, error, panic), over every caller.
+/// Calls of `function` with `result` (`ok` or `error`), over every caller.
 pub fn calls(function: &str, result: &str) -> f64 {
     sum("function_calls_total", &[("function", function), ("result", result)])
+}
+
+/// Panicked calls of `function` (`flext_function_panics_total`; also counted as `result="error"`).
+pub fn panics(function: &str) -> f64 {
+    sum("flext_function_panics_total", &[("function", function)])
+}
+
+/// Async calls of `function` dropped before they finished (`flext_function_cancellations_total`;
+/// also counted as `result="ok"`).
+pub fn cancellations(function: &str) -> f64 {
+    sum("flext_function_cancellations_total", &[("function", function)])
 }
 
 /// Observations in `function`'s duration histogram.

@@ -44,14 +44,17 @@ fn good_values_are_read() {
 }
 
 #[test]
-fn flext_service_name_wins_over_otel_and_empty_counts_as_unset() {
-    let config = with(&[("FLEXT_SERVICE_NAME", "flext-name"), ("OTEL_SERVICE_NAME", "otel-name")]).unwrap();
-    assert_eq!(config.service_name(), "flext-name");
-    let config = with(&[("FLEXT_SERVICE_NAME", ""), ("OTEL_SERVICE_NAME", "otel-name"), ("FLEXT_OBSERVABILITY_ENABLED", "")]).unwrap();
+fn service_name_follows_the_autometrics_order_and_empty_counts_as_unset() {
+    let all = [("AUTOMETRICS_SERVICE_NAME", "am-name"), ("OTEL_SERVICE_NAME", "otel-name"), ("FLEXT_SERVICE_NAME", "flext-name")];
+    assert_eq!(with(&all).unwrap().service_name(), "am-name", "AUTOMETRICS_SERVICE_NAME first");
+    assert_eq!(with(&all[1..]).unwrap().service_name(), "otel-name", "then OTEL_SERVICE_NAME");
+    assert_eq!(with(&all[2..]).unwrap().service_name(), "flext-name", "then ours");
+    let config =
+        with(&[("AUTOMETRICS_SERVICE_NAME", " "), ("OTEL_SERVICE_NAME", "otel-name"), ("FLEXT_OBSERVABILITY_ENABLED", "")]).unwrap();
     assert_eq!(config.service_name(), "otel-name");
     assert!(config.enabled());
     let default = with(&[]).unwrap();
-    assert!(!default.service_name().is_empty(), "falls back to the executable's name");
+    assert_eq!(default.service_name(), "config", "the test binary's name without cargo's build hash");
     assert_eq!(default, with(&[]).unwrap());
 }
 

@@ -4,7 +4,7 @@
 #![allow(clippy::float_cmp)] // exact counts are the point
 
 use flext_obs::{Severity, SpanStatus, flext_monitor};
-use flext_obs_tests::{alerts_of, calls, in_flight, spans_of, sum, timed};
+use flext_obs_tests::{alerts_of, calls, in_flight, panics, spans_of, sum, timed};
 use std::fmt;
 
 #[derive(Debug, PartialEq)]
@@ -40,7 +40,7 @@ fn a_sync_function_counts_results_times_calls_and_returns_errors_untouched() {
     assert_eq!(charge(500), Err(Declined(500)));
     assert_eq!(calls("charge", "ok"), 3.0);
     assert_eq!(calls("charge", "error"), 1.0);
-    assert_eq!(calls("charge", "panic"), 0.0);
+    assert_eq!(panics("charge"), 0.0);
     assert_eq!(timed("charge"), 4.0);
     assert_eq!(in_flight("charge"), 0.0);
     let alerts = alerts_of("charge");
@@ -161,7 +161,8 @@ fn a_panic_is_counted_alerted_and_keeps_unwinding() {
     let caught = std::panic::catch_unwind(|| explode(true));
     assert!(caught.is_err(), "the panic must keep unwinding");
     assert_eq!(explode(false), 7);
-    assert_eq!(calls("explode", "panic"), 1.0);
+    assert_eq!(calls("explode", "error"), 1.0, "a panic is an error for the dashboards");
+    assert_eq!(panics("explode"), 1.0, "and is counted apart");
     assert_eq!(calls("explode", "ok"), 1.0);
     assert_eq!(in_flight("explode"), 0.0, "in-flight goes back to zero after a panic");
     let alert = &alerts_of("explode")[0];
@@ -308,7 +309,12 @@ fn impl_blocks_monitor_every_method_with_overrides_and_skips() {
     assert_eq!(std::pin::Pin::new(&mut counter).pinned(), 2);
     counter.reset();
     assert_eq!(Box::new(counter).boxed(), 0);
-    assert_eq!(sum("function_calls_total", &[("function", "Counter::hit"), ("service_name", "Counter")]), 2.0);
+    let service = flext_obs::global().config().service_name().to_owned();
+    assert_eq!(
+        sum("function_calls_total", &[("function", "Counter::hit"), ("service_name", &service)]),
+        2.0,
+        "an impl block does not rename the service"
+    );
     assert_eq!(calls("Counter::new", "ok"), 1.0);
     assert_eq!(calls("Counter::boxed", "ok"), 1.0);
     assert_eq!(calls("Counter::pinned", "ok"), 1.0);

@@ -76,10 +76,12 @@ async fn native_async_fn_in_a_trait_impl() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cancelled_call_is_an_error_with_a_timeout_span() {
+async fn a_cancelled_call_is_ok_for_the_spec_counted_apart_with_a_timeout_span() {
     let result = tokio::time::timeout(Duration::from_millis(20), slow()).await;
     assert!(result.is_err());
-    assert_eq!(calls("slow", "error"), 1.0);
+    assert_eq!(calls("slow", "ok"), 1.0, "the specification counts an unknown result as ok");
+    assert_eq!(calls("slow", "error"), 0.0);
+    assert_eq!(flext_obs_tests::cancellations("slow"), 1.0);
     assert_eq!(in_flight("slow"), 0.0);
     assert_eq!(spans_of("slow")[0].status(), SpanStatus::Timeout);
 }

@@ -6,7 +6,7 @@
 #![allow(clippy::float_cmp)] // exact counts are the point
 
 use flext_obs::{SpanStatus, flext_monitor};
-use flext_obs_tests::{alerts_of, calls, spans_of, timed};
+use flext_obs_tests::{alerts_of, calls, cancellations, panics, spans_of, timed};
 use std::future::Future;
 use std::time::Duration;
 
@@ -147,10 +147,12 @@ fn a_call_returning_normally_while_an_unrelated_panic_unwinds_is_ok_and_raises_n
     });
     assert!(unwound.is_err());
     assert_eq!(calls("called_from_drop", "ok"), 1.0);
-    assert_eq!(calls("called_from_drop", "panic"), 0.0);
+    assert_eq!(panics("called_from_drop"), 0.0);
+    assert_eq!(calls("called_from_drop", "error"), 0.0);
     assert!(alerts_of("called_from_drop").is_empty(), "no false alert");
     assert!(std::panic::catch_unwind(panics_itself).is_err());
-    assert_eq!(calls("panics_itself", "panic"), 1.0, "a panic that starts in the call still counts");
+    assert_eq!(panics("panics_itself"), 1.0, "a panic that starts in the call still counts");
+    assert_eq!(calls("panics_itself", "error"), 1.0);
     assert_eq!(alerts_of("panics_itself")[0].message(), "panics_itself panicked: own panic");
 }
 
@@ -166,9 +168,10 @@ async fn a_panic_caught_by_the_executor_is_a_panic_not_a_cancellation() {
     let joined = tokio::spawn(panics_in_a_task(0)).await;
     assert!(joined.unwrap_err().is_panic());
     assert_eq!(tokio::spawn(panics_in_a_task(1)).await.unwrap(), 1);
-    assert_eq!(calls("panics_in_a_task", "panic"), 1.0, "tokio drops the future after catching the panic");
+    assert_eq!(panics("panics_in_a_task"), 1.0, "tokio drops the future after catching the panic");
+    assert_eq!(cancellations("panics_in_a_task"), 0.0, "not counted as a cancelled call");
     assert_eq!(calls("panics_in_a_task", "ok"), 1.0);
-    assert_eq!(calls("panics_in_a_task", "error"), 0.0, "not counted as a cancelled call");
+    assert_eq!(calls("panics_in_a_task", "error"), 1.0);
     assert_eq!(alerts_of("panics_in_a_task")[0].message(), "panics_in_a_task panicked: no zero in a task");
 }
 
@@ -292,9 +295,25 @@ fn snapshot_reads_by_a_subset_of_labels() {
     assert_eq!(snapshot.sum("function_calls_total", &[("function", "plain"), ("result", "ok")]), 3.0);
     assert_eq!(snapshot.sum("function_calls_total", &[("function", "plain"), ("result", "error")]), 0.0);
     assert_eq!(snapshot.series("function_calls_total", &[("function", "plain"), ("result", "ok")]).count(), 1);
-    assert_eq!(snapshot.series("function_calls_total", &[("function", "plain")]).count(), 3, "ok, error and panic are resolved together");
+    assert_eq!(snapshot.series("function_calls_total", &[("function", "plain")]).count(), 2, "ok and error are resolved together");
     assert_eq!(snapshot.sum("function_calls_duration_seconds", &[("function", "plain")]), 3.0);
     let stats = flext_obs::monitor::function_stats(&snapshot);
     let plain = stats.iter().find(|s| s.function == "plain").unwrap();
     assert_eq!((plain.calls, plain.ok, plain.by_result["ok"]), (3, 3, 3));
+}
+
+#[flext_monitor]
+fn never_called() -> u32 {
+    0
+}
+
+#[test]
+fn every_monitored_function_has_its_counters_at_zero_from_start_up() {
+    let snapshot = flext_obs::global().snapshot();
+    let series: Vec<_> = snapshot.series("function_calls_total", &[("function", "never_called")]).collect();
+    assert_eq!(series.len(), 2, "ok and error, before any call: {series:?}");
+    assert!(series.iter().all(|s| s.value.scalar() == Some(0.0)));
+    assert_eq!(snapshot.sum("flext_function_panics_total", &[("function", "never_called")]), 0.0);
+    assert!(snapshot.series("flext_function_panics_total", &[("function", "never_called")]).next().is_some());
+    let _ = never_called;
 }

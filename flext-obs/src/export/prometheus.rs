@@ -480,7 +480,7 @@ impl<'a> Exemplars<'a> {
         let function = series.labels.get("function")?;
         let result = match series.labels.get("result")? {
             "ok" => "ok",
-            "error" | "panic" => "error",
+            "error" => "error",
             _ => return None,
         };
         self.by_result.get(&(function, result)).copied()

@@ -288,6 +288,11 @@ impl Active {
         });
         let nanos = clock::nanos_between(self.start, end);
         state.count(site, lane, self.outer.site, outcome.result_index());
+        match outcome {
+            Outcome::Panic => state.panics.increment_in(lane),
+            Outcome::Cancelled => state.cancellations.increment_in(lane),
+            _ => {}
+        }
         state.histogram.record_nanos_in(lane, nanos);
         state.in_flight.step_in(lane, u64::MAX);
         let panic_message = if outcome == Outcome::Panic { note_panic_export(site, self.span.span_id) } else { None };

@@ -2,7 +2,9 @@
 //! attribute ([`call`], [`run`]).
 //!
 //! Per call: the calls counter `function_calls_total{function, module, service_name,
-//! caller_function, caller_module, result}` with `result` = `ok` | `error` | `panic`, the
+//! caller_function, caller_module, result}` with `result` = `ok` | `error` (a panic is an error, a
+//! dropped future ok; both also counted in `flext_function_panics_total` and
+//! `flext_function_cancellations_total`), the
 //! duration histogram `function_calls_duration_seconds`, the in-flight gauge
 //! `function_calls_concurrent`, a span in the recent-spans buffer ([`crate::trace`]) and, on an
 //! error or a panic, an alert ([`crate::alert`], counted in `flext_alerts_total`). The handles are
@@ -39,8 +41,9 @@ pub use inspect::{
     ErrorValue, Field, FieldDebug, FieldDisplay, Inspect, InspectAny, InspectDebug, InspectDisplay, InspectResult, OptionValue, Predicate,
     call_once, expect_option, predicate, record_err, record_ret,
 };
+pub(crate) use site::register_all;
 #[doc(hidden)]
-pub use site::{CallSite, Outcome, SiteOptions};
+pub use site::{CALL_SITES, CallSite, Outcome, SiteOptions};
 pub use stats::{FunctionStats, function_stats};
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -51,6 +54,12 @@ pub const CALLS: &str = "function_calls_total";
 pub const DURATION: &str = "function_calls_duration_seconds";
 /// In-flight gauge name (Autometrics specification).
 pub const CONCURRENT: &str = "function_calls_concurrent";
+/// Panicked calls of monitored functions, by function (also counted as `result="error"` in
+/// [`CALLS`], where the Autometrics dashboards look).
+pub const PANICS: &str = "flext_function_panics_total";
+/// Async calls dropped before they finished, by function (also counted as `result="ok"` in
+/// [`CALLS`]: the specification counts an unknown result as ok).
+pub const CANCELLATIONS: &str = "flext_function_cancellations_total";
 /// Alerts counter name.
 pub const ALERTS: &str = "flext_alerts_total";
 /// Finished spans not kept because of the per-function rate limit, by function and reason (spans

@@ -1,10 +1,11 @@
 //! Call sites: one per monitored function, with its static options and the handles it
 //! resolves on its first call (series, alert counter, caller counters, rate limiter).
 
-use super::{ALERTS, CALLS, CONCURRENT, DURATION, SPANS_DROPPED};
+use super::{ALERTS, CALLS, CANCELLATIONS, CONCURRENT, DURATION, PANICS, SPANS_DROPPED};
 use crate::entity::Severity;
 use crate::error::{Error, Result};
 use crate::sample::RateLimiter;
+use crate::slo::Objective;
 use crate::span_record::{self, SiteName};
 use crate::store::lane::Lane;
 use crate::store::{Counter, Gauge, Histogram, Store};
@@ -28,16 +29,18 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The `result` label, as the Autometrics specification allows it: `ok` or `error`. A panic
+    /// is an error; a call whose result cannot be known (a future dropped before it finished)
+    /// is `ok`. Both are also counted apart ([`super::PANICS`], [`super::CANCELLATIONS`]).
     pub(super) const fn result_index(self) -> usize {
         match self {
-            Outcome::Pending | Outcome::Ok => 0,
-            Outcome::Error | Outcome::Cancelled => 1,
-            Outcome::Panic => 2,
+            Outcome::Pending | Outcome::Ok | Outcome::Cancelled => 0,
+            Outcome::Error | Outcome::Panic => 1,
         }
     }
 }
 
-const RESULTS: [&str; 3] = ["ok", "error", "panic"];
+const RESULTS: [&str; 2] = ["ok", "error"];
 
 /// Static options of a call site, set by the attribute's arguments.
 #[derive(Debug, Clone, Copy)]
@@ -50,6 +53,7 @@ pub struct SiteOptions {
     pub(super) unseen_exit: Outcome,
     pub(super) labels: &'static [(&'static str, &'static str)],
     pub(super) fields: &'static [&'static str],
+    pub(super) objective: Option<&'static Objective>,
 }
 
 impl SiteOptions {
@@ -62,6 +66,7 @@ impl SiteOptions {
         unseen_exit: Outcome::Ok,
         labels: &[],
         fields: &[],
+        objective: None,
     };
 
     /// Sets the `service_name` label.
@@ -102,6 +107,13 @@ impl SiteOptions {
         self.fields = fields;
         self
     }
+    /// The objective the function counts toward (its labels go on the calls counter and the
+    /// duration histogram, as the Autometrics specification says).
+    #[must_use]
+    pub const fn objective(mut self, objective: &'static Objective) -> Self {
+        self.objective = Some(objective);
+        self
+    }
     /// Extra static labels on every series of the function.
     #[must_use]
     pub const fn labels(mut self, labels: &'static [(&'static str, &'static str)]) -> Self {
@@ -127,7 +139,7 @@ impl fmt::Debug for CallSite {
 
 struct CallerCounters {
     caller: u32,
-    by_result: [Counter; 3],
+    by_result: [Counter; 2],
 }
 
 const CALLER_SLOTS: usize = 8;
@@ -138,6 +150,11 @@ pub(super) struct SiteState {
     pub(super) histogram: Histogram,
     pub(super) in_flight: Gauge,
     pub(super) alerts: Counter,
+    /// `flext_function_panics_total`: panicked calls (counted `result="error"` too).
+    pub(super) panics: Counter,
+    /// `flext_function_cancellations_total`: futures dropped before they finished (counted
+    /// `result="ok"` too, as the specification says for an unknown result).
+    pub(super) cancellations: Counter,
     store: Store,
     callers: [OnceLock<CallerCounters>; CALLER_SLOTS],
     more_callers: Mutex<Vec<CallerCounters>>,
@@ -173,17 +190,40 @@ impl CallSite {
 
     fn try_resolve(&'static self) -> Result<SiteState> {
         super::panic::install_hook();
-        let obs = crate::global();
+        let obs = crate::api::instance();
         let store = obs.store().clone();
+        // One service name per process; `service = ".."` is an explicit per-function override.
         let service = self.options.service.unwrap_or_else(|| obs.config().service_name()).to_owned();
         let mut labels: Vec<(&str, &str)> = vec![("function", self.function), ("module", self.module), ("service_name", &service)];
         labels.extend_from_slice(self.options.labels);
+        let mut histogram_labels = labels.clone();
+        if let Some((threshold, percentile)) =
+            self.options.objective.and_then(|o| o.latency_target().map(|t| (o.name(), t))).map(|(name, (latency, percentile))| {
+                histogram_labels.push(("objective_name", name));
+                (latency, percentile)
+            })
+        {
+            histogram_labels.push(("objective_percentile", percentile.as_label()));
+            histogram_labels.push(("objective_latency_threshold", threshold.as_label()));
+        }
         store.describe(CALLS, crate::MetricKind::Counter, "Calls of monitored functions, by result and caller.")?;
         store.describe(DURATION, crate::MetricKind::Histogram, "Duration of monitored function calls, in seconds.")?;
         store.describe(CONCURRENT, crate::MetricKind::Gauge, "Monitored function calls in flight.")?;
         store.describe(ALERTS, crate::MetricKind::Counter, "Alerts raised by monitored functions, repeats included.")?;
-        let histogram = store.histogram(DURATION, &labels)?;
+        store.describe(
+            PANICS,
+            crate::MetricKind::Counter,
+            "Calls of monitored functions that panicked (also counted as result=\"error\").",
+        )?;
+        store.describe(
+            CANCELLATIONS,
+            crate::MetricKind::Counter,
+            "Async monitored calls dropped before they finished (also counted as result=\"ok\").",
+        )?;
+        let histogram = store.histogram(DURATION, &histogram_labels)?;
         let in_flight = store.gauge(CONCURRENT, &labels)?;
+        let panics = store.counter(PANICS, &labels)?;
+        let cancellations = store.counter(CANCELLATIONS, &labels)?;
         let alerts = store.counter(ALERTS, &[("severity", self.options.severity.as_str()), ("function", self.function)])?;
         let leaked_service: &'static str = Box::leak(service.clone().into_boxed_str());
         let index = span_record::register(SiteName { function: self.function, module: self.module, service: leaked_service })
@@ -194,6 +234,8 @@ impl CallSite {
             histogram,
             in_flight,
             alerts,
+            panics,
+            cancellations,
             store,
             callers: Default::default(),
             more_callers: Mutex::new(Vec::new()),
@@ -206,6 +248,12 @@ impl CallSite {
 }
 
 impl SiteState {
+    /// Makes the calls counters of calls made from no monitored caller, so that the function's
+    /// `function_calls_total` series exist (at 0) from start-up, as the specification asks.
+    pub(super) fn register_uncalled(&self, site: &CallSite) {
+        self.count_slow(site, 0, usize::MAX);
+    }
+
     /// Counts a span of this function dropped by the rate limit (uncounted if the store refuses
     /// the series: a drop never fails the call).
     #[cold]
@@ -232,21 +280,22 @@ impl SiteState {
         self.count_slow(site, caller, result);
     }
 
+    /// `result` out of range only makes the counters (see [`SiteState::register_uncalled`]).
     #[cold]
     fn count_slow(&self, site: &CallSite, caller: u32, result: usize) {
         let mut more = self.more_callers.lock().unwrap_or_else(PoisonError::into_inner);
         for slot in &self.callers {
             if let Some(entry) = slot.get() {
                 if entry.caller == caller {
-                    return entry.by_result[result].increment();
+                    return increment(&entry.by_result, result);
                 }
             }
         }
         if let Some(entry) = more.iter().find(|e| e.caller == caller) {
-            return entry.by_result[result].increment();
+            return increment(&entry.by_result, result);
         }
         let Some(entry) = self.caller_counters(site, caller) else { return };
-        entry.by_result[result].increment();
+        increment(&entry.by_result, result);
         match self.callers.iter().find(|slot| slot.get().is_none()) {
             Some(slot) => {
                 let _ = slot.set(entry);
@@ -267,14 +316,45 @@ impl SiteState {
                 ("result", result),
             ];
             labels.extend_from_slice(site.options.labels);
+            if let Some(objective) = site.options.objective {
+                if let Some(percentile) = objective.success_rate_target() {
+                    labels.push(("objective_name", objective.name()));
+                    labels.push(("objective_percentile", percentile.as_label()));
+                }
+            }
             self.store.counter(CALLS, &labels)
         };
-        match (resolve(RESULTS[0]), resolve(RESULTS[1]), resolve(RESULTS[2])) {
-            (Ok(ok), Ok(error), Ok(panic)) => Some(CallerCounters { caller, by_result: [ok, error, panic] }),
-            (Err(err), ..) | (_, Err(err), _) | (.., Err(err)) => {
+        match (resolve(RESULTS[0]), resolve(RESULTS[1])) {
+            (Ok(ok), Ok(error)) => Some(CallerCounters { caller, by_result: [ok, error] }),
+            (Err(err), _) | (_, Err(err)) => {
                 eprintln!("flext-obs: calls of {} are not counted: {err}", site.function);
                 None
             }
         }
     }
+}
+
+fn increment(by_result: &[Counter; 2], result: usize) {
+    if let Some(counter) = by_result.get(result) {
+        counter.increment();
+    }
+}
+
+/// Every call site the attribute made in the program, gathered by the linker, so that their
+/// series can exist before the first call.
+#[doc(hidden)]
+#[linkme::distributed_slice]
+pub static CALL_SITES: [&'static CallSite];
+
+/// Resolves every monitored function of the program (their counters at 0), once, after the
+/// process-wide instance exists.
+pub(crate) fn register_all() {
+    static DONE: std::sync::Once = std::sync::Once::new();
+    DONE.call_once(|| {
+        for site in CALL_SITES {
+            if let Some(state) = site.state() {
+                state.register_uncalled(site);
+            }
+        }
+    });
 }

@@ -1,6 +1,6 @@
 //! Per-function totals read back from a snapshot.
 
-use super::{CALLS, DURATION};
+use super::{CALLS, DURATION, PANICS};
 
 /// Per-function totals read from a snapshot: what a dashboard shows first.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -13,12 +13,11 @@ pub struct FunctionStats {
     pub calls: u64,
     /// Calls that ended well.
     pub ok: u64,
-    /// Calls that returned an error.
+    /// Calls counted `result="error"`: those that returned an error or panicked.
     pub errors: u64,
-    /// Calls that panicked.
+    /// Of those, the calls that panicked (`flext_function_panics_total`).
     pub panics: u64,
-    /// Calls by the value of their `result` label (`ok`, `error`, `panic`), for a split by result
-    /// however the labels evolve.
+    /// Calls by the value of their `result` label (`ok`, `error`), for a split by result.
     pub by_result: std::collections::BTreeMap<String, u64>,
     /// Estimated median duration, in seconds.
     pub p50: Option<f64>,
@@ -29,10 +28,10 @@ pub struct FunctionStats {
 }
 
 impl FunctionStats {
-    /// Errors and panics over calls (0 without calls).
+    /// Errors (panics included) over calls (0 without calls).
     #[allow(clippy::cast_precision_loss)]
     pub fn error_rate(&self) -> f64 {
-        if self.calls == 0 { 0.0 } else { (self.errors + self.panics) as f64 / self.calls as f64 }
+        if self.calls == 0 { 0.0 } else { self.errors as f64 / self.calls as f64 }
     }
 }
 
@@ -72,12 +71,17 @@ pub fn function_stats(snapshot: &crate::store::Snapshot) -> Vec<FunctionStats> {
                 let n = *value as u64;
                 entry.calls += n;
                 let result = series.labels.get("result").map_or("", String::as_str);
-                match result {
-                    "error" => entry.errors += n,
-                    "panic" => entry.panics += n,
-                    _ => entry.ok += n,
+                if result == "error" {
+                    entry.errors += n;
+                } else {
+                    entry.ok += n;
                 }
                 *entry.by_result.entry(result.to_owned()).or_default() += n;
+            }
+            (PANICS, SeriesValue::Counter { value }) => {
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // counts of whole calls
+                let n = *value as u64;
+                entry.panics += n;
             }
             (DURATION, SeriesValue::Histogram(h)) => {
                 entry.p50 = h.p50;

@@ -13,6 +13,7 @@
 //! # Ok::<(), flext_obs::Error>(())
 //! ```
 
+mod info;
 mod key;
 pub(crate) mod lane;
 mod series;
@@ -148,6 +149,8 @@ struct Registry {
     /// by scrapes while the set of series is unchanged.
     generation: AtomicU64,
     sorted: Mutex<(u64, Arc<Sorted>)>,
+    /// Info series (`build_info`), outside the series map.
+    infos: info::Infos,
 }
 
 /// The metrics store. Cloning is cheap and shares the same series.
@@ -189,8 +192,33 @@ impl Store {
                 switch: Switch::new(enabled),
                 generation: AtomicU64::new(1),
                 sorted: Mutex::new((0, Arc::new(Sorted::default()))),
+                infos: info::Infos::default(),
             }),
         })
+    }
+
+    /// Sets info series `name` (a gauge that always reads 1, such as `build_info`) to `labels`,
+    /// replacing its previous labels at once: every reader sees exactly one series of that name.
+    ///
+    /// ```
+    /// let store = flext_obs::store::Store::new(Default::default(), true)?;
+    /// store.set_info("build_info", &[("version", "1.0.0")], "Build information.")?;
+    /// store.set_info("build_info", &[("version", "1.0.1")], "Build information.")?;
+    /// let snapshot = store.snapshot();
+    /// let infos: Vec<_> = snapshot.series("build_info", &[]).collect();
+    /// assert_eq!(infos.len(), 1);
+    /// assert_eq!(infos[0].labels["version"], "1.0.1");
+    /// assert_eq!(infos[0].value.scalar(), Some(1.0));
+    /// # Ok::<(), flext_obs::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// An invalid metric name or label, or a name a plain series already has.
+    pub fn set_info(&self, name: &str, labels: &[(&str, &str)], help: &str) -> Result<()> {
+        if read(&self.registry.families).contains_key(name) {
+            return Err(Error::invalid("store", "name", name, "is already a metric of another kind"));
+        }
+        self.registry.infos.set(name, labels, help)
     }
 
     /// The limits this store was built with.
@@ -421,6 +449,15 @@ impl Store {
                 });
             }
         }
+        for (name, info) in self.registry.infos.all() {
+            out.push(SeriesSnapshot {
+                name,
+                kind: MetricKind::Gauge,
+                labels: info.labels.to_map(),
+                help: Some(info.help),
+                value: SeriesValue::Gauge { value: 1.0 },
+            });
+        }
         out.sort_by(|a, b| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
         let raw_records = lock(&self.registry.raw).iter().map(|(k, ring)| (k.clone(), ring.iter().cloned().collect())).collect();
         Snapshot { taken_at: chrono::Utc::now(), series: out, raw_records }
@@ -453,6 +490,15 @@ impl Store {
                 kind: MetricKind::Gauge,
                 help: Some("Live series per metric.".into()),
                 value: ExportValue::Scalar(live),
+            });
+        }
+        for (name, info) in self.registry.infos.all() {
+            extra.push(ExportRow {
+                name: name.into(),
+                labels: info.labels,
+                kind: MetricKind::Gauge,
+                help: Some(info.help.into()),
+                value: ExportValue::Scalar(1.0),
             });
         }
         extra.sort_unstable_by(|a, b| a.name.cmp(&b.name).then_with(|| a.labels.cmp(&b.labels)));
@@ -488,6 +534,9 @@ impl Store {
     fn family(&self, name: &str, kind: MetricKind) -> Result<Arc<Family>> {
         if let Some(family) = read(&self.registry.families).get(name) {
             return check_kind(name, family, kind);
+        }
+        if self.registry.infos.contains(name) {
+            return Err(Error::invalid("store", "name", name, "is an info series (set with Store::set_info)"));
         }
         let mut families = write(&self.registry.families);
         let family = families
