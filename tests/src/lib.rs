@@ -368,6 +368,32 @@ pub mod servers {
         start("prometheus", dir, SocketAddr::from(([127, 0, 0, 1], port)), &args)
     }
 
+    /// A Prometheus of this test's own, scraping `targets` every second and evaluating
+    /// `rule_files` every second (the shared one of `scripts/test.sh` has no rules).
+    ///
+    /// # Panics
+    /// When the package is missing or the server does not get ready.
+    pub fn prometheus_with_rules(targets: &[SocketAddr], rule_files: &[PathBuf]) -> Server {
+        let dir = temp_dir("prometheus-rules");
+        let port = free_port();
+        let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+        let rules: Vec<String> = rule_files.iter().map(|r| format!("'{}'", r.display())).collect();
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [{}]\nscrape_configs:\n  - job_name: flext\n    scrape_interval: 1s\n    static_configs:\n      - targets: [{}]\n",
+            rules.join(", "),
+            targets.join(", ")
+        );
+        std::fs::write(dir.join("prometheus.yml"), config).expect("config");
+        let args = vec![
+            format!("--config.file={}", dir.join("prometheus.yml").display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+            format!("--web.external-url=http://127.0.0.1:{port}/"),
+            format!("--storage.tsdb.path={}", dir.join("data").display()),
+            "--rules.alert.resend-delay=1s".into(),
+        ];
+        start("prometheus", dir, SocketAddr::from(([127, 0, 0, 1], port)), &args)
+    }
+
     /// A Pushgateway without persistence.
     ///
     /// # Panics
