@@ -2,7 +2,7 @@
 //! `flext_obs::flext_monitor`; the expansion calls into `flext_obs::__private`.
 //!
 //! The attribute goes on a function (sync or `async`, free, method or associated) or on an
-//! `impl` block (every method, `function` label `Type::method`, `service_name` the type's name).
+//! `impl` block (every method, `function` label `Type::method`).
 //! Its options are documented on `flext_obs::flext_monitor`.
 //!
 //! Parse (`parse.rs`) -> validate (while parsing; every error collected) -> expand
@@ -19,7 +19,8 @@ use proc_macro::TokenStream;
 ///
 /// Every call records, in the process-wide store (`flext_obs::global()`):
 /// `function_calls_total{function, module, service_name, caller_function, caller_module,
-/// result}` with `result` = `ok` | `error` | `panic`, the duration histogram
+/// result}` with `result` = `ok` | `error` (a panic is an error, also counted in
+/// `flext_function_panics_total`), the duration histogram
 /// `function_calls_duration_seconds`, the in-flight gauge `function_calls_concurrent`, a span
 /// in `flext_obs::trace` (trace ID from the current context or new, parent = the enclosing
 /// span) and, on an error or a panic, an alert in `flext_obs::alert`. The function's body,
@@ -64,8 +65,7 @@ use proc_macro::TokenStream;
 /// # Where it goes
 /// Free functions, methods and associated functions, `async fn` (each poll runs in the call's
 /// context), `unsafe fn`, generic functions, `impl Trait` arguments and returns, every `self`
-/// form. On an `impl` block it monitors every method as `Type::method`, with `service_name` the
-/// type's name; a method can carry its own `#[flext_monitor(...)]` to override options, or
+/// form. On an `impl` block it monitors every method as `Type::method`; a method can carry its own `#[flext_monitor(...)]` to override options, or
 /// `#[flext_monitor(skip)]`. With `#[async_trait]`, put `#[flext_monitor]` above it.
 ///
 /// ```
@@ -100,12 +100,26 @@ use proc_macro::TokenStream;
 /// assert_eq!(total(&[1, 2]), 3);
 /// assert!(flext_obs::trace::recent_spans().iter().any(|s| s.name() == "checkout_total"));
 /// ```
-/// `service = "..."` sets the `service_name` label (default: the configured service name, or
-/// the type's name in an impl block):
+/// `service = "..."` overrides the `service_name` label for this function only (by default every
+/// series of a process carries the one configured service name, as the Autometrics
+/// specification asks; an impl block does not change it):
 /// ```
 /// #[flext_obs::flext_monitor(service = "billing")]
 /// fn invoice() {}
 /// invoice();
+/// ```
+/// `objective = PATH` attaches a `flext_obs::slo::Objective` (a `const` or `static`): its labels go
+/// on the calls counter (success rate) and the duration histogram (latency), on one function or
+/// every method of an impl block:
+/// ```
+/// use flext_obs::slo::{Latency, Objective, Percentile};
+/// const CHECKOUT: Objective = Objective::new("checkout").success_rate(Percentile::P99).latency(Latency::Ms250, Percentile::P95);
+/// #[flext_obs::flext_monitor(objective = CHECKOUT)]
+/// fn checkout() -> Result<(), String> { Ok(()) }
+/// checkout().unwrap();
+/// let snapshot = flext_obs::global().snapshot();
+/// let histogram = snapshot.series("function_calls_duration_seconds", &[("function", "checkout")]).next().unwrap();
+/// assert_eq!(histogram.labels["objective_latency_threshold"], "0.25");
 /// ```
 /// `severity = "low" | "medium" | "high" | "critical" | "emergency"` is the alerts' severity
 /// (default `high`); `alert = false` records errors without raising alerts:
