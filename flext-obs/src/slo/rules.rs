@@ -135,7 +135,7 @@ pub fn rules(objectives: &[Objective]) -> String {
         let _ = writeln!(out, "  - name: {}\n    rules:", yaml_string(&format!("flext-slo:{}", objective.name())));
         let name = promql_string(objective.name());
         if let Some(percentile) = objective.success_rate_target() {
-            let labels = [("objective_percentile", percentile.as_label())];
+            let labels = [("objective_name", objective.name()), ("objective_percentile", percentile.as_label())];
             for window in WINDOWS {
                 let total =
                     format!("sum by (objective_name, service_name) (rate(function_calls_total{{objective_name={name}}}[{window}]))");
@@ -146,10 +146,14 @@ pub fn rules(objectives: &[Objective]) -> String {
                 let expr = [format!("(\n  {errors}\n  or\n  0 * {total}\n)"), "/".to_owned(), total];
                 record(&mut out, &Kind::SuccessRate.ratio_record(window), &expr, &labels);
             }
-            burn_rates(&mut out, Kind::SuccessRate, &name, percentile);
+            burn_rates(&mut out, Kind::SuccessRate, objective, percentile);
         }
         if let Some((threshold, percentile)) = objective.latency_target() {
-            let labels = [("objective_percentile", percentile.as_label()), ("objective_latency_threshold", threshold.as_label())];
+            let labels = [
+                ("objective_name", objective.name()),
+                ("objective_percentile", percentile.as_label()),
+                ("objective_latency_threshold", threshold.as_label()),
+            ];
             for window in WINDOWS {
                 let fast = format!(
                     "sum by (objective_name, service_name) (rate(function_calls_duration_seconds_bucket{{objective_name={name}, le={}}}[{window}]))",
@@ -161,7 +165,7 @@ pub fn rules(objectives: &[Objective]) -> String {
                 let expr = [format!("1 - (\n  {fast}\n  /\n  {all}\n)")];
                 record(&mut out, &Kind::Latency.ratio_record(window), &expr, &labels);
             }
-            burn_rates(&mut out, Kind::Latency, &name, percentile);
+            burn_rates(&mut out, Kind::Latency, objective, percentile);
         }
         if let Some(percentile) = objective.success_rate_target() {
             let target = format!("{} % of calls succeeding", percentile.as_label());
@@ -179,11 +183,14 @@ pub fn rules(objectives: &[Objective]) -> String {
     out
 }
 
-/// The burn rate of every window: the recorded error ratio over the budget.
-fn burn_rates(out: &mut String, kind: Kind, name: &str, percentile: Percentile) {
+/// The burn rate of every window: the recorded error ratio over the budget. Like the ratios, it
+/// names its objective in a static label too (the value the query gives it anyway), so the rules
+/// of two objectives never look alike to `promtool check rules`'s duplicate-rule lint.
+fn burn_rates(out: &mut String, kind: Kind, objective: &Objective, percentile: Percentile) {
+    let name = promql_string(objective.name());
     for window in WINDOWS {
         let expr = [format!("{}{{objective_name={name}}} / {}", kind.ratio_record(window), error_budget(percentile))];
-        record(out, &kind.burn_record(window), &expr, &[]);
+        record(out, &kind.burn_record(window), &expr, &[("objective_name", objective.name())]);
     }
 }
 
@@ -221,7 +228,8 @@ fn alert(out: &mut String, objective: &Objective, kind: Kind, severity: Severity
         out,
         "        labels:\n          severity: {}\n          objective_name: {}",
         yaml_string(severity.as_label()),
-        yaml_string(objective.name())
+        // Alert labels are templates too: `{{` in a name must print, not open an action.
+        yaml_string(&template_literal(objective.name()))
     );
     let what = match kind {
         Kind::SuccessRate => "Success rate",
