@@ -15,7 +15,7 @@ const CHECKOUT: Objective = Objective::new("checkout").success_rate(Percentile::
 const SEARCH: Objective = Objective::new("search").latency(Latency::Ms250, Percentile::P99);
 /// Another objective with the same target as [`CHECKOUT`].
 const CART: Objective = Objective::new("cart").success_rate(Percentile::P99_9);
-/// Both targets, and a name that needs quoting in YAML, PromQL, Go templates and Grafana.
+/// Both targets, and a name that needs quoting in YAML, `PromQL`, Go templates and Grafana.
 const ODD: Objective =
     Objective::new(r#"it's "odd" {{x}} $y: #z \ ok"#).success_rate(Percentile::P95).latency(Latency::S1, Percentile::P90);
 
@@ -122,7 +122,7 @@ fn burn_rates(window: &str, at: &str, success: f64, latency: f64) -> [Value; 2] 
 
 /// Writes the rules of [`CHECKOUT`] and [`SEARCH`] and a `promtool test rules` file (JSON, which
 /// is YAML) with one test group, runs promtool on it, and returns its exit code and output.
-fn run_unit_test(tag: &str, spans: &[(f64, u32)], alerts: Vec<Value>, exprs: Vec<Value>) -> (i32, String) {
+fn run_unit_test(tag: &str, spans: &[(f64, u32)], alerts: &[Value], exprs: &[Value]) -> (i32, String) {
     let dir = servers::temp_dir(&format!("slo-{tag}"));
     std::fs::write(dir.join("rules.yml"), flext_obs::slo::rules(&[CHECKOUT, SEARCH])).expect("rules file");
     let test = json!({
@@ -176,7 +176,7 @@ fn fast_burn_pages_on_both_windows_and_resets() {
     exprs.extend(burn_rates("1h", &h(50), 16.67, 16.67));
     exprs.extend(burn_rates("1d", &h(50), 0.69, 0.69));
     exprs.extend(burn_rates("5m", &h(75), 0.0, 0.0));
-    assert_passes(run_unit_test("fast-burn", &[(0.0, DAY), (20.0, 60), (0.0, 30)], alerts, exprs));
+    assert_passes(run_unit_test("fast-burn", &[(0.0, DAY), (20.0, 60), (0.0, 30)], &alerts, &exprs));
 }
 
 /// 3.5x after three clean days: after 20 hours the 1d burn rate is 2.92 (and the 3d 0.97), no
@@ -193,7 +193,7 @@ fn slow_burn_opens_a_ticket_over_one_day_and_two_hours() {
     exprs.extend(burn_rates("3d", &h(20), 0.97, 0.97));
     exprs.extend(burn_rates("1d", &h(22), 3.21, 3.21));
     exprs.extend(burn_rates("2h", &h(22), 3.5, 3.5));
-    assert_passes(run_unit_test("slow-burn", &[(0.0, 3 * DAY), (3.5, 22 * 60)], alerts, exprs));
+    assert_passes(run_unit_test("slow-burn", &[(0.0, 3 * DAY), (3.5, 22 * 60)], &alerts, &exprs));
 }
 
 /// 1.5x for three days: below 3 over 1d, but above 1 over 3d and 6h: ticket, no page.
@@ -207,7 +207,7 @@ fn steady_burn_above_one_opens_a_ticket_over_three_days_and_six_hours() {
     exprs.extend(burn_rates("3d", &end, 1.5, 1.5));
     exprs.extend(burn_rates("6h", &end, 1.5, 1.5));
     exprs.extend(burn_rates("1d", &end, 1.5, 1.5));
-    assert_passes(run_unit_test("steady-burn", &[(1.5, 3 * DAY)], alerts, exprs));
+    assert_passes(run_unit_test("steady-burn", &[(1.5, 3 * DAY)], &alerts, &exprs));
 }
 
 /// 0.9x for three days (just inside the budget), and the function without objective failing
@@ -222,14 +222,14 @@ fn burn_below_one_stays_silent() {
     let mut exprs = Vec::new();
     exprs.extend(burn_rates("3d", "3d", 0.9, 0.9));
     exprs.extend(burn_rates("5m", "3d", 0.9, 0.9));
-    assert_passes(run_unit_test("below-budget", &[(0.9, 3 * DAY)], alerts, exprs));
+    assert_passes(run_unit_test("below-budget", &[(0.9, 3 * DAY)], &alerts, &exprs));
 }
 
 /// The unit tests above can fail: expecting a page at 0.9x makes promtool exit 1 and name the
 /// alert.
 #[test]
 fn promtool_test_rules_reports_a_wrong_expectation() {
-    let (code, output) = run_unit_test("wrong", &[(0.9, 120)], vec![expect("FlextSloSuccessRatePage", "2h", true)], vec![]);
+    let (code, output) = run_unit_test("wrong", &[(0.9, 120)], &[expect("FlextSloSuccessRatePage", "2h", true)], &[]);
     assert_eq!(code, 1, "{output}");
     assert!(output.contains("FAILED") && output.contains("FlextSloSuccessRatePage"), "{output}");
 }

@@ -5,6 +5,7 @@ use super::Objective;
 use super::dashboards::dashboards;
 use super::rules::rules;
 use crate::Error;
+use std::fmt::Write as _;
 use std::path::Path;
 
 /// Runs `rules` (returns the rules file of [`rules`](super::rules) to print) or
@@ -71,7 +72,7 @@ fn write_dashboards(dir: &Path, objectives: &[Objective]) -> Result<String, Erro
         let mut text = serde_json::to_string_pretty(&dashboard.json).expect("a serde_json::Value always serializes");
         text.push('\n');
         std::fs::write(&path, text).map_err(|e| io(&path, e))?;
-        written.push_str(&format!("wrote {}\n", path.display()));
+        let _ = writeln!(written, "wrote {}", path.display());
     }
     Ok(written)
 }

@@ -75,7 +75,7 @@ fn query_variable(name: &str, label: &str, query: &str, all: bool) -> Value {
     })
 }
 
-fn dashboard(uid: &str, title: &str, description: &str, variables: Vec<Value>, panels: Vec<Value>) -> Value {
+fn dashboard(uid: &str, title: &str, description: &str, variables: &[Value], panels: &[Value]) -> Value {
     json!({
         "uid": uid, "title": title, "description": description,
         "tags": ["flext-obs", "autometrics"], "timezone": "browser", "editable": true, "graphTooltip": 1,
@@ -97,10 +97,10 @@ struct Layout {
 
 impl Layout {
     fn add(&mut self, kind: &str, title: &str, unit: &str, targets: &[(String, &str)]) -> &mut Value {
-        self.add_with(kind, title, unit, targets, json!({ "mode": "absolute", "steps": [{ "color": "green", "value": null }] }))
+        self.add_with(kind, title, unit, targets, &json!({ "mode": "absolute", "steps": [{ "color": "green", "value": null }] }))
     }
 
-    fn add_with(&mut self, kind: &str, title: &str, unit: &str, targets: &[(String, &str)], thresholds: Value) -> &mut Value {
+    fn add_with(&mut self, kind: &str, title: &str, unit: &str, targets: &[(String, &str)], thresholds: &Value) -> &mut Value {
         let id = self.panels.len() + 1;
         let targets: Vec<Value> = targets
             .iter()
@@ -175,8 +175,8 @@ fn service_overview() -> Value {
         "flext-service-overview",
         "flext-obs / Service overview",
         "Calls, errors, latency and in-flight calls of every #[flext_monitor] function (Autometrics series).",
-        vec![datasource_variable(), query_variable("service", "Service", "label_values(function_calls_total, service_name)", true)],
-        layout.panels,
+        &[datasource_variable(), query_variable("service", "Service", "label_values(function_calls_total, service_name)", true)],
+        &layout.panels,
     )
 }
 
@@ -237,7 +237,7 @@ fn function_explorer() -> Value {
         "flext-function-explorer",
         "flext-obs / Function explorer",
         "One #[flext_monitor] function: rate by result, error ratio, latency quantiles, who calls it and what it calls.",
-        vec![
+        &[
             datasource_variable(),
             query_variable("service", "Service", "label_values(function_calls_total, service_name)", true),
             query_variable("module", "Module", r#"label_values(function_calls_total{service_name=~"$service"}, module)"#, true),
@@ -248,7 +248,7 @@ fn function_explorer() -> Value {
                 false,
             ),
         ],
-        layout.panels,
+        &layout.panels,
     )
 }
 
@@ -304,7 +304,7 @@ fn slos(objectives: &[Objective]) -> Value {
                 ),
                 "short",
                 &burn,
-                thresholds,
+                &thresholds,
             );
         }
         layout.add(
@@ -318,10 +318,7 @@ fn slos(objectives: &[Objective]) -> Value {
         "flext-slos",
         "flext-obs / SLOs",
         "Per objective: the SLIs against their targets and the burn rates that page (14.4 over 1h and 5m, 6 over 6h and 30m) or open a ticket (3 over 1d and 2h, 1 over 3d and 6h).",
-        vec![
-            datasource_variable(),
-            query_variable("service", "Service", r#"label_values({__name__=~"flext_slo:.+"}, service_name)"#, true),
-        ],
-        layout.panels,
+        &[datasource_variable(), query_variable("service", "Service", r#"label_values({__name__=~"flext_slo:.+"}, service_name)"#, true)],
+        &layout.panels,
     )
 }

@@ -1,9 +1,9 @@
-//! Quoting for the three languages an objective name ends up in: PromQL string literals, YAML
+//! Quoting for the three languages an objective name ends up in: `PromQL` string literals, YAML
 //! scalars and Go templates (alert annotations). Objective names are printable ASCII (the
 //! [`Objective`](super::Objective) constructor enforces it), so no control character or line
 //! break ever needs escaping; quotes, backslashes, `{`, `}` and `$` do.
 
-/// A PromQL double-quoted string literal: `api` becomes `"api"`, `a"b` becomes `"a\"b"`.
+/// A `PromQL` double-quoted string literal: `api` becomes `"api"`, `a"b` becomes `"a\"b"`.
 pub(crate) fn promql_string(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + 2);
     out.push('"');
@@ -37,7 +37,7 @@ pub(crate) fn template_literal(value: &str) -> String {
     out
 }
 
-/// A PromQL label matcher `label="value"` that Grafana leaves alone: Grafana replaces `$name`
+/// A `PromQL` label matcher `label="value"` that Grafana leaves alone: Grafana replaces `$name`
 /// anywhere in a query, so a value holding `$` is matched by a regular expression that spells
 /// `$` as `\x24` (every other regex metacharacter escaped).
 pub(crate) fn grafana_matcher(label: &str, value: &str) -> String {
