@@ -5,8 +5,7 @@
 //! `function_calls_duration_seconds` series (latency).
 //!
 //! From the same objectives, [`rules`] writes the Prometheus recording and alerting rules
-//! (multi-window, multi-burn-rate), [`dashboards`] the
-//! Grafana dashboards, and [`cli`] offers both as `rules` / `dashboards DIR` subcommands of a
+//! (multi-window, multi-burn-rate), [`dashboards`] the Grafana dashboards, and [`cli`] offers both as `rules` / `dashboards DIR` subcommands of a
 //! service binary.
 //!
 //! # Recorded series
@@ -31,6 +30,10 @@
 //! |-------|-----------------------------------|------------|
 //! | `FlextSloSuccessRatePage`, `FlextSloLatencyPage` | 14.4 over 1h and 5m, or 6 over 6h and 30m | `page` |
 //! | `FlextSloSuccessRateTicket`, `FlextSloLatencyTicket` | 3 over 1d and 2h, or 1 over 3d and 6h | `ticket` |
+//!
+//! Each alert carries `severity`, `objective_name`, `service_name`, `objective_percentile` (and for
+//! latency `objective_latency_threshold`), and `summary` and `description` annotations naming the
+//! objective, its target and the windows.
 //!
 //! The long window makes an alert significant (enough budget spent); the short one makes it reset
 //! soon after the burn stops. No `for:` clause: the short window already filters blips.
