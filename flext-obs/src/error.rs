@@ -91,6 +91,14 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// A file could not be written (`slo::cli`'s `dashboards DIR`).
+    #[error("cannot write {path}: {message}")]
+    Io {
+        /// The file or directory.
+        path: String,
+        /// What the operating system said.
+        message: String,
+    },
     /// [`crate::init`] was called after the global instance was already in use.
     #[error("the global Observability instance is already initialised; call flext_obs::init once, before first use")]
     AlreadyInitialized,
