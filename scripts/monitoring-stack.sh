@@ -14,12 +14,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The example whose `rules` / `dashboards DIR` subcommands (flext_obs::slo::cli) write the rules and
-# dashboards. The service example once it calls flext_obs::slo::cli; until then slo_files, which
-# declares one objective, stands in (running `service -- rules` before that would start the service).
-RULES_EXAMPLE=${RULES_EXAMPLE:-}
-if [ -z "$RULES_EXAMPLE" ]; then
-  if grep -q 'slo::cli' examples/examples/service.rs; then RULES_EXAMPLE=service; else RULES_EXAMPLE=slo_files; fi
-fi
+# dashboards: the service example, whose impl block carries the objective.
+RULES_EXAMPLE=${RULES_EXAMPLE:-service}
 METRICS_ADDR=${FLEXT_METRICS_ADDR:-127.0.0.1:9464}
 # A wildcard listen address is scraped on loopback.
 METRICS_ADDR=${METRICS_ADDR/#0.0.0.0:/127.0.0.1:}
