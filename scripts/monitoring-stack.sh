@@ -30,17 +30,8 @@ elif [ $# -gt 0 ]; then
 fi
 
 # Install only what is missing (Debian packages), as scripts/test.sh does.
-missing=()
-command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
-command -v prometheus-pushgateway >/dev/null 2>&1 || missing+=(prometheus-pushgateway)
-command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing ${missing[*]}"
-  sudo_cmd=""
-  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-  $sudo_cmd apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q --no-install-recommends "${missing[@]}"
-fi
+source scripts/install-servers.sh
+install_missing_servers
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/flext-obs-stack.XXXXXX")
 pids=()

@@ -10,17 +10,8 @@ fi
 
 # The real servers the tests run against (Debian packages; the tests start them on 127.0.0.1
 # ports they choose and stop them). Install only what is missing, so a rerun costs nothing.
-missing=()
-command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
-command -v prometheus-pushgateway >/dev/null 2>&1 || missing+=(prometheus-pushgateway)
-command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing ${missing[*]}"
-  sudo_cmd=""
-  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-  $sudo_cmd apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q --no-install-recommends "${missing[@]}"
-fi
+source scripts/install-servers.sh
+install_missing_servers
 
 # Start one Prometheus, Pushgateway and Alertmanager on 127.0.0.1 for the tests (which read
 # FLEXT_TEST_*), each with a temporary directory; stop them when this script exits. (Run without

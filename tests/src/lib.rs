@@ -356,16 +356,7 @@ pub mod servers {
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: flext\n    scrape_interval: 1s\n    file_sd_configs:\n      - files: ['{}/*.json']\n        refresh_interval: 1s\n",
             sd_dir.display()
         );
-        std::fs::write(dir.join("prometheus.yml"), config).expect("config");
-        let args = vec![
-            format!("--config.file={}", dir.join("prometheus.yml").display()),
-            format!("--web.listen-address=127.0.0.1:{port}"),
-            format!("--web.external-url=http://127.0.0.1:{port}/"),
-            format!("--storage.tsdb.path={}", dir.join("data").display()),
-            "--web.enable-lifecycle".into(),
-            "--enable-feature=exemplar-storage".into(),
-        ];
-        start("prometheus", dir, SocketAddr::from(([127, 0, 0, 1], port)), &args)
+        start_prometheus(dir, port, &config, &["--web.enable-lifecycle", "--enable-feature=exemplar-storage"])
     }
 
     /// A Prometheus of this test's own, scraping `targets` every second and evaluating
@@ -383,14 +374,19 @@ pub mod servers {
             rules.join(", "),
             targets.join(", ")
         );
+        start_prometheus(dir, port, &config, &["--rules.alert.resend-delay=1s"])
+    }
+
+    /// Starts Prometheus on 127.0.0.1:`port` with `config` written in `dir`, its data there too.
+    fn start_prometheus(dir: PathBuf, port: u16, config: &str, extra: &[&str]) -> Server {
         std::fs::write(dir.join("prometheus.yml"), config).expect("config");
-        let args = vec![
+        let mut args = vec![
             format!("--config.file={}", dir.join("prometheus.yml").display()),
             format!("--web.listen-address=127.0.0.1:{port}"),
             format!("--web.external-url=http://127.0.0.1:{port}/"),
             format!("--storage.tsdb.path={}", dir.join("data").display()),
-            "--rules.alert.resend-delay=1s".into(),
         ];
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
         start("prometheus", dir, SocketAddr::from(([127, 0, 0, 1], port)), &args)
     }
 

@@ -109,8 +109,12 @@ fn prometheus_scrapes_the_endpoint_and_reads_counts_quantiles_and_exemplars() {
     });
     assert!(exemplars.iter().all(|id| ours.contains(id)), "exemplar trace IDs {exemplars:?} are recent calls' traces");
 
-    let build_info = query(&prometheus, &format!("/api/v1/query?query={}", encode("build_info")));
-    assert!(build_info["data"]["result"][0]["metric"]["commit"].is_string(), "build_info carries version and commit: {build_info}");
+    let build_info = query(&prometheus, &format!("/api/v1/query?query={}", encode(&format!("build_info{{instance=\"{instance}\"}}"))));
+    let series = build_info["data"]["result"].as_array().expect("a vector");
+    assert_eq!(series.len(), 1, "one build_info series per instance: {build_info}");
+    assert_eq!(series[0]["value"][1], "1");
+    // Unknown version and commit are empty, which Prometheus stores as absent (the spec allows both).
+    assert_eq!(series[0]["metric"]["autometrics_version"], "1.0.0", "{build_info}");
     let metadata = query(&prometheus, "/api/v1/metadata?metric=function_calls_duration_seconds");
     assert_eq!(metadata["data"]["function_calls_duration_seconds"][0]["type"], "histogram");
     let _ = std::fs::remove_file(sd.join(&file));
