@@ -171,13 +171,14 @@ fn body(site: &Site<'_>, sig: &Signature, block: Block) -> Block {
     let krate = site.args.krate.clone().unwrap_or_else(|| syn::parse_quote!(::flext_obs));
     let private = quote!(#krate::__private);
     let function = &site.function;
-    let options = options(site, &private);
+    let sync_options = options(site, &private, false);
+    let future_options = options(site, &private, true);
     // Our locals are hygienic (mixed-site): the user's body can neither see nor shadow them.
     let span = Span::mixed_site();
     let call = format_ident!("__flext_call", span = span);
     let ret = format_ident!("__flext_ret", span = span);
     // The static lives in its own block, so the user's body cannot see (or be shadowed by) it.
-    let enter = |method: TokenStream| {
+    let enter = |method: TokenStream, options: &TokenStream| {
         quote_spanned! {span=> {
             static __FLEXT_SITE: #private::CallSite = #private::CallSite::new(#function, ::core::module_path!(), #options);
             // Gathered at link time, so the function's series exist before its first call.
@@ -203,7 +204,7 @@ fn body(site: &Site<'_>, sig: &Signature, block: Block) -> Block {
     };
 
     if sig.asyncness.is_some() {
-        let enter = enter(quote!(enter_async));
+        let enter = enter(quote!(enter_async), &future_options);
         return parse_quote_spanned! {span=> {
             #imports
             let mut #call = #enter;
@@ -214,7 +215,7 @@ fn body(site: &Site<'_>, sig: &Signature, block: Block) -> Block {
         }};
     }
     if returns_unit(sig) || never {
-        let enter = enter(quote!(enter));
+        let enter = enter(quote!(enter), &sync_options);
         return parse_quote_spanned! {span=> {
             #imports
             #[allow(unused_mut)]
@@ -224,25 +225,34 @@ fn body(site: &Site<'_>, sig: &Signature, block: Block) -> Block {
         }};
     }
     let mut block = block;
-    if let Some(future) = returned_future(&mut block) {
+    if let Some((preamble, user_future, wrap)) = returned_future(&mut block) {
         // `fn f() -> impl Future { ..; async move { .. } }`: the call lasts from here until the
-        // returned future completes (or is dropped: cancelled).
-        let enter = enter(quote!(enter_async));
-        let user_future = std::mem::replace(future, Expr::Verbatim(TokenStream::new()));
-        *future = parse_quote_spanned! {span=> {
-            #imports
-            let mut #call = #enter;
-            #fields
+        // returned future completes (or is dropped: cancelled); the statements before the
+        // `async` block run inside it (a panic there is this call's).
+        let enter = enter(quote!(enter_async), &future_options);
+        let future = format_ident!("__flext_future", span = span);
+        let monitored = quote_spanned! {span=>
             async move {
                 let mut #call = #call;
-                let #ret = #private::run_in(#user_future, &mut #call).await;
+                let #ret = #private::run_in(#future, &mut #call).await;
                 #classify
                 #ret
             }
+        };
+        let tail = match wrap {
+            Some(func) => quote!(#func(#monitored)),
+            None => monitored,
+        };
+        return parse_quote_spanned! {span=> {
+            #imports
+            let mut #call = #enter;
+            #fields
+            #[allow(clippy::redundant_closure_call)]
+            let #future = #private::creating(&mut #call, || { #(#preamble)* #user_future });
+            #tail
         }};
-        return block;
     }
-    let enter = enter(quote!(enter));
+    let enter = enter(quote!(enter), &sync_options);
     parse_quote_spanned! {span=> {
         #imports
         let mut #call = #enter;
@@ -258,14 +268,49 @@ fn body(site: &Site<'_>, sig: &Signature, block: Block) -> Block {
     }}
 }
 
-/// The `async` block a plain function's body ends in (`async move { .. }` or
-/// `Box::pin(async move { .. })`), to be monitored to completion.
-fn returned_future(block: &mut Block) -> Option<&mut Expr> {
-    let Some(Stmt::Expr(tail, None)) = block.stmts.last_mut() else { return None };
+/// For a plain function whose body ends in an `async` block (`async move { .. }` or
+/// `Box::pin(async move { .. })`) and has no other exit (no `return` or `?` outside closures
+/// and `async` blocks; an exit a macro writes there would not compile, since the statements run in
+/// a closure): the statements before it, the `async` block, and the function wrapping
+/// it (`Box::pin`), so the future can be monitored to completion. Other bodies take the general
+/// path.
+fn returned_future(block: &mut Block) -> Option<(Vec<Stmt>, Expr, Option<Expr>)> {
+    struct Exits(bool);
+    impl syn::visit::Visit<'_> for Exits {
+        fn visit_expr(&mut self, expr: &Expr) {
+            match expr {
+                Expr::Closure(_) | Expr::Async(_) | Expr::Const(_) => {}
+                Expr::Return(_) | Expr::Try(_) => self.0 = true,
+                _ => syn::visit::visit_expr(self, expr),
+            }
+        }
+        fn visit_item(&mut self, _item: &syn::Item) {}
+    }
+    let is_future_tail = match block.stmts.last() {
+        Some(Stmt::Expr(Expr::Async(_), None)) => true,
+        Some(Stmt::Expr(Expr::Call(call), None)) => {
+            call.args.len() == 1 && is_box_pin(&call.func) && matches!(call.args.first(), Some(Expr::Async(_)))
+        }
+        _ => false,
+    };
+    if !is_future_tail {
+        return None;
+    }
+    let mut exits = Exits(false);
+    for stmt in &block.stmts[..block.stmts.len() - 1] {
+        syn::visit::Visit::visit_stmt(&mut exits, stmt);
+    }
+    if exits.0 {
+        return None;
+    }
+    let Some(Stmt::Expr(tail, None)) = block.stmts.pop() else { return None };
+    let preamble = std::mem::take(&mut block.stmts);
     match tail {
-        Expr::Async(_) => Some(tail),
-        Expr::Call(call) if call.args.len() == 1 && is_box_pin(&call.func) && matches!(call.args.first(), Some(Expr::Async(_))) => {
-            call.args.first_mut()
+        Expr::Async(_) => Some((preamble, tail, None)),
+        Expr::Call(call) => {
+            let func = *call.func;
+            let user_future = call.args.into_iter().next()?;
+            Some((preamble, user_future, Some(func)))
         }
         _ => None,
     }
@@ -278,7 +323,7 @@ fn is_box_pin(func: &Expr) -> bool {
 }
 
 /// The `SiteOptions` expression for this function.
-fn options(site: &Site<'_>, private: &TokenStream) -> TokenStream {
+fn options(site: &Site<'_>, private: &TokenStream, is_future: bool) -> TokenStream {
     let args = site.args;
     let mut options = quote!(#private::SiteOptions::DEFAULT);
     if let Some(service) = args.service.as_ref().map(syn::LitStr::value) {
@@ -296,8 +341,11 @@ fn options(site: &Site<'_>, private: &TokenStream) -> TokenStream {
     if args.none_is_error.is_some() {
         options.extend(quote!(.none_is_error()));
     }
-    // An async call dropped before it finished: its result is unknown.
-    options.extend(quote!(.unseen_exit(#private::Outcome::Cancelled)));
+    // An async call dropped before it finished: its result is unknown. (A sync call always ends
+    // with its value seen, or returns `()`, which is ok.)
+    if is_future {
+        options.extend(quote!(.unseen_exit(#private::Outcome::Cancelled)));
+    }
     if !args.labels.is_empty() {
         let pairs = args.labels.iter().map(|(k, v)| quote!((#k, #v)));
         options.extend(quote!(.labels(&[#(#pairs),*])));

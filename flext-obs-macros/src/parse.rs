@@ -176,7 +176,16 @@ impl Args {
             "ok_if" => self.ok_if = Some(path(meta)?),
             "error_if" => self.error_if = Some(path(meta)?),
             "crate" => self.krate = Some(path(meta)?),
-            "objective" => self.objective = Some(path(meta)?),
+            "objective" => {
+                let objective = path(meta)?;
+                if objective.segments.first().is_some_and(|s| s.ident == "Self") {
+                    return Err(syn::Error::new(
+                        objective.span(),
+                        "`objective` is read in a `static`, where `Self` cannot be named: use the type's name or a free constant",
+                    ));
+                }
+                self.objective = Some(objective);
+            }
             "labels" => self.labels = labels(meta)?,
             _ => return Err(syn::Error::new(meta.path().span(), format!("unknown option `{key}`; expected one of: {OPTIONS}"))),
         }

@@ -28,11 +28,9 @@ impl Attributes {
         Attributes(Vec::new())
     }
 
-    /// Adds `key = value` (formatted here, cut to [`MAX_VALUE_LEN`]).
-    pub(crate) fn push(&mut self, key: &str, value: &dyn fmt::Display) {
-        let mut text = String::new();
-        let _ = write!(Bounded(&mut text), "{value}");
-        self.insert(key.into(), text.into_boxed_str());
+    /// Adds `key = text`.
+    fn push_text(&mut self, key: &str, text: Box<str>) {
+        self.insert(key.into(), text);
     }
 
     fn insert(&mut self, key: Box<str>, value: Box<str>) {
@@ -103,15 +101,24 @@ pub(crate) fn dropped() -> u64 {
     DROPPED.load(Ordering::Relaxed)
 }
 
-/// Records `key = value` for the running call whose span is `span`.
+/// `value` formatted, cut to [`MAX_VALUE_LEN`] bytes.
+fn bounded_text(value: &dyn fmt::Display) -> Box<str> {
+    let mut text = String::new();
+    let _ = write!(Bounded(&mut text), "{value}");
+    text.into_boxed_str()
+}
+
+/// Records `key = value` for the running call whose span is `span`. The value is formatted
+/// before the table is locked: its `Display` may itself call monitored code.
 pub(crate) fn record(span: SpanId, key: &str, value: &dyn fmt::Display) {
+    let text = bounded_text(value);
     let mut table = RECORDED.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(attributes) = table.by_span.get_mut(&span) {
-        attributes.push(key, value);
+        attributes.push_text(key, text);
         return;
     }
     let mut attributes = Attributes::new();
-    attributes.push(key, value);
+    attributes.push_text(key, text);
     table.put(span, attributes);
     RECORDED_SPANS.store(table.by_span.len(), Ordering::Relaxed);
 }

@@ -75,7 +75,7 @@ pub fn capture() -> Captured {
 
 /// Whether `level` passes the configured `FLEXT_LOG_LEVEL` of the process-wide instance.
 pub fn enabled(level: LogLevel) -> bool {
-    level >= crate::global().config().log_level()
+    level >= crate::api::instance().config().log_level()
 }
 
 /// Logs `message` at `level` with `fields`, in the current correlation context (a line logged
@@ -120,7 +120,7 @@ pub fn critical(message: &str, fields: &[(&str, Value)]) -> Result<()> {
 
 /// Writes `entry` as one JSON line and keeps it among the recent entries.
 pub fn write(entry: &LogEntry) {
-    let mut line = to_json_line(entry, crate::global().config().service_name());
+    let mut line = to_json_line(entry, crate::api::instance().config().service_name());
     line.push('\n');
     let mut output = OUTPUT.lock().unwrap_or_else(PoisonError::into_inner);
     let _ = output.writer.write_all(line.as_bytes());

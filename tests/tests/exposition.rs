@@ -27,20 +27,18 @@ fn a_small_store_renders_exactly_in_both_formats() {
     let text = render(&snapshot, Format::Text);
     // flext-obs shares the workspace version with this crate.
     let build_info = format!(
-        "build_info{{commit=\"abc123\",flext_obs_version=\"{}\",service_name=\"exposition\",version=\"2.0.0\"}} 1\n",
+        "build_info{{autometrics_version=\"1.0.0\",branch=\"\",commit=\"abc123\",flext_obs_version=\"{}\",repository_provider=\"\",repository_url=\"\",service_name=\"exposition\",version=\"2.0.0\"}} 1\n",
         env!("CARGO_PKG_VERSION")
     );
     let expected_text = String::from("# HELP build_info Version and commit of the running service (always 1).\n# TYPE build_info gauge\n")
         + &build_info
         + r#"# HELP flext_obs_dropped_series_total Label sets refused by the cardinality limit.
 # TYPE flext_obs_dropped_series_total counter
-flext_obs_dropped_series_total{metric="build_info"} 0
 flext_obs_dropped_series_total{metric="latency_seconds"} 0
 flext_obs_dropped_series_total{metric="queue_depth"} 0
 flext_obs_dropped_series_total{metric="requests_total"} 0
 # HELP flext_obs_series Live series per metric.
 # TYPE flext_obs_series gauge
-flext_obs_series{metric="build_info"} 1
 flext_obs_series{metric="latency_seconds"} 1
 flext_obs_series{metric="queue_depth"} 1
 flext_obs_series{metric="requests_total"} 1
@@ -211,12 +209,7 @@ fn a_user_series_named_like_a_self_metric_is_merged_into_one_family_in_label_ord
     let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("flext_obs_series{")).collect();
     assert_eq!(
         lines,
-        [
-            "flext_obs_series{metric=\"aaa\"} 7",
-            "flext_obs_series{metric=\"build_info\"} 1",
-            "flext_obs_series{metric=\"flext_obs_series\"} 2",
-            "flext_obs_series{metric=\"zzz\"} 9",
-        ],
+        ["flext_obs_series{metric=\"aaa\"} 7", "flext_obs_series{metric=\"flext_obs_series\"} 2", "flext_obs_series{metric=\"zzz\"} 9",],
         "the store's rows and the self-metric's rows interleave by labels"
     );
     // Both renderings of one store agree.

@@ -317,3 +317,100 @@ fn every_monitored_function_has_its_counters_at_zero_from_start_up() {
     assert!(snapshot.series("flext_function_panics_total", &[("function", "never_called")]).next().is_some());
     let _ = never_called;
 }
+
+#[flext_monitor]
+fn unit_work(items: &mut Vec<u32>) {
+    items.push(1);
+    if items.len() > 1 {
+        return;
+    }
+    items.push(2);
+}
+
+#[test]
+fn a_sync_function_returning_unit_is_ok_never_cancelled() {
+    let mut items = Vec::new();
+    unit_work(&mut items);
+    unit_work(&mut items);
+    assert_eq!(calls("unit_work", "ok"), 2.0);
+    assert_eq!(cancellations("unit_work"), 0.0, "a sync call always ends");
+    assert!(spans_of("unit_work").iter().all(|s| s.status() == SpanStatus::Completed));
+}
+
+#[flext_monitor]
+async fn waits_forever_in_a_join() -> u32 {
+    std::future::pending::<()>().await;
+    0
+}
+
+async fn panics_beside() -> u32 {
+    tokio::task::yield_now().await;
+    panic!("beside")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_call_dropped_while_another_future_panics_is_cancelled_not_panicked() {
+    let joined = tokio::spawn(async { tokio::join!(waits_forever_in_a_join(), panics_beside()) }).await;
+    assert!(joined.unwrap_err().is_panic());
+    assert_eq!(panics("waits_forever_in_a_join"), 0.0, "the panic was someone else's");
+    assert_eq!(cancellations("waits_forever_in_a_join"), 1.0);
+    assert!(alerts_of("waits_forever_in_a_join").is_empty());
+}
+
+struct Client {
+    base: u32,
+}
+
+impl Client {
+    #[flext_monitor]
+    fn fetch(&self, id: u32) -> impl Future<Output = Fallible<u32>> + use<> {
+        let base = self.base;
+        assert!(id != u32::MAX, "no such id");
+        let wanted = id + base;
+        async move {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            if wanted == 0 {
+                fail!("nothing at 0");
+            }
+            Ok(wanted)
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_before_the_returned_future_are_part_of_the_call() {
+    let client = Client { base: 10 };
+    assert_eq!(client.fetch(1).await.unwrap(), 11);
+    assert!(std::panic::catch_unwind(|| drop(client.fetch(u32::MAX))).is_err());
+    assert_eq!(panics("fetch"), 1.0, "a panic before the future exists is the call's");
+    assert_eq!(calls("fetch", "ok"), 1.0);
+    assert_eq!(calls("fetch", "error"), 1.0);
+}
+
+struct Order2(u32);
+
+impl std::fmt::Display for Order2 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Formatting calls monitored code, which records a field of its own.
+        write!(f, "order {}", labelled(self.0))
+    }
+}
+
+#[flext_monitor(fields(n = n))]
+fn labelled(n: u32) -> u32 {
+    n
+}
+
+#[flext_monitor(fields(order = %order))]
+fn ships(order: &Order2) -> u32 {
+    order.0
+}
+
+#[test]
+fn a_field_whose_display_calls_monitored_code_does_not_deadlock() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(ships(&Order2(4))).unwrap());
+    assert_eq!(rx.recv_timeout(Duration::from_secs(10)).expect("no deadlock"), 4);
+    let span = spans_of("ships").pop().unwrap();
+    assert_eq!(span.attributes()["order"], "order 4");
+}

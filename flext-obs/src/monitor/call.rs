@@ -259,8 +259,10 @@ impl Active {
         }
         let (site, state) = (self.site, self.state);
         // A panic counts only if it started during this call: unwinding that was already under
-        // way when the call began belongs to someone else.
-        let outcome = if self.outcome == Outcome::Panic || (!self.panicking_at_entry && std::thread::panicking()) {
+        // way when the call began belongs to someone else. An async call's own panics are noted by the poll (or creation) that saw them; one
+        // dropped while someone else's panic unwinds was cancelled, not panicked.
+        let unwinding = self.attached && !self.panicking_at_entry && std::thread::panicking();
+        let outcome = if self.outcome == Outcome::Panic || unwinding {
             Outcome::Panic
         } else if self.outcome == Outcome::Pending {
             site.options.unseen_exit

@@ -39,6 +39,17 @@ pub fn run_in<F: Future>(future: F, call: &mut Call) -> Monitored<'_, F> {
     Monitored { inner: future.with_context(context), call }
 }
 
+/// Runs the statements a plain function executes before returning its future (and makes the
+/// future), noting a panic among them on the call.
+#[doc(hidden)]
+#[inline]
+pub fn creating<R>(call: &mut Call, make: impl FnOnce() -> R) -> R {
+    let unwind = UnwindGuard { call, panicking_before: std::thread::panicking() };
+    let future = make();
+    drop(unwind);
+    future
+}
+
 impl<F: Future> Future for Monitored<'_, F> {
     type Output = F::Output;
 

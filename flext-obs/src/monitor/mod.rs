@@ -35,7 +35,7 @@ mod tracing_span;
 pub use call::Call;
 pub use dynamic::{MAX_DYNAMIC_SITES, call, run};
 #[doc(hidden)]
-pub use future::{Monitored, run_in};
+pub use future::{Monitored, creating, run_in};
 #[doc(hidden)]
 pub use inspect::{
     ErrorValue, Field, FieldDebug, FieldDisplay, Inspect, InspectAny, InspectDebug, InspectDisplay, InspectResult, OptionValue, Predicate,

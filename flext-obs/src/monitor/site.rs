@@ -179,6 +179,10 @@ impl CallSite {
 
     #[cold]
     fn resolve(&'static self) -> Option<SiteState> {
+        // Resolving registers a `tracing` callsite, which asks the subscribers for their interest:
+        // a subscriber that reads flext-obs (our own JSON layer does) must not re-enter the
+        // registration of every call site from here.
+        let _resolving = Resolving::enter();
         match self.try_resolve() {
             Ok(state) => Some(state),
             Err(err) => {
@@ -346,15 +350,38 @@ fn increment(by_result: &[Counter; 2], result: usize) {
 #[linkme::distributed_slice]
 pub static CALL_SITES: [&'static CallSite];
 
+thread_local! {
+    /// Whether this thread is resolving a call site (see [`CallSite::resolve`]).
+    static RESOLVING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks this thread as resolving a call site until dropped.
+struct Resolving(bool);
+
+impl Resolving {
+    fn enter() -> Resolving {
+        Resolving(RESOLVING.try_with(|r| r.replace(true)).unwrap_or(true))
+    }
+}
+
+impl Drop for Resolving {
+    fn drop(&mut self) {
+        let _ = RESOLVING.try_with(|r| r.set(self.0));
+    }
+}
+
 /// Resolves every monitored function of the program (their counters at 0), once, after the
-/// process-wide instance exists.
+/// process-wide instance exists. Never blocks and never re-enters: a second caller (or a call
+/// made while this thread resolves a call site) returns at once, and the sites it has not reached
+/// yet resolve on their first call as before.
 pub(crate) fn register_all() {
-    static DONE: std::sync::Once = std::sync::Once::new();
-    DONE.call_once(|| {
-        for site in CALL_SITES {
-            if let Some(state) = site.state() {
-                state.register_uncalled(site);
-            }
+    static STARTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if RESOLVING.try_with(std::cell::Cell::get).unwrap_or(true) || STARTED.swap(true, std::sync::atomic::Ordering::AcqRel) {
+        return;
+    }
+    for site in CALL_SITES {
+        if let Some(state) = site.state() {
+            state.register_uncalled(site);
         }
-    });
+    }
 }

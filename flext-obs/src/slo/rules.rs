@@ -156,8 +156,8 @@ pub fn rules(objectives: &[Objective]) -> String {
             ];
             for window in WINDOWS {
                 let fast = format!(
-                    "sum by (objective_name, service_name) (rate(function_calls_duration_seconds_bucket{{objective_name={name}, le={}}}[{window}]))",
-                    promql_string(threshold.as_label())
+                    "sum by (objective_name, service_name) (rate(function_calls_duration_seconds_bucket{{objective_name={name}, {}}}[{window}]))",
+                    le_matcher(threshold.as_label())
                 );
                 let all = format!(
                     "sum by (objective_name, service_name) (rate(function_calls_duration_seconds_count{{objective_name={name}}}[{window}]))"
@@ -257,4 +257,15 @@ fn alert(out: &mut String, objective: &Objective, kind: Kind, severity: Severity
         yaml_string(&summary),
         yaml_string(&description)
     );
+}
+
+/// The `le` matcher of the bucket at `bound`: exact for `0.25`; for a whole number both the
+/// spelling of Prometheus 2 and of flext-obs (`le="1"`) and that of Prometheus 3, which stores
+/// bounds as floats (`le="1.0"`).
+fn le_matcher(bound: &str) -> String {
+    if bound.contains('.') {
+        format!("le={}", promql_string(bound))
+    } else {
+        format!("le=~{}", promql_string(&format!("{bound}|{bound}\\.0")))
+    }
 }
