@@ -85,27 +85,34 @@ fn result_is_ok_or_error_only_and_a_panic_is_an_error() {
 
 #[test]
 fn exactly_one_build_info_series_at_one_with_the_specification_labels_at_every_moment() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
     let obs = flext_obs::global();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let reads = Arc::new(AtomicU32::new(0));
     let reader = {
-        let stop = stop.clone();
+        let (stop, reads) = (stop.clone(), reads.clone());
         std::thread::spawn(move || {
-            let mut reads = 0u32;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) && reads < 100_000 {
+            // Reads while the versions change, at least 200 times, at most 100,000.
+            while !(stop.load(Ordering::Relaxed) && reads.load(Ordering::Relaxed) >= 200) && reads.load(Ordering::Relaxed) < 100_000 {
                 let snapshot = flext_obs::global().snapshot();
                 let infos: Vec<_> = snapshot.series("build_info", &[]).collect();
                 assert_eq!(infos.len(), 1, "one build_info series at every moment");
                 assert_eq!(infos[0].value.scalar(), Some(1.0));
-                reads += 1;
+                reads.fetch_add(1, Ordering::Relaxed);
             }
-            reads
         })
     };
-    for i in 0..200 {
-        obs.set_build_info(&format!("1.0.{i}"), "abc123").unwrap();
+    // Changes the version until the reader has read at least 200 times meanwhile (bounded: 10 s).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut sets = 0u32;
+    while (reads.load(Ordering::Relaxed) < 200 || sets < 200) && std::time::Instant::now() < deadline {
+        obs.set_build_info(&format!("1.0.{sets}"), "abc123").unwrap();
+        sets += 1;
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    assert!(reader.join().unwrap() > 0);
+    stop.store(true, Ordering::Relaxed);
+    reader.join().unwrap();
+    assert!(reads.load(Ordering::Relaxed) >= 200 && sets >= 200, "{} reads during {sets} changes", reads.load(Ordering::Relaxed));
     flext_obs::set_build_info!().unwrap();
     let snapshot = obs.snapshot();
     let infos: Vec<_> = snapshot.series("build_info", &[]).collect();
