@@ -83,7 +83,7 @@ fn seconds_from_args() -> Option<f64> {
 }
 
 fn print_table(snapshot: &flext_obs::store::Snapshot) {
-    println!("{:<24} {:>10} {:>8} {:>7} {:>12} {:>12}", "FUNCTION", "CALLS", "ERRORS", "PANICS", "P50", "P99");
+    println!("{:<24} {:>10} {:>8} {:>7} {:>12} {:>12}", "FUNCTION", "CALLS", "ERROR %", "PANICS", "P50", "P99");
     for f in flext_obs::monitor::function_stats(snapshot) {
         let micros = |q: Option<f64>| q.map_or_else(|| "-".to_owned(), |s| format!("{:.1} µs", s * 1e6));
         println!(

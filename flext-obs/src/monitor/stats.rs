@@ -35,7 +35,8 @@ impl FunctionStats {
     }
 }
 
-/// Per-function calls, errors, panics and latency quantiles from `snapshot`, sorted by function.
+/// Per-function calls, errors, panics and latency quantiles from `snapshot`, sorted by function;
+/// functions not called yet (whose counters read 0 from start-up) are left out.
 ///
 /// ```
 /// #[flext_obs::flext_monitor]
