@@ -406,13 +406,13 @@ fn classify_tokens(site: &Site<'_>, private: &TokenStream, call: &syn::Ident, va
         (Some(path), _) => {
             let check = quote_spanned! {path.span()=> #private::predicate(#path, &#value) };
             quote_spanned! {span=>
-                if #check { #call.tolerate(); } else { #inspect if !#call.is_error() { #call.note_rule("ok_if"); } }
+                if #check { #call.mark_ok(); } else { #inspect if !#call.is_error() { #call.note_rule("ok_if"); } }
             }
         }
         (None, Some(path)) => {
             let check = quote_spanned! {path.span()=> #private::predicate(#path, &#value) };
             quote_spanned! {span=>
-                if #check { #inspect if !#call.is_error() { #call.note_rule("error_if"); } } else { #call.tolerate(); }
+                if #check { #inspect if !#call.is_error() { #call.note_rule("error_if"); } } else { #call.mark_ok(); }
             }
         }
         (None, None) => inspect,

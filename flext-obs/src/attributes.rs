@@ -14,8 +14,11 @@ use std::sync::{LazyLock, Mutex, PoisonError};
 
 /// Most attributes one span keeps.
 pub(crate) const MAX_PER_SPAN: usize = 32;
-/// Longest attribute value kept, in bytes (longer ones are cut at a character boundary).
-pub(crate) const MAX_VALUE_LEN: usize = 4096;
+/// Longest attribute value kept, in bytes, the cut marker included (longer ones are cut at a
+/// character boundary): what a span entity accepts as an attribute value.
+pub(crate) const MAX_VALUE_LEN: usize = crate::entity::validate::MAX_LABEL_VALUE_LEN;
+/// Ends a value that was cut.
+const CUT: char = '…';
 /// Most spans whose attributes are kept (waiting, and finished).
 pub(crate) const MAX_SPANS: usize = 4096;
 
@@ -26,11 +29,6 @@ pub(crate) struct Attributes(Vec<(Box<str>, Box<str>)>);
 impl Attributes {
     pub(crate) const fn new() -> Self {
         Attributes(Vec::new())
-    }
-
-    /// Adds `key = text`.
-    fn push_text(&mut self, key: &str, text: Box<str>) {
-        self.insert(key.into(), text);
     }
 
     fn insert(&mut self, key: Box<str>, value: Box<str>) {
@@ -59,9 +57,11 @@ impl fmt::Write for Bounded<'_> {
             self.0.push_str(s);
             return Ok(());
         }
+        // Room for the marker too, so the cut value still fits the bound.
+        let room = room.saturating_sub(CUT.len_utf8());
         let cut = (0..=room).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0);
         self.0.push_str(&s[..cut]);
-        self.0.push('…');
+        self.0.push(CUT);
         Err(fmt::Error)
     }
 }
@@ -114,11 +114,11 @@ pub(crate) fn record(span: SpanId, key: &str, value: &dyn fmt::Display) {
     let text = bounded_text(value);
     let mut table = RECORDED.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(attributes) = table.by_span.get_mut(&span) {
-        attributes.push_text(key, text);
+        attributes.insert(key.into(), text);
         return;
     }
     let mut attributes = Attributes::new();
-    attributes.push_text(key, text);
+    attributes.insert(key.into(), text);
     table.put(span, attributes);
     RECORDED_SPANS.store(table.by_span.len(), Ordering::Relaxed);
 }

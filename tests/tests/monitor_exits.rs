@@ -416,3 +416,28 @@ fn a_field_whose_display_calls_monitored_code_does_not_deadlock() {
     let span = spans_of("ships").pop().unwrap();
     assert_eq!(span.attributes()["order"], "order 4");
 }
+
+#[flext_monitor]
+fn many_attributes() -> u32 {
+    for i in 0..40 {
+        flext_obs::trace::record(&format!("key{i}"), i).unwrap();
+    }
+    flext_obs::trace::record("key0", "x".repeat(10_000)).unwrap();
+    40
+}
+
+#[test]
+fn span_attributes_are_bounded_and_what_is_refused_is_counted() {
+    let before = flext_obs::trace::dropped_attributes();
+    assert_eq!(many_attributes(), 40);
+    let span = spans_of("many_attributes").pop().unwrap();
+    let keys: Vec<&String> = span.attributes().keys().filter(|k| k.starts_with("key")).collect();
+    assert_eq!(keys.len(), 32, "at most 32 attributes per span");
+    assert_eq!(flext_obs::trace::dropped_attributes() - before, 8, "the 8 refused are counted");
+    let long = &span.attributes()["key0"];
+    assert!(
+        long.len() <= 4096 && long.len() > 4000 && long.ends_with('…'),
+        "a long value is cut to 4096 bytes and marked: {} bytes",
+        long.len()
+    );
+}

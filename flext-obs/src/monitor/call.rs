@@ -214,12 +214,6 @@ impl Call {
         self.0.as_ref().is_some_and(|a| a.outcome == Outcome::Error)
     }
 
-    /// An `ok_if`/`error_if` verdict of ok: the call is ok, whatever the value was.
-    #[doc(hidden)]
-    pub fn tolerate(&mut self) {
-        self.mark_ok();
-    }
-
     /// An `ok_if`/`error_if` verdict of error on a value that was not an error by itself.
     #[doc(hidden)]
     pub fn note_rule(&mut self, rule: &'static str) {

@@ -201,14 +201,14 @@ impl CallSite {
         let mut labels: Vec<(&str, &str)> = vec![("function", self.function), ("module", self.module), ("service_name", &service)];
         labels.extend_from_slice(self.options.labels);
         let mut histogram_labels = labels.clone();
-        if let Some((threshold, percentile)) =
-            self.options.objective.and_then(|o| o.latency_target().map(|t| (o.name(), t))).map(|(name, (latency, percentile))| {
-                histogram_labels.push(("objective_name", name));
-                (latency, percentile)
-            })
-        {
-            histogram_labels.push(("objective_percentile", percentile.as_label()));
-            histogram_labels.push(("objective_latency_threshold", threshold.as_label()));
+        if let Some(objective) = self.options.objective {
+            if let Some((threshold, percentile)) = objective.latency_target() {
+                histogram_labels.extend([
+                    ("objective_name", objective.name()),
+                    ("objective_percentile", percentile.as_label()),
+                    ("objective_latency_threshold", threshold.as_label()),
+                ]);
+            }
         }
         store.describe(CALLS, crate::MetricKind::Counter, "Calls of monitored functions, by result and caller.")?;
         store.describe(DURATION, crate::MetricKind::Histogram, "Duration of monitored function calls, in seconds.")?;
@@ -255,7 +255,7 @@ impl SiteState {
     /// Makes the calls counters of calls made from no monitored caller, so that the function's
     /// `function_calls_total` series exist (at 0) from start-up, as the specification asks.
     pub(super) fn register_uncalled(&self, site: &CallSite) {
-        self.count_slow(site, 0, usize::MAX);
+        self.count_slow(site, 0, None);
     }
 
     /// Counts a span of this function dropped by the rate limit (uncounted if the store refuses
@@ -281,12 +281,13 @@ impl SiteState {
                 None => break,
             }
         }
-        self.count_slow(site, caller, result);
+        self.count_slow(site, caller, Some(result));
     }
 
-    /// `result` out of range only makes the counters (see [`SiteState::register_uncalled`]).
+    /// Finds or makes the counters of calls from `caller`, and adds one call to `result`'s
+    /// (`None` only makes them: see [`SiteState::register_uncalled`]).
     #[cold]
-    fn count_slow(&self, site: &CallSite, caller: u32, result: usize) {
+    fn count_slow(&self, site: &CallSite, caller: u32, result: Option<usize>) {
         let mut more = self.more_callers.lock().unwrap_or_else(PoisonError::into_inner);
         for slot in &self.callers {
             if let Some(entry) = slot.get() {
@@ -338,8 +339,8 @@ impl SiteState {
     }
 }
 
-fn increment(by_result: &[Counter; 2], result: usize) {
-    if let Some(counter) = by_result.get(result) {
+fn increment(by_result: &[Counter; 2], result: Option<usize>) {
+    if let Some(counter) = result.and_then(|r| by_result.get(r)) {
         counter.increment();
     }
 }
