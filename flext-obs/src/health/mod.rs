@@ -1,9 +1,12 @@
 //! Health checks: system resources, user checks, aggregation, history and alerts.
 //!
 //! A [`HealthRegistry`] holds named checks. System checks read cached `sysinfo` samples
-//! ([`SystemReadings`]); user checks are closures or futures run with a timeout on their own
-//! thread (or task), so a check that hangs or panics is reported `unhealthy` with that reason
-//! and never blocks or crashes the caller. Each run yields a [`HealthReport`]: one
+//! ([`SystemReadings`]); user checks are closures or futures run on the registry's bounded pool
+//! of threads ([`HealthRegistryBuilder::check_threads`]) with a timeout of at most
+//! [`MAX_CHECK_TIMEOUT`], so a check that hangs or panics is reported `unhealthy` with that
+//! reason and never blocks or crashes the caller. A check still running from an earlier call is
+//! not started again: the new caller waits for that run (up to its own timeout), so a hung check
+//! holds one thread however often `/health` is asked for. Each run yields a [`HealthReport`]: one
 //! [`HealthCheck`] per component plus the aggregated status ([`aggregate`]).
 //!
 //! ```
@@ -22,15 +25,17 @@
 //! # Ok::<(), flext_obs::Error>(())
 //! ```
 
+mod pool;
 mod run;
 mod system;
+mod timer;
 
 pub use system::{DiskReading, SYSTEM_GAUGES, SystemReadings, SystemThresholds, Thresholds};
 
 use crate::entity::{Alert, HealthCheck, HealthStatus, Severity, validate};
 use crate::error::{Error, Result};
 use crate::store::Store;
-use run::Ran;
+use run::{Ran, Run};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
@@ -38,6 +43,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, LazyLock, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
+
+/// The longest timeout a check may have: a timeout is how long a caller (a `/health` request)
+/// may wait, and longer ones are refused at registration rather than clamped.
+pub const MAX_CHECK_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Threads a registry runs checks on by default (see [`HealthRegistryBuilder::check_threads`]).
+pub const DEFAULT_CHECK_THREADS: usize = 4;
 
 /// Gauge holding each component's status: 0 healthy, 1 degraded, 2 unhealthy, 3 unknown.
 pub const STATUS_GAUGE: &str = "flext_health_status";
@@ -130,7 +142,18 @@ impl CheckOptions {
     pub const fn new() -> Self {
         CheckOptions { timeout: Duration::from_secs(5), critical: false }
     }
-    /// A check still running after `timeout` is reported unhealthy (its thread is left to end).
+    /// A check still running after `timeout` is reported unhealthy (its run goes on, on the
+    /// registry's pool, and is not started again until it ends). At most [`MAX_CHECK_TIMEOUT`]:
+    /// registration refuses more.
+    ///
+    /// ```
+    /// use flext_obs::health::{CheckOptions, HealthRegistry};
+    /// use std::time::Duration;
+    /// let health = HealthRegistry::builder().build()?;
+    /// let refused = health.register("db", CheckOptions::new().timeout(Duration::MAX), || true).unwrap_err();
+    /// assert!(refused.to_string().contains("at most 300s"), "{refused}");
+    /// # Ok::<(), flext_obs::Error>(())
+    /// ```
     pub const fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -156,6 +179,8 @@ struct Registered {
     name: String,
     options: CheckOptions,
     check: CheckFn,
+    /// The run in progress or last finished, so a check is never run twice at once.
+    running: Mutex<Option<Arc<Run<Verdict>>>>,
 }
 
 /// The result of one run of every check.
@@ -229,6 +254,7 @@ struct Inner {
     alert_after: u32,
     system: Option<(system::Sampler, SystemThresholds)>,
     store: Option<Store>,
+    pool: pool::Pool,
 }
 
 /// Named health checks and what they said lately. Cloning shares it.
@@ -240,7 +266,11 @@ pub struct HealthRegistry {
 impl fmt::Debug for HealthRegistry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names: Vec<String> = self.inner.checks.read().unwrap_or_else(PoisonError::into_inner).iter().map(|c| c.name.clone()).collect();
-        f.debug_struct("HealthRegistry").field("checks", &names).field("system", &self.inner.system.is_some()).finish_non_exhaustive()
+        f.debug_struct("HealthRegistry")
+            .field("checks", &names)
+            .field("system", &self.inner.system.is_some())
+            .field("check_threads", &self.inner.pool.workers())
+            .finish_non_exhaustive()
     }
 }
 
@@ -252,9 +282,24 @@ pub struct HealthRegistryBuilder {
     system: Option<(SystemThresholds, Duration)>,
     history_len: usize,
     alert_after: u32,
+    check_threads: usize,
 }
 
 impl HealthRegistryBuilder {
+    /// Threads that run the user checks, at most (default [`DEFAULT_CHECK_THREADS`], 1 to 64):
+    /// started when checks run, ended after 10 s idle. Checks that hang hold one each until they
+    /// end; when all are held, the other checks wait in the queue and time out.
+    ///
+    /// ```
+    /// let health = flext_obs::health::HealthRegistry::builder().check_threads(2).build()?;
+    /// assert!(flext_obs::health::HealthRegistry::builder().check_threads(0).build().is_err());
+    /// # let _ = health;
+    /// # Ok::<(), flext_obs::Error>(())
+    /// ```
+    pub fn check_threads(mut self, threads: usize) -> Self {
+        self.check_threads = threads;
+        self
+    }
     /// Mirrors statuses (and system readings) into gauges of `store`.
     pub fn store(mut self, store: Store) -> Self {
         self.store = Some(store);
@@ -281,6 +326,9 @@ impl HealthRegistryBuilder {
         if self.alert_after == 0 {
             return Err(Error::invalid("HealthRegistry", "alert_after", 0, "must be at least 1"));
         }
+        if !(1..=64).contains(&self.check_threads) {
+            return Err(Error::invalid("HealthRegistry", "check_threads", self.check_threads, "must be from 1 to 64"));
+        }
         let system = match self.system {
             Some((thresholds, interval)) => Some((system::Sampler::start(interval, self.store.clone())?, thresholds)),
             None => None,
@@ -293,6 +341,7 @@ impl HealthRegistryBuilder {
                 alert_after: self.alert_after,
                 system,
                 store: self.store,
+                pool: pool::Pool::new(self.check_threads),
             }),
         })
     }
@@ -301,7 +350,7 @@ impl HealthRegistryBuilder {
 impl HealthRegistry {
     /// No checks, no system sampler, no metrics; history 20; alerts after 3 failures.
     pub fn builder() -> HealthRegistryBuilder {
-        HealthRegistryBuilder { store: None, system: None, history_len: 20, alert_after: 3 }
+        HealthRegistryBuilder { store: None, system: None, history_len: 20, alert_after: 3, check_threads: DEFAULT_CHECK_THREADS }
     }
 
     fn add(&self, name: &str, options: CheckOptions, check: CheckFn) -> Result<()> {
@@ -309,11 +358,19 @@ impl HealthRegistry {
         if options.timeout.is_zero() {
             return Err(Error::invalid("CheckOptions", "timeout", options.timeout, "must be greater than zero"));
         }
+        if options.timeout > MAX_CHECK_TIMEOUT {
+            return Err(Error::invalid(
+                "CheckOptions",
+                "timeout",
+                options.timeout,
+                format!("must be at most {MAX_CHECK_TIMEOUT:?} (a caller waits that long)"),
+            ));
+        }
         let mut checks = self.inner.checks.write().unwrap_or_else(PoisonError::into_inner);
         if checks.iter().any(|c| c.name == name) || name.starts_with("system.") || name == "process" {
             return Err(Error::invalid("HealthCheck", "component", name, "is already registered (or reserved for the system checks)"));
         }
-        checks.push(Arc::new(Registered { name: name.to_owned(), options, check }));
+        checks.push(Arc::new(Registered { name: name.to_owned(), options, check, running: Mutex::new(None) }));
         Ok(())
     }
 
@@ -356,54 +413,37 @@ impl HealthRegistry {
         checks.len() != before
     }
 
-    /// Runs every check now, all at once, each within its timeout. Async checks run on their
-    /// own thread with a small executor: if they need a runtime (tokio timers, I/O), use
-    /// [`check_async`](HealthRegistry::check_async) from inside it.
+    /// Runs every check now, all at once, each within its timeout (a check still running from an
+    /// earlier call is waited for, not started again). Async checks run on the pool too: with
+    /// the `http` feature under a tokio runtime of the pool thread (tokio timers and I/O work),
+    /// without it under a plain executor (they must not need a runtime).
     pub fn check(&self) -> HealthReport {
         let (started, now) = (Instant::now(), chrono::Utc::now());
         let checks = self.registered();
-        let runs: Vec<_> = checks
-            .iter()
-            .map(|c| {
-                let started = Instant::now();
-                let slot = match &c.check {
-                    CheckFn::Sync(f) => {
-                        let f = f.clone();
-                        run::spawn(&c.name, move || f())
-                    }
-                    CheckFn::Async(f) => {
-                        let future = f.clone();
-                        run::spawn(&c.name, move || run::block_on(future()))
-                    }
-                };
-                (slot, started)
-            })
-            .collect();
+        let runs: Vec<_> = checks.iter().map(|c| self.start(c)).collect();
         let results = checks
             .iter()
             .zip(runs)
-            .map(|(c, (slot, began))| (c.clone(), run::wait(&slot, began + c.options.timeout, c.options.timeout), began.elapsed()))
+            .map(|(c, (run, joined))| {
+                let timeout = c.options.timeout;
+                (c.clone(), run.wait(started + timeout, timeout, joined), started.elapsed())
+            })
             .collect();
         self.finish(now, started, results)
     }
 
-    /// Runs every check now, all at once, each within its timeout; async checks are polled in
-    /// the calling task, so they can use its runtime.
+    /// Runs every check now, all at once, each within its timeout, waiting without blocking the
+    /// calling task: the checks run on the registry's pool (as for [`check`](Self::check)), so
+    /// one that blocks its thread cannot stall the caller's runtime.
     pub async fn check_async(&self) -> HealthReport {
         let (started, now) = (Instant::now(), chrono::Utc::now());
         let checks = self.registered();
         let mut pending: Vec<TimedRun> = Vec::new();
         for c in &checks {
-            let began = Instant::now();
+            let (run, joined) = self.start(c);
             let timeout = c.options.timeout;
-            let run: Pin<Box<dyn Future<Output = Ran<Verdict>> + Send>> = match &c.check {
-                CheckFn::Sync(f) => {
-                    let f = f.clone();
-                    Box::pin(run::on_thread(&c.name, timeout, move || f()))
-                }
-                CheckFn::Async(f) => Box::pin(run::in_task(f(), timeout)),
-            };
-            pending.push(Box::pin(async move { (run.await, began.elapsed()) }));
+            let waiting = run.wait_async(started + timeout, timeout, joined);
+            pending.push(Box::pin(async move { (waiting.await, started.elapsed()) }));
         }
         let mut done: Vec<Option<(Ran<Verdict>, Duration)>> = pending.iter().map(|_| None).collect();
         std::future::poll_fn(|cx| {
@@ -421,6 +461,34 @@ impl HealthRegistry {
         .await;
         let results = checks.iter().zip(done).filter_map(|(c, d)| d.map(|(ran, took)| (c.clone(), ran, took))).collect();
         self.finish(now, started, results)
+    }
+
+    /// The run of `check` to wait for: the one in progress (`true`: joined), else a new one on
+    /// the pool.
+    fn start(&self, check: &Arc<Registered>) -> (Arc<Run<Verdict>>, bool) {
+        let mut running = check.running.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(run) = running.as_ref().filter(|run| !run.is_finished()) {
+            return (run.clone(), true);
+        }
+        let run = Run::new();
+        *running = Some(run.clone());
+        drop(running);
+        let (job_check, job_run) = (check.clone(), run.clone());
+        let submitted = self.inner.pool.submit(move || {
+            let ran = match &job_check.check {
+                CheckFn::Sync(f) => run::run_sync(|| f()),
+                CheckFn::Async(f) => match run::run_sync(|| f()) {
+                    Ran::Done(future) => run::run_async(future, job_check.options.timeout),
+                    Ran::Panicked(message) => Ran::Panicked(message),
+                    _ => Ran::NotStarted("the check made no future".to_owned()),
+                },
+            };
+            job_run.finish(ran);
+        });
+        if let Err(why) = submitted {
+            run.finish(Ran::NotStarted(why));
+        }
+        (run, false)
     }
 
     /// The most recent results of `component`, oldest first.
@@ -454,7 +522,11 @@ impl HealthRegistry {
             let verdict = match ran {
                 Ran::Done(verdict) => verdict,
                 Ran::Panicked(message) => Verdict::unhealthy(format!("the check panicked: {message}")),
-                Ran::TimedOut(after) => Verdict::unhealthy(format!("the check timed out after {after:?}")),
+                Ran::TimedOut { after, since: None } => Verdict::unhealthy(format!("the check timed out after {after:?}")),
+                Ran::TimedOut { after, since: Some(since) } => Verdict::unhealthy(format!(
+                    "the check timed out after {after:?} (its run started {:.1}s ago is still going)",
+                    since.as_secs_f64()
+                )),
                 Ran::NotStarted(why) => Verdict::unhealthy(format!("the check could not start: {why}")),
             };
             components.push((entity(&check.name, verdict, now, took), check.options.critical));

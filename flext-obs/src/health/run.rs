@@ -1,21 +1,37 @@
-//! Running one check so that it can neither hang nor crash the caller: on its own thread, with
-//! a deadline, its panic caught. Async checks either get a small executor on that thread
-//! (blocking [`super::HealthRegistry::check`]) or are polled in the caller's task
-//! ([`super::HealthRegistry::check_async`]) so they can use the caller's runtime.
+//! Running one check so that it can neither hang nor crash the caller, nor make the process
+//! spawn: on the registry's bounded [`Pool`](super::pool::Pool), its panic caught, waited for
+//! with a deadline by any number of callers.
+//!
+//! A [`Run`] is one execution of a check, shared: while it is in progress, a caller that wants
+//! the check again waits for that same run instead of starting another (so a hung check holds
+//! one pool thread, however many `/health` requests come in). The blocking wait is a condition
+//! variable with a timeout; the async wait registers its waker with the run and with the one
+//! process-wide [`timer`](super::timer), and unregisters both when dropped.
+//!
+//! Async checks run on the pool too (never in the caller's task, so one that blocks its thread
+//! cannot stall the caller's runtime), under a small tokio runtime per pool thread when the
+//! `http` feature brings tokio (its timers and I/O work there), and a plain executor otherwise;
+//! either way the future is dropped at its timeout, which frees the thread unless it blocks.
 
+use super::timer::{self, WakeCell};
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 /// How a check run ended, before it becomes a verdict.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum Ran<T> {
     Done(T),
     Panicked(String),
-    TimedOut(Duration),
+    /// The caller's deadline passed; `since` is set when the caller joined a run that an
+    /// earlier caller had started that long before.
+    TimedOut {
+        after: Duration,
+        since: Option<Duration>,
+    },
     NotStarted(String),
 }
 
@@ -28,149 +44,215 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a non-text panic payload".to_owned())
 }
 
-/// A value produced on another thread, waited for with a deadline (blocking or async).
-pub(crate) struct Slot<T> {
-    value: Mutex<(Option<Ran<T>>, Option<Waker>)>,
-    ready: Condvar,
+struct State<T> {
+    result: Option<Ran<T>>,
+    /// Async waiters to wake when the result arrives, by waiter id.
+    wakers: Vec<(u64, Waker)>,
+    next_waiter: u64,
 }
 
-impl<T> Slot<T> {
-    fn put(&self, ran: Ran<T>) {
-        let mut guard = self.value.lock().unwrap_or_else(PoisonError::into_inner);
-        guard.0 = Some(ran);
-        if let Some(waker) = guard.1.take() {
+/// One execution of a check, which any number of callers wait for.
+pub(crate) struct Run<T> {
+    state: Mutex<State<T>>,
+    finished: Condvar,
+    started: Instant,
+}
+
+impl<T: Clone> Run<T> {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Run {
+            state: Mutex::new(State { result: None, wakers: Vec::new(), next_waiter: 0 }),
+            finished: Condvar::new(),
+            started: Instant::now(),
+        })
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).result.is_some()
+    }
+
+    pub(crate) fn finish(&self, ran: Ran<T>) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.result = Some(ran);
+        for (_, waker) in state.wakers.drain(..) {
             waker.wake();
         }
-        self.ready.notify_all();
+        drop(state);
+        self.finished.notify_all();
+    }
+
+    fn timed_out(&self, timeout: Duration, joined: bool) -> Ran<T> {
+        Ran::TimedOut { after: timeout, since: joined.then(|| self.started.elapsed()) }
+    }
+
+    /// Waits on this thread until the result or `deadline` (the caller's `timeout` after it
+    /// asked); `joined` says whether the caller found the run already in progress.
+    pub(crate) fn wait(&self, deadline: Instant, timeout: Duration, joined: bool) -> Ran<T> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let Some(ran) = &state.result {
+                return ran.clone();
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return self.timed_out(timeout, joined);
+            }
+            state = self.finished.wait_timeout(state, deadline - now).unwrap_or_else(PoisonError::into_inner).0;
+        }
+    }
+
+    /// Waits in the calling task until the result or `deadline`.
+    pub(crate) fn wait_async(self: &Arc<Self>, deadline: Instant, timeout: Duration, joined: bool) -> Waiting<T> {
+        Waiting { run: self.clone(), timeout, deadline, joined, id: None, timer: None }
     }
 }
 
-/// Starts `work` on its own thread; its panic is caught there.
-pub(crate) fn spawn<T: Send + 'static>(name: &str, work: impl FnOnce() -> T + Send + 'static) -> Arc<Slot<T>> {
-    let slot = Arc::new(Slot { value: Mutex::new((None, None)), ready: Condvar::new() });
-    let producer = slot.clone();
-    let spawned = std::thread::Builder::new().name(format!("flext-health-{name}")).spawn(move || {
-        let ran = match catch_unwind(AssertUnwindSafe(work)) {
-            Ok(value) => Ran::Done(value),
-            Err(payload) => Ran::Panicked(panic_message(payload.as_ref())),
-        };
-        producer.put(ran);
-    });
-    if let Err(err) = spawned {
-        slot.put(Ran::NotStarted(err.to_string()));
-    }
-    slot
+/// The future of [`Run::wait_async`].
+pub(crate) struct Waiting<T> {
+    run: Arc<Run<T>>,
+    timeout: Duration,
+    deadline: Instant,
+    joined: bool,
+    id: Option<u64>,
+    timer: Option<WakeCell>,
 }
 
-/// Waits for a spawned run until `deadline` (`timeout` after it started).
-pub(crate) fn wait<T>(slot: &Slot<T>, deadline: Instant, timeout: Duration) -> Ran<T> {
-    let mut guard = slot.value.lock().unwrap_or_else(PoisonError::into_inner);
-    loop {
-        if let Some(ran) = guard.0.take() {
-            return ran;
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return Ran::TimedOut(timeout);
-        }
-        guard = slot.ready.wait_timeout(guard, deadline - now).unwrap_or_else(PoisonError::into_inner).0;
-    }
-}
+impl<T: Clone> Future for Waiting<T> {
+    type Output = Ran<T>;
 
-/// Runs `work` on its own thread; the returned future resolves when it is done or when
-/// `timeout` has passed.
-pub(crate) fn on_thread<T, W>(name: &str, timeout: Duration, work: W) -> impl Future<Output = Ran<T>> + use<T, W>
-where
-    T: Send + 'static,
-    W: FnOnce() -> T + Send + 'static,
-{
-    let slot = spawn(name, work);
-    let mut deadline = Deadline::start(timeout);
-    std::future::poll_fn(move |cx| {
-        let mut guard = slot.value.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(ran) = guard.0.take() {
-            return Poll::Ready(ran);
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Ran<T>> {
+        let this = self.get_mut();
+        let mut state = this.run.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(ran) = &state.result {
+            return Poll::Ready(ran.clone());
         }
-        if deadline.passed(cx) {
-            return Poll::Ready(Ran::TimedOut(timeout));
+        if Instant::now() >= this.deadline {
+            return Poll::Ready(this.run.timed_out(this.timeout, this.joined));
         }
-        guard.1 = Some(cx.waker().clone());
+        let id = *this.id.get_or_insert_with(|| {
+            state.next_waiter += 1;
+            state.next_waiter
+        });
+        match state.wakers.iter_mut().find(|(w, _)| *w == id) {
+            Some((_, waker)) => waker.clone_from(cx.waker()),
+            None => state.wakers.push((id, cx.waker().clone())),
+        }
+        drop(state);
+        match &this.timer {
+            Some(cell) => *cell.lock().unwrap_or_else(PoisonError::into_inner) = Some(cx.waker().clone()),
+            None => {
+                let cell: WakeCell = Arc::new(Mutex::new(Some(cx.waker().clone())));
+                if !timer::wake_at(this.deadline, cell.clone()) {
+                    return Poll::Ready(this.run.timed_out(this.timeout, this.joined));
+                }
+                this.timer = Some(cell);
+            }
+        }
         Poll::Pending
-    })
+    }
 }
 
-/// Polls `future` in the caller's task with a deadline, catching a panic in any poll.
-pub(crate) fn in_task<T>(future: Pin<Box<dyn Future<Output = T> + Send>>, timeout: Duration) -> impl Future<Output = Ran<T>> {
-    let mut future = Some(future);
-    let mut deadline = Deadline::start(timeout);
-    std::future::poll_fn(move |cx| {
-        let Some(inner) = future.as_mut() else { return Poll::Ready(Ran::NotStarted("polled after completion".to_owned())) };
-        match catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll(cx))) {
-            Ok(Poll::Ready(value)) => {
-                future = None;
-                Poll::Ready(Ran::Done(value))
-            }
-            Err(payload) => {
-                future = None;
-                Poll::Ready(Ran::Panicked(panic_message(payload.as_ref())))
-            }
-            Ok(Poll::Pending) if deadline.passed(cx) => {
-                future = None;
-                Poll::Ready(Ran::TimedOut(timeout))
-            }
-            Ok(Poll::Pending) => Poll::Pending,
+impl<T> Drop for Waiting<T> {
+    fn drop(&mut self) {
+        if let Some(cell) = &self.timer {
+            cell.lock().unwrap_or_else(PoisonError::into_inner).take();
         }
-    })
+        if let Some(id) = self.id {
+            self.run.state.lock().unwrap_or_else(PoisonError::into_inner).wakers.retain(|(w, _)| *w != id);
+        }
+    }
 }
 
-/// Drives `future` to completion on the current thread (for async checks run by the blocking
-/// [`super::HealthRegistry::check`]; the future must not need a specific runtime).
-pub(crate) fn block_on<T>(future: Pin<Box<dyn Future<Output = T> + Send>>) -> T {
+/// Runs a synchronous check on the current (pool) thread, catching its panic.
+pub(crate) fn run_sync<T>(check: impl FnOnce() -> T) -> Ran<T> {
+    match catch_unwind(AssertUnwindSafe(check)) {
+        Ok(value) => Ran::Done(value),
+        Err(payload) => Ran::Panicked(panic_message(payload.as_ref())),
+    }
+}
+
+/// Runs an async check on the current (pool) thread until it completes or `timeout` passes
+/// (then the future is dropped), catching its panic.
+pub(crate) fn run_async<T>(future: Pin<Box<dyn Future<Output = T> + Send>>, timeout: Duration) -> Ran<T> {
+    let ran = catch_unwind(AssertUnwindSafe(|| executor::block_on(future, timeout)));
+    match ran {
+        Ok(Ok(Some(value))) => Ran::Done(value),
+        Ok(Ok(None)) => Ran::TimedOut { after: timeout, since: None },
+        Ok(Err(why)) => Ran::NotStarted(why),
+        Err(payload) => {
+            executor::reset();
+            Ran::Panicked(panic_message(payload.as_ref()))
+        }
+    }
+}
+
+/// With tokio (feature `http`): a current-thread runtime per pool thread, built on first need.
+#[cfg(feature = "http")]
+mod executor {
+    use std::cell::RefCell;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::time::Duration;
+
+    thread_local! {
+        static RUNTIME: RefCell<Option<tokio::runtime::Runtime>> = const { RefCell::new(None) };
+    }
+
+    pub(super) fn block_on<T>(future: Pin<Box<dyn Future<Output = T> + Send>>, timeout: Duration) -> Result<Option<T>, String> {
+        RUNTIME.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            if slot.is_none() {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+                *slot = Some(runtime.map_err(|err| format!("no runtime for the async check: {err}"))?);
+            }
+            let runtime = slot.as_ref().ok_or("no runtime for the async check")?;
+            Ok(runtime.block_on(async { tokio::time::timeout(timeout, future).await.ok() }))
+        })
+    }
+
+    /// Drops this thread's runtime after a panic escaped it, so the next check gets a fresh one.
+    pub(super) fn reset() {
+        RUNTIME.with(|cell| {
+            if let Ok(mut slot) = cell.try_borrow_mut() {
+                if let Some(runtime) = slot.take() {
+                    runtime.shutdown_background();
+                }
+            }
+        });
+    }
+}
+
+/// Without tokio: a plain executor that parks between polls, up to the deadline.
+#[cfg(not(feature = "http"))]
+mod executor {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+    use std::time::{Duration, Instant};
+
     struct Unpark(std::thread::Thread);
     impl Wake for Unpark {
         fn wake(self: Arc<Self>) {
             self.0.unpark();
         }
     }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut future = future;
-    loop {
-        if let Poll::Ready(value) = future.as_mut().poll(&mut cx) {
-            return value;
+
+    pub(super) fn block_on<T>(mut future: Pin<Box<dyn Future<Output = T> + Send>>, timeout: Duration) -> Result<Option<T>, String> {
+        let deadline = Instant::now() + timeout;
+        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        loop {
+            if let Poll::Ready(value) = future.as_mut().poll(&mut cx) {
+                return Ok(Some(value));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            std::thread::park_timeout(deadline - now);
         }
-        std::thread::park();
-    }
-}
-
-/// A deadline that wakes the task when it passes, from a timer thread started on first need.
-struct Deadline {
-    at: Instant,
-    timer: Option<Arc<Mutex<Option<Waker>>>>,
-}
-
-impl Deadline {
-    fn start(timeout: Duration) -> Self {
-        Deadline { at: Instant::now() + timeout, timer: None }
     }
 
-    /// Whether the deadline passed; if not, makes sure the task is woken when it does.
-    fn passed(&mut self, cx: &Context<'_>) -> bool {
-        if Instant::now() >= self.at {
-            return true;
-        }
-        let slot = self.timer.get_or_insert_with(|| {
-            let slot: Arc<Mutex<Option<Waker>>> = Arc::new(Mutex::new(None));
-            let (timer, at) = (slot.clone(), self.at);
-            let _ = std::thread::Builder::new().name("flext-health-timer".into()).spawn(move || {
-                std::thread::sleep(at.saturating_duration_since(Instant::now()));
-                if let Some(waker) = timer.lock().unwrap_or_else(PoisonError::into_inner).take() {
-                    waker.wake();
-                }
-            });
-            slot
-        });
-        *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(cx.waker().clone());
-        false
-    }
+    pub(super) fn reset() {}
 }
