@@ -24,6 +24,15 @@
 //! | `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` | spans per OTLP request | whole number >= 1 |
 //! | `OTEL_BSP_SCHEDULE_DELAY` | OTLP span export interval | milliseconds >= 1 |
 //! | `OTEL_METRIC_EXPORT_INTERVAL` | OTLP metrics export interval | milliseconds >= 1 |
+//! | `FLEXT_HTTP_ROUTES` | opt-in endpoint routes besides `/metrics`, `/health`, `/ready` (they show error text, log fields, span attributes) | comma-separated `snapshot`, `alerts`, `traces`, `logs`; or `all`; or `none` (default) |
+//! | `FLEXT_HTTP_TOKEN` | bearer token the opt-in routes require | 1 to 512 of letters, digits, `-._~+/`, then `=` padding |
+//! | `FLEXT_HTTP_TOKEN_ALL_ROUTES` | the token guards `/metrics`, `/health`, `/ready` too | boolean (default false) |
+//! | `FLEXT_HTTP_HEADER_TIMEOUT_MS` | time to send a whole request head (slowloris bound) | milliseconds, 1 to 3600000 (default 5000) |
+//! | `FLEXT_HTTP_IDLE_TIMEOUT_MS` | keep-alive wait for the next request | milliseconds, 1 to 3600000 (default 15000) |
+//! | `FLEXT_HTTP_WRITE_TIMEOUT_MS` | a write without progress drops the connection after | milliseconds, 1 to 3600000 (default 10000) |
+//! | `FLEXT_HTTP_SHUTDOWN_TIMEOUT_MS` | shutdown waits for in-flight requests at most | milliseconds, 1 to 3600000 (default 5000) |
+//! | `FLEXT_HTTP_MAX_CONNECTIONS` | connections held at once (more closed at once) | whole number, 1 to 65536 (default 1024) |
+//! | `FLEXT_HTTP_WORKERS`, `FLEXT_HTTP_RENDER_THREADS` | threads serving connections, threads rendering responses | whole number, 1 to 64 (default 2 each) |
 //!
 //! An empty variable counts as unset (as in OpenTelemetry). Any other value that cannot be used
 //! is an [`Error::Env`] naming the variable, the value and what was expected.
@@ -35,6 +44,9 @@ use crate::store::{StoreSettings, check_buckets};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+
+mod http;
+pub use self::http::{BearerToken, HttpSettings, Routes};
 
 /// Every variable [`Config::from_env`] reads.
 pub const ENV_VARS: &[&str] = &[
@@ -63,6 +75,16 @@ pub const ENV_VARS: &[&str] = &[
     "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
     "OTEL_BSP_SCHEDULE_DELAY",
     "OTEL_METRIC_EXPORT_INTERVAL",
+    "FLEXT_HTTP_ROUTES",
+    "FLEXT_HTTP_TOKEN",
+    "FLEXT_HTTP_TOKEN_ALL_ROUTES",
+    "FLEXT_HTTP_HEADER_TIMEOUT_MS",
+    "FLEXT_HTTP_IDLE_TIMEOUT_MS",
+    "FLEXT_HTTP_WRITE_TIMEOUT_MS",
+    "FLEXT_HTTP_SHUTDOWN_TIMEOUT_MS",
+    "FLEXT_HTTP_MAX_CONNECTIONS",
+    "FLEXT_HTTP_WORKERS",
+    "FLEXT_HTTP_RENDER_THREADS",
 ];
 
 /// How OTLP export batches (the OpenTelemetry `OTEL_BSP_*` defaults).
@@ -127,6 +149,7 @@ pub struct Config {
     store: StoreSettings,
     sampler: Sampler,
     otlp: OtlpSettings,
+    http: HttpSettings,
 }
 
 impl Default for Config {
@@ -146,6 +169,7 @@ impl Default for Config {
             store: StoreSettings::default(),
             sampler: Sampler::default(),
             otlp: OtlpSettings::default(),
+            http: HttpSettings::default(),
         }
     }
 }
@@ -293,6 +317,7 @@ impl Config {
             check_buckets(&bounds).map_err(|_| env_err(var, &v, "finite, strictly increasing numbers"))?;
             builder.0.store.default_buckets = bounds.into();
         }
+        builder.0.http = HttpSettings::from_vars(&get)?;
         builder.build()
     }
 
@@ -347,6 +372,10 @@ impl Config {
     /// OTLP batching.
     pub fn otlp(&self) -> OtlpSettings {
         self.otlp
+    }
+    /// The HTTP endpoint's bounds, routes and token.
+    pub fn http(&self) -> &HttpSettings {
+        &self.http
     }
 }
 
@@ -433,6 +462,11 @@ impl ConfigBuilder {
         self.0.otlp = settings;
         self
     }
+    /// The HTTP endpoint's bounds, routes and token (default: [`HttpSettings::default`]).
+    pub fn http(mut self, settings: HttpSettings) -> Self {
+        self.0.http = settings;
+        self
+    }
     /// Default histogram bounds.
     pub fn default_buckets(mut self, bounds: &[f64]) -> Self {
         self.0.store.default_buckets = Arc::from(bounds);
@@ -469,6 +503,7 @@ impl ConfigBuilder {
         if c.otlp.schedule_delay.is_zero() || c.otlp.metric_interval.is_zero() {
             return Err(Error::invalid("Config", "otlp schedule_delay/metric_interval", 0, "must be greater than zero"));
         }
+        c.http.validate()?;
         Ok(c)
     }
 }

@@ -1,6 +1,9 @@
-//! The HTTP endpoint: routes, status codes, content negotiation, a slow client, load, shutdown.
+//! The HTTP endpoint: routes (default and opt-in), the token, status codes, content negotiation,
+//! a slow client, load, shutdown. The faults (slowloris, stalled readers, limits) are in
+//! `http_faults.rs`.
 
-use flext_obs::export::http::{router, serve_router};
+use flext_obs::config::{BearerToken, HttpSettings, Routes};
+use flext_obs::export::http::{router, router_with, serve_router, serve_with};
 use flext_obs::health::{CheckOptions, HealthRegistry};
 use flext_obs::{Config, Observability, flext_monitor};
 use flext_obs_tests::http::{get, request};
@@ -26,7 +29,8 @@ fn every_route_answers_with_the_right_status_and_type() {
     }
     let health = HealthRegistry::builder().build().unwrap();
     health.register("db", CheckOptions::new(), || true).unwrap();
-    let server = serve_router("127.0.0.1:0".parse().unwrap(), router(flext_obs::global().clone(), health)).unwrap();
+    let all = HttpSettings { routes: Routes::ALL, ..HttpSettings::default() };
+    let server = serve_router("127.0.0.1:0".parse().unwrap(), router_with(flext_obs::global().clone(), health, &all)).unwrap();
     let addr = server.local_addr();
 
     let text = get(addr, "/metrics", &[]).unwrap();
@@ -147,4 +151,105 @@ fn scrapes_succeed_during_a_write_load() {
         writer.join().unwrap();
     }
     assert!(last > 0.0);
+}
+
+#[test]
+fn the_opt_in_routes_are_off_by_default() {
+    let server = serve_router("127.0.0.1:0".parse().unwrap(), router(instance(), HealthRegistry::builder().build().unwrap())).unwrap();
+    let addr = server.local_addr();
+    for path in ["/metrics", "/health", "/ready"] {
+        assert_eq!(get(addr, path, &[]).unwrap().status, 200, "{path}");
+    }
+    for path in ["/snapshot", "/alerts", "/traces", "/logs"] {
+        assert_eq!(get(addr, path, &[]).unwrap().status, 404, "{path} is opt-in");
+    }
+    let some = HttpSettings { routes: Routes::parse("alerts,logs").unwrap(), ..HttpSettings::default() };
+    let server = serve_router("127.0.0.1:0".parse().unwrap(), router_with(instance(), HealthRegistry::builder().build().unwrap(), &some))
+        .unwrap();
+    let addr = server.local_addr();
+    let statuses: Vec<u16> = ["/snapshot", "/alerts", "/traces", "/logs"].iter().map(|p| get(addr, p, &[]).unwrap().status).collect();
+    assert_eq!(statuses, [404, 200, 404, 200]);
+}
+
+#[test]
+fn the_token_guards_the_opt_in_routes_and_with_all_routes_every_route() {
+    let token = BearerToken::new("s3cr3t-t0ken").unwrap();
+    let settings = HttpSettings { routes: Routes::ALL, token: Some(token.clone()), ..HttpSettings::default() };
+    let obs = instance();
+    let server = serve_with("127.0.0.1:0".parse().unwrap(), obs, HealthRegistry::builder().build().unwrap(), &settings).unwrap();
+    let addr = server.local_addr();
+    let good = [("Authorization", "Bearer s3cr3t-t0ken")];
+    for path in ["/snapshot", "/alerts", "/traces", "/logs"] {
+        let refused = get(addr, path, &[]).unwrap();
+        assert_eq!(refused.status, 401, "{path} without a token");
+        assert_eq!(refused.headers["www-authenticate"], r#"Bearer realm="flext-obs""#);
+        let wrong = get(addr, path, &[("Authorization", "Bearer s3cr3t-t0keN")]).unwrap();
+        assert_eq!(wrong.status, 401, "{path} with a wrong token");
+        assert!(wrong.headers["www-authenticate"].contains(r#"error="invalid_token""#));
+        assert_eq!(get(addr, path, &[("Authorization", "Basic czNjcjN0LXQwa2Vu")]).unwrap().status, 401, "{path}: another scheme");
+        assert_eq!(get(addr, path, &good).unwrap().status, 200, "{path} with the token");
+        assert_eq!(get(addr, path, &[("authorization", "bearer s3cr3t-t0ken")]).unwrap().status, 200, "{path}: scheme case");
+    }
+    for path in ["/metrics", "/health", "/ready"] {
+        assert_eq!(get(addr, path, &[]).unwrap().status, 200, "{path} stays open by default");
+    }
+    server.shutdown();
+
+    let strict = HttpSettings { token_all_routes: true, ..settings };
+    let server = serve_with("127.0.0.1:0".parse().unwrap(), instance(), HealthRegistry::builder().build().unwrap(), &strict).unwrap();
+    let addr = server.local_addr();
+    for path in ["/metrics", "/health", "/ready", "/alerts"] {
+        assert_eq!(get(addr, path, &[]).unwrap().status, 401, "{path}");
+        assert_eq!(get(addr, path, &good).unwrap().status, 200, "{path}");
+    }
+    assert!(
+        HttpSettings { token: None, ..strict }.validate().unwrap_err().to_string().contains("needs a token"),
+        "all routes guarded without a token is refused"
+    );
+    assert!(!format!("{token:?}").contains("s3cr3t"), "Debug hides the token");
+}
+
+#[test]
+fn the_endpoint_settings_come_from_the_environment_and_bad_values_are_refused() {
+    let vars = [
+        ("FLEXT_HTTP_ROUTES", "snapshot, traces"),
+        ("FLEXT_HTTP_TOKEN", "abc.DEF-123"),
+        ("FLEXT_HTTP_TOKEN_ALL_ROUTES", "yes"),
+        ("FLEXT_HTTP_HEADER_TIMEOUT_MS", "1500"),
+        ("FLEXT_HTTP_IDLE_TIMEOUT_MS", "2500"),
+        ("FLEXT_HTTP_WRITE_TIMEOUT_MS", "3500"),
+        ("FLEXT_HTTP_SHUTDOWN_TIMEOUT_MS", "750"),
+        ("FLEXT_HTTP_MAX_CONNECTIONS", "64"),
+        ("FLEXT_HTTP_WORKERS", "3"),
+        ("FLEXT_HTTP_RENDER_THREADS", "4"),
+    ];
+    let lookup = |name: &str| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned());
+    let config = Config::from_lookup(lookup).unwrap();
+    let http = config.http();
+    assert_eq!(http.routes, Routes { snapshot: true, traces: true, ..Routes::NONE });
+    assert_eq!(http.token.as_ref().map(BearerToken::expose), Some("abc.DEF-123"));
+    assert!(http.token_all_routes);
+    assert_eq!(
+        (http.header_read_timeout, http.idle_timeout, http.write_timeout, http.shutdown_timeout),
+        (Duration::from_millis(1500), Duration::from_millis(2500), Duration::from_millis(3500), Duration::from_millis(750))
+    );
+    assert_eq!((http.max_connections, http.workers, http.render_threads), (64, 3, 4));
+    assert!(!format!("{config:?}").contains("abc.DEF-123"), "the token is not in the config's Debug");
+
+    for (var, value, expected) in [
+        ("FLEXT_HTTP_ROUTES", "metrics", "a comma-separated list of snapshot, alerts, traces, logs; or all; or none"),
+        ("FLEXT_HTTP_HEADER_TIMEOUT_MS", "0", "a whole number of milliseconds from 1 to 3600000"),
+        ("FLEXT_HTTP_WRITE_TIMEOUT_MS", "18446744073709551615", "a whole number of milliseconds from 1 to 3600000"),
+        ("FLEXT_HTTP_MAX_CONNECTIONS", "100000", "a whole number from 1 to 65536"),
+        ("FLEXT_HTTP_WORKERS", "0", "a whole number from 1 to 64"),
+        ("FLEXT_HTTP_TOKEN_ALL_ROUTES", "maybe", "a boolean: true/false, 1/0, yes/no, on/off"),
+    ] {
+        let err = Config::from_lookup(|name| (name == var).then(|| value.to_owned())).unwrap_err();
+        assert_eq!(err.to_string(), format!("environment variable {var}={value:?} is invalid: expected {expected}"));
+    }
+    let err = Config::from_lookup(|name| (name == "FLEXT_HTTP_TOKEN").then(|| "pass word".to_owned())).unwrap_err();
+    assert!(err.to_string().starts_with("environment variable FLEXT_HTTP_TOKEN=\"<redacted>\""), "{err}");
+    assert!(!err.to_string().contains("pass word"), "the refused token is not repeated");
+    let err = Config::from_lookup(|name| (name == "FLEXT_HTTP_TOKEN_ALL_ROUTES").then(|| "true".to_owned())).unwrap_err();
+    assert!(err.to_string().contains("needs a token"), "{err}");
 }
