@@ -17,6 +17,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
 
 #[derive(Clone)]
 struct Shared {
@@ -24,6 +26,11 @@ struct Shared {
     health: HealthRegistry,
     token: Option<Arc<BearerToken>>,
     token_all_routes: bool,
+    /// Renders of the opt-in routes at once: one fewer than the render threads (at least one),
+    /// so a burst of `/snapshot` requests always leaves a thread for `/metrics`.
+    opt_in_renders: Arc<Semaphore>,
+    /// How long an opt-in request waits for its turn before it is answered 503.
+    opt_in_wait: Duration,
 }
 
 /// Which routes a token guards.
@@ -71,7 +78,14 @@ pub fn router_with(obs: Observability, health: HealthRegistry, settings: &HttpSe
     if with_logs {
         app = app.route("/logs", get(logs));
     }
-    app.with_state(Shared { obs, health, token: settings.token.clone().map(Arc::new), token_all_routes: settings.token_all_routes })
+    app.with_state(Shared {
+        obs,
+        health,
+        token: settings.token.clone().map(Arc::new),
+        token_all_routes: settings.token_all_routes,
+        opt_in_renders: Arc::new(Semaphore::new(settings.render_threads.saturating_sub(1).max(1))),
+        opt_in_wait: settings.write_timeout,
+    })
 }
 
 impl Shared {
@@ -105,6 +119,14 @@ fn same_token(given: &[u8], expected: &[u8]) -> bool {
         diff |= usize::from(given.get(i).copied().unwrap_or(0) ^ byte);
     }
     diff == 0
+}
+
+/// Runs an opt-in route's `render` when its turn comes (503 if it does not come in time).
+async fn opt_in(shared: &Shared, render: impl FnOnce() -> String + Send + 'static) -> Response {
+    match tokio::time::timeout(shared.opt_in_wait, shared.opt_in_renders.acquire()).await {
+        Ok(Ok(_turn)) => off_thread(JSON, render).await,
+        _ => (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, HeaderValue::from_static("1"))], "busy rendering\n").into_response(),
+    }
 }
 
 /// Runs `render` on the blocking pool; a render that panicked answers 500 (the panic is the
@@ -156,8 +178,9 @@ async fn snapshot(State(shared): State<Shared>, headers: HeaderMap) -> Response 
     if let Some(refused) = shared.refuse(Guard::OptIn, &headers) {
         return refused;
     }
-    off_thread(JSON, move || {
-        let mut body = serde_json::to_value(shared.obs.snapshot()).unwrap_or_default();
+    let obs = shared.obs.clone();
+    opt_in(&shared, move || {
+        let mut body = serde_json::to_value(obs.snapshot()).unwrap_or_default();
         if let Some(object) = body.as_object_mut() {
             object.insert("logs".to_owned(), serde_json::to_value(crate::log::recent()).unwrap_or_default());
         }
@@ -170,14 +193,14 @@ async fn alerts(State(shared): State<Shared>, headers: HeaderMap) -> Response {
     if let Some(refused) = shared.refuse(Guard::OptIn, &headers) {
         return refused;
     }
-    off_thread(JSON, || json(&crate::alert::recent())).await
+    opt_in(&shared, || json(&crate::alert::recent())).await
 }
 
 async fn traces(State(shared): State<Shared>, headers: HeaderMap) -> Response {
     if let Some(refused) = shared.refuse(Guard::OptIn, &headers) {
         return refused;
     }
-    off_thread(JSON, || {
+    opt_in(&shared, || {
         let traces: BTreeMap<String, Vec<crate::Span>> =
             crate::trace::traces().into_iter().map(|(id, spans)| (id.to_string(), spans)).collect();
         json(&traces)
@@ -189,7 +212,7 @@ async fn logs(State(shared): State<Shared>, headers: HeaderMap) -> Response {
     if let Some(refused) = shared.refuse(Guard::OptIn, &headers) {
         return refused;
     }
-    off_thread(JSON, || json(&crate::log::recent())).await
+    opt_in(&shared, || json(&crate::log::recent())).await
 }
 
 #[cfg(test)]
