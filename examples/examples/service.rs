@@ -1,7 +1,8 @@
 //! An instrumented service: an inventory whose impl block carries `#[flext_monitor]`, with sync
 //! and async methods, one that fails now and then and one that panics once. It serves
-//! `/metrics`, `/health`, `/snapshot`, `/alerts` and `/traces` on `FLEXT_METRICS_ADDR` (default
-//! 127.0.0.1:9464), prints a Prometheus scrape config, and keeps serving under load until Ctrl-C
+//! `/metrics`, `/health` and `/ready` on `FLEXT_METRICS_ADDR` (default 127.0.0.1:9464) and opts
+//! in to `/snapshot`, `/alerts`, `/traces` and `/logs` (what it prints at the end, also served;
+//! they show error text, so a real service keeps them off or behind `FLEXT_HTTP_TOKEN`), prints a Prometheus scrape config, and keeps serving under load until Ctrl-C
 //! (or for `--seconds N`), printing per-function calls, error rate and latency every few
 //! seconds; at the end, the recent alerts, the health report and one trace as a tree.
 //!
@@ -125,9 +126,20 @@ fn main() -> Result<(), flext_obs::Error> {
     flext_obs::set_build_info!()?; // build_info{version, commit} for the Autometrics dashboards
     let health = flext_obs::health::global(); // starts sampling the system in the background
     let addr = obs.config().metrics_addr().unwrap_or_else(|| "127.0.0.1:9464".parse().expect("a valid address"));
-    let server = flext_obs::export::http::serve(addr)?;
+    // The opt-in routes, unless FLEXT_HTTP_ROUTES says which; the other FLEXT_HTTP_* settings
+    // (timeouts, limits, token) as the environment gives them.
+    let mut http = obs.config().http().clone();
+    if std::env::var_os("FLEXT_HTTP_ROUTES").is_none() {
+        http.routes = flext_obs::config::Routes::ALL;
+    }
+    let server = flext_obs::export::http::serve_with(addr, obs.clone(), health.clone(), &http)?;
     let listen = server.local_addr();
-    println!("flext-obs service example: serving http://{listen}/metrics (also /health /ready /snapshot /alerts /traces /logs)");
+    let r = http.routes;
+    let opted: Vec<&str> = [(r.snapshot, "/snapshot"), (r.alerts, "/alerts"), (r.traces, "/traces"), (r.logs, "/logs")]
+        .into_iter()
+        .filter_map(|(on, path)| on.then_some(path))
+        .collect();
+    println!("flext-obs service example: serving http://{listen}/metrics (also /health /ready; opted in: {})", opted.join(" "));
     println!(
         "Prometheus scrape config:\n  scrape_configs:\n    - job_name: flext-service\n      static_configs:\n        - targets: ['{listen}']\n"
     );

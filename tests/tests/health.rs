@@ -106,6 +106,67 @@ fn registration_refuses_bad_names_and_timeouts() {
     assert!(
         health.register("x", CheckOptions::new().timeout(Duration::ZERO), || true).unwrap_err().to_string().contains("greater than zero")
     );
+    for absurd in [Duration::MAX, flext_obs::health::MAX_CHECK_TIMEOUT + Duration::from_millis(1)] {
+        let err = health.register("x", CheckOptions::new().timeout(absurd), || true).unwrap_err();
+        assert!(err.to_string().starts_with("invalid CheckOptions.timeout"), "{err}");
+        assert!(err.to_string().contains("must be at most 300s"), "{err}");
+    }
+    health.register("x", CheckOptions::new().timeout(flext_obs::health::MAX_CHECK_TIMEOUT), || true).unwrap();
+    assert_eq!(health.check().components.len(), 2, "nothing else was registered");
+    assert!(HealthRegistry::builder().check_threads(65).build().unwrap_err().to_string().contains("from 1 to 64"));
+}
+
+#[test]
+fn a_check_still_running_is_joined_not_started_again() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let runs = std::sync::Arc::new(AtomicUsize::new(0));
+    let health = HealthRegistry::builder().build().unwrap();
+    let counted = runs.clone();
+    health
+        .register("slow", CheckOptions::new().timeout(Duration::from_millis(20)), move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(600));
+            true
+        })
+        .unwrap();
+    let first = health.check();
+    assert_eq!(first.components[0].message(), "the check timed out after 20ms");
+    for _ in 0..10 {
+        let again = health.check();
+        assert!(again.components[0].message().contains("is still going"), "{}", again.components[0].message());
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "one run, however many callers");
+    std::thread::sleep(Duration::from_millis(800));
+    // That run ended healthy; a caller now starts a new one (and times out on it again).
+    let _ = health.check();
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn hung_checks_hold_at_most_the_pool_threads() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (release, hung) = std::sync::mpsc::channel::<()>();
+    let hung = std::sync::Arc::new(std::sync::Mutex::new(hung));
+    let started = std::sync::Arc::new(AtomicUsize::new(0));
+    let health = HealthRegistry::builder().check_threads(2).build().unwrap();
+    for i in 0..6 {
+        let (hung, started) = (hung.clone(), started.clone());
+        health
+            .register(&format!("hung{i}"), CheckOptions::new().timeout(Duration::from_millis(50)), move || {
+                started.fetch_add(1, Ordering::SeqCst);
+                let _ = hung.lock().map(|rx| rx.recv_timeout(Duration::from_secs(1)));
+                true
+            })
+            .unwrap();
+    }
+    let began = Instant::now();
+    let report = health.check();
+    assert!(began.elapsed() < Duration::from_secs(2), "{:?}", began.elapsed());
+    assert!(report.components.iter().all(|c| c.status() == Unhealthy), "all six time out");
+    std::thread::sleep(Duration::from_millis(100));
+    let ran = started.load(Ordering::SeqCst);
+    assert!((1..=2).contains(&ran), "two threads, so at most two run at once: {ran}");
+    drop(release);
 }
 
 #[test]
@@ -158,7 +219,7 @@ fn the_report_serializes_to_the_documented_json() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn async_checks_run_in_the_callers_runtime_with_a_timeout() {
+async fn async_checks_run_on_the_check_pool_with_tokio_and_a_timeout() {
     let health = HealthRegistry::builder().build().unwrap();
     health
         .register_async("timer", CheckOptions::new(), || async {
