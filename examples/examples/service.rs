@@ -114,6 +114,27 @@ fn quiet_planned_panics() {
     }));
 }
 
+/// Serves the endpoint with the opt-in routes (unless `FLEXT_HTTP_ROUTES` says which) and the
+/// other `FLEXT_HTTP_*` settings (timeouts, limits, token) as the environment gives them; also
+/// returns the opt-in paths served.
+fn serve_endpoint(
+    obs: &flext_obs::Observability,
+    health: &flext_obs::health::HealthRegistry,
+    addr: std::net::SocketAddr,
+) -> Result<(flext_obs::export::http::Server, String), flext_obs::Error> {
+    let mut http = obs.config().http().clone();
+    if std::env::var_os("FLEXT_HTTP_ROUTES").is_none() {
+        http.routes = flext_obs::config::Routes::ALL;
+    }
+    let r = http.routes;
+    let opted: Vec<&str> = [(r.snapshot, "/snapshot"), (r.alerts, "/alerts"), (r.traces, "/traces"), (r.logs, "/logs")]
+        .into_iter()
+        .filter_map(|(on, path)| on.then_some(path))
+        .collect();
+    let server = flext_obs::export::http::serve_with(addr, obs.clone(), health.clone(), &http)?;
+    Ok((server, opted.join(" ")))
+}
+
 fn main() -> Result<(), flext_obs::Error> {
     // `-- rules` prints the Prometheus rules for the service's objectives; `-- dashboards DIR`
     // writes its Grafana dashboards (see scripts/monitoring-stack.sh).
@@ -126,20 +147,9 @@ fn main() -> Result<(), flext_obs::Error> {
     flext_obs::set_build_info!()?; // build_info{version, commit} for the Autometrics dashboards
     let health = flext_obs::health::global(); // starts sampling the system in the background
     let addr = obs.config().metrics_addr().unwrap_or_else(|| "127.0.0.1:9464".parse().expect("a valid address"));
-    // The opt-in routes, unless FLEXT_HTTP_ROUTES says which; the other FLEXT_HTTP_* settings
-    // (timeouts, limits, token) as the environment gives them.
-    let mut http = obs.config().http().clone();
-    if std::env::var_os("FLEXT_HTTP_ROUTES").is_none() {
-        http.routes = flext_obs::config::Routes::ALL;
-    }
-    let server = flext_obs::export::http::serve_with(addr, obs.clone(), health.clone(), &http)?;
+    let (server, opted) = serve_endpoint(obs, health, addr)?;
     let listen = server.local_addr();
-    let r = http.routes;
-    let opted: Vec<&str> = [(r.snapshot, "/snapshot"), (r.alerts, "/alerts"), (r.traces, "/traces"), (r.logs, "/logs")]
-        .into_iter()
-        .filter_map(|(on, path)| on.then_some(path))
-        .collect();
-    println!("flext-obs service example: serving http://{listen}/metrics (also /health /ready; opted in: {})", opted.join(" "));
+    println!("flext-obs service example: serving http://{listen}/metrics (also /health /ready; opted in: {opted})");
     println!(
         "Prometheus scrape config:\n  scrape_configs:\n    - job_name: flext-service\n      static_configs:\n        - targets: ['{listen}']\n"
     );

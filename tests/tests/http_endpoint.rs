@@ -164,8 +164,8 @@ fn the_opt_in_routes_are_off_by_default() {
         assert_eq!(get(addr, path, &[]).unwrap().status, 404, "{path} is opt-in");
     }
     let some = HttpSettings { routes: Routes::parse("alerts,logs").unwrap(), ..HttpSettings::default() };
-    let server = serve_router("127.0.0.1:0".parse().unwrap(), router_with(instance(), HealthRegistry::builder().build().unwrap(), &some))
-        .unwrap();
+    let server =
+        serve_router("127.0.0.1:0".parse().unwrap(), router_with(instance(), HealthRegistry::builder().build().unwrap(), &some)).unwrap();
     let addr = server.local_addr();
     let statuses: Vec<u16> = ["/snapshot", "/alerts", "/traces", "/logs"].iter().map(|p| get(addr, p, &[]).unwrap().status).collect();
     assert_eq!(statuses, [404, 200, 404, 200]);

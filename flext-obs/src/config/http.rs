@@ -28,6 +28,7 @@ const MAX_TOKEN_LEN: usize = 512;
 /// # Ok::<(), flext_obs::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[allow(clippy::struct_excessive_bools)] // one switch per route, set by name
 pub struct Routes {
     /// `/snapshot`: the whole store and the recent log entries.
     pub snapshot: bool,
@@ -58,7 +59,13 @@ impl Routes {
                 "alerts" => routes.alerts = true,
                 "traces" => routes.traces = true,
                 "logs" => routes.logs = true,
-                _ => return Err(Error::UnknownVariant { kind: "HTTP route", value: name.to_owned(), expected: &["snapshot", "alerts", "traces", "logs", "all", "none"] }),
+                _ => {
+                    return Err(Error::UnknownVariant {
+                        kind: "HTTP route",
+                        value: name.to_owned(),
+                        expected: &["snapshot", "alerts", "traces", "logs", "all", "none"],
+                    });
+                }
             }
         }
         Ok(routes)
@@ -81,9 +88,8 @@ impl BearerToken {
     pub fn new(token: impl Into<String>) -> Result<Self> {
         let token = token.into();
         let body = token.trim_end_matches('=');
-        let valid = !body.is_empty()
-            && token.len() <= MAX_TOKEN_LEN
-            && body.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b));
+        let valid =
+            !body.is_empty() && token.len() <= MAX_TOKEN_LEN && body.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b));
         if valid {
             Ok(BearerToken(token))
         } else {
@@ -238,12 +244,12 @@ impl HttpSettings {
             http.render_threads = bounded(var, &v, MAX_THREADS)?;
         }
         if let Some((var, v)) = get("FLEXT_HTTP_ROUTES") {
-            http.routes = Routes::parse(&v).map_err(|_| env_err(var, &v, "a comma-separated list of snapshot, alerts, traces, logs; or all; or none"))?;
+            http.routes = Routes::parse(&v)
+                .map_err(|_| env_err(var, &v, "a comma-separated list of snapshot, alerts, traces, logs; or all; or none"))?;
         }
         if let Some((var, v)) = get("FLEXT_HTTP_TOKEN") {
-            let token = BearerToken::new(v.trim()).map_err(|_| {
-                env_err(var, "<redacted>", "1 to 512 characters: letters, digits, - . _ ~ + /, then = padding")
-            })?;
+            let token = BearerToken::new(v.trim())
+                .map_err(|_| env_err(var, "<redacted>", "1 to 512 characters: letters, digits, - . _ ~ + /, then = padding"))?;
             http.token = Some(token);
         }
         if let Some((var, v)) = get("FLEXT_HTTP_TOKEN_ALL_ROUTES") {

@@ -138,15 +138,14 @@ impl<T: Clone> Future for Waiting<T> {
             None => state.wakers.push((id, cx.waker().clone())),
         }
         drop(state);
-        match &this.timer {
-            Some(cell) => *cell.lock().unwrap_or_else(PoisonError::into_inner) = Some(cx.waker().clone()),
-            None => {
-                let cell: WakeCell = Arc::new(Mutex::new(Some(cx.waker().clone())));
-                if !timer::wake_at(this.deadline, cell.clone()) {
-                    return Poll::Ready(this.run.timed_out(this.timeout, this.joined));
-                }
-                this.timer = Some(cell);
+        if let Some(cell) = &this.timer {
+            *cell.lock().unwrap_or_else(PoisonError::into_inner) = Some(cx.waker().clone());
+        } else {
+            let cell: WakeCell = Arc::new(Mutex::new(Some(cx.waker().clone())));
+            if !timer::wake_at(this.deadline, cell.clone()) {
+                return Poll::Ready(this.run.timed_out(this.timeout, this.joined));
             }
+            this.timer = Some(cell);
         }
         Poll::Pending
     }

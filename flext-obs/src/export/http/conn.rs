@@ -86,9 +86,8 @@ impl Phase {
     /// The read deadline now, and what it is called when it passes.
     fn read_deadline(&self, t: &Timeouts) -> Option<(Instant, Expired)> {
         match *self.stage.lock().unwrap_or_else(PoisonError::into_inner) {
-            Stage::Idle { since, first: true } => Some((since + t.header_read, Expired::HeaderRead)),
+            Stage::Idle { since, first: true } | Stage::Head { since } => Some((since + t.header_read, Expired::HeaderRead)),
             Stage::Idle { since, first: false } => Some((since + t.idle, Expired::Idle)),
-            Stage::Head { since } => Some((since + t.header_read, Expired::HeaderRead)),
             Stage::Serving => None,
         }
     }

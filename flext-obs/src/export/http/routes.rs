@@ -101,7 +101,9 @@ impl Shared {
             Some(_) => r#"Bearer realm="flext-obs", error="invalid_token""#,
             None => r#"Bearer realm="flext-obs""#,
         };
-        Some((StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge))], "unauthorized\n").into_response())
+        Some(
+            (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge))], "unauthorized\n").into_response(),
+        )
     }
 }
 

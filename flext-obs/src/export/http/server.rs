@@ -264,8 +264,7 @@ async fn accept_loop(
     mut stopped: oneshot::Receiver<()>,
 ) {
     let limit = Arc::new(Semaphore::new(settings.max_connections));
-    let timeouts =
-        Timeouts { header_read: settings.header_read_timeout, idle: settings.idle_timeout, write: settings.write_timeout };
+    let timeouts = Timeouts { header_read: settings.header_read_timeout, idle: settings.idle_timeout, write: settings.write_timeout };
     let (drain, draining) = watch::channel(false);
     let mut connections = JoinSet::new();
     loop {
