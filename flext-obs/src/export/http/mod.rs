@@ -12,7 +12,7 @@
 //! fields and span attributes; a bearer token can guard them (and every route).
 //!
 //! Routes are axum's (on hyper); connections are served by hyper's HTTP/1 server under those
-//! deadlines ([`server`] and [`conn`]). [`serve`] runs it on a thread with its own runtime, so a
+//! deadlines (the modules `server` and `conn`). [`serve`] runs it on a thread with its own runtime, so a
 //! synchronous program needs one call; axum users mount [`router_with`] in their own app instead.
 //!
 //! ```
