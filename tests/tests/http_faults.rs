@@ -1,7 +1,8 @@
 //! The HTTP endpoint against misbehaving clients, on real sockets on 127.0.0.1: slowloris
 //! (partial heads), idle sockets, connections past the limit, a reader that stalls on a big
-//! `/metrics`, a shutdown with a half-sent request, `/health` with hung checks, a big
-//! `/snapshot`. Bounds are asserted with wide margins; the measured figures are printed
+//! `/metrics`, a shutdown with a half-sent request, `/health` with a blocking check, a big
+//! `/snapshot` (`/health` against a hung check, counting threads, is `http_health_threads.rs`:
+//! a process of its own, so other tests' threads do not count). Bounds are asserted with wide margins; the measured figures are printed
 //! (`cargo test --test http_faults -- --nocapture`).
 
 use flext_obs::config::{HttpSettings, Routes};
@@ -11,7 +12,7 @@ use flext_obs::{Config, Observability};
 use flext_obs_tests::http::get;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn instance() -> Observability {
@@ -267,52 +268,6 @@ fn shutdown_returns_soon_after_its_deadline_with_a_half_sent_request_and_a_reque
     let started = Instant::now();
     drop(server);
     assert!(started.elapsed() < Duration::from_secs(3), "drop: {:?}", started.elapsed());
-}
-
-/// Threads of this process whose name starts with `prefix`, and all of them.
-fn threads(prefix: &str) -> (usize, usize) {
-    let tasks: Vec<String> =
-        std::fs::read_dir("/proc/self/task").unwrap().filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok()).collect();
-    (tasks.iter().filter(|name| name.starts_with(prefix)).count(), tasks.len())
-}
-
-#[test]
-fn health_with_a_hung_check_does_not_grow_threads() {
-    let (release, hung) = mpsc::channel::<()>();
-    let hung = Mutex::new(hung);
-    let health = HealthRegistry::builder().build().unwrap();
-    health
-        .register("hung", CheckOptions::new().timeout(Duration::from_millis(20)), move || {
-            let _ = hung.lock().unwrap().recv_timeout(Duration::from_secs(60));
-            true
-        })
-        .unwrap();
-    let obs = instance();
-    let server = serve(&obs, health, &settings());
-    let addr = server.local_addr();
-    let first = get(addr, "/health", &[]).unwrap();
-    assert_eq!(first.status, 503);
-    let (health_before, all_before) = threads("flext-health");
-    let answers: Vec<_> =
-        (0..4).map(|_| std::thread::spawn(move || (0..50).map(|_| get(addr, "/health", &[]).unwrap()).collect::<Vec<_>>())).collect();
-    let mut answered_503 = 0;
-    for answered in answers {
-        for response in answered.join().unwrap() {
-            assert_eq!(response.status, 503);
-            let json: serde_json::Value = serde_json::from_str(&response.body).unwrap();
-            let message = json["components"][0]["message"].as_str().unwrap().to_owned();
-            assert!(message.starts_with("the check timed out after 20ms (its run started"), "{message}");
-            answered_503 += 1;
-        }
-    }
-    let (health_after, all_after) = threads("flext-health");
-    println!(
-        "200 /health requests against a hung check: flext-health threads {health_before} -> {health_after}, all threads {all_before} -> {all_after}"
-    );
-    assert_eq!(answered_503, 200);
-    assert!(health_after <= 2 && health_after <= health_before + 1, "{health_before} -> {health_after}");
-    assert!(all_after <= all_before + 16, "no thread per request: {all_before} -> {all_after}");
-    drop(release);
 }
 
 #[test]
