@@ -234,6 +234,16 @@ async fn async_checks_run_on_the_check_pool_with_tokio_and_a_timeout() {
         })
         .unwrap();
     health.register_async("exploding", CheckOptions::new(), || async { panic!("kaboom") as Verdict }).unwrap();
+    // A timer made before the first await needs the runtime when the future is made.
+    health
+        .register_async("eager", CheckOptions::new(), || {
+            let sleep = tokio::time::sleep(Duration::from_millis(5));
+            async move {
+                sleep.await;
+                true
+            }
+        })
+        .unwrap();
     health
         .register("sync_slow", CheckOptions::new().timeout(Duration::from_millis(50)), || {
             std::thread::sleep(Duration::from_secs(5));
@@ -246,6 +256,7 @@ async fn async_checks_run_on_the_check_pool_with_tokio_and_a_timeout() {
     assert_eq!(status("timer"), (Healthy, String::new()));
     assert_eq!(status("stuck"), (Unhealthy, "the check timed out after 50ms".to_owned()));
     assert_eq!(status("exploding"), (Unhealthy, "the check panicked: kaboom".to_owned()));
+    assert_eq!(status("eager"), (Healthy, String::new()));
     assert_eq!(status("sync_slow"), (Unhealthy, "the check timed out after 50ms".to_owned()));
 }
 

@@ -477,11 +477,7 @@ impl HealthRegistry {
         let submitted = self.inner.pool.submit(move || {
             let ran = match &job_check.check {
                 CheckFn::Sync(f) => run::run_sync(|| f()),
-                CheckFn::Async(f) => match run::run_sync(|| f()) {
-                    Ran::Done(future) => run::run_async(future, job_check.options.timeout),
-                    Ran::Panicked(message) => Ran::Panicked(message),
-                    _ => Ran::NotStarted("the check made no future".to_owned()),
-                },
+                CheckFn::Async(f) => run::run_async(f.as_ref(), job_check.options.timeout),
             };
             job_run.finish(ran);
         });

@@ -170,10 +170,13 @@ pub(crate) fn run_sync<T>(check: impl FnOnce() -> T) -> Ran<T> {
     }
 }
 
-/// Runs an async check on the current (pool) thread until it completes or `timeout` passes
-/// (then the future is dropped), catching its panic.
-pub(crate) fn run_async<T>(future: Pin<Box<dyn Future<Output = T> + Send>>, timeout: Duration) -> Ran<T> {
-    let ran = catch_unwind(AssertUnwindSafe(|| executor::block_on(future, timeout)));
+/// The future of an async check, made where it runs (inside the pool thread's runtime).
+pub(crate) type MakeFuture<'a, T> = &'a (dyn Fn() -> Pin<Box<dyn Future<Output = T> + Send>> + Send + Sync);
+
+/// Makes and runs an async check on the current (pool) thread until it completes or `timeout`
+/// passes (then the future is dropped), catching a panic in either.
+pub(crate) fn run_async<T>(make: MakeFuture<'_, T>, timeout: Duration) -> Ran<T> {
+    let ran = catch_unwind(AssertUnwindSafe(|| executor::block_on(make, timeout)));
     match ran {
         Ok(Ok(Some(value))) => Ran::Done(value),
         Ok(Ok(None)) => Ran::TimedOut { after: timeout, since: None },
@@ -189,15 +192,13 @@ pub(crate) fn run_async<T>(future: Pin<Box<dyn Future<Output = T> + Send>>, time
 #[cfg(feature = "http")]
 mod executor {
     use std::cell::RefCell;
-    use std::future::Future;
-    use std::pin::Pin;
     use std::time::Duration;
 
     thread_local! {
         static RUNTIME: RefCell<Option<tokio::runtime::Runtime>> = const { RefCell::new(None) };
     }
 
-    pub(super) fn block_on<T>(future: Pin<Box<dyn Future<Output = T> + Send>>, timeout: Duration) -> Result<Option<T>, String> {
+    pub(super) fn block_on<T>(make: super::MakeFuture<'_, T>, timeout: Duration) -> Result<Option<T>, String> {
         RUNTIME.with(|cell| {
             let mut slot = cell.borrow_mut();
             if slot.is_none() {
@@ -205,7 +206,9 @@ mod executor {
                 *slot = Some(runtime.map_err(|err| format!("no runtime for the async check: {err}"))?);
             }
             let runtime = slot.as_ref().ok_or("no runtime for the async check")?;
-            Ok(runtime.block_on(async { tokio::time::timeout(timeout, future).await.ok() }))
+            // Made inside the runtime, so a check that creates a tokio timer or socket before
+            // its first await finds the runtime too.
+            Ok(runtime.block_on(async { tokio::time::timeout(timeout, make()).await.ok() }))
         })
     }
 
@@ -224,8 +227,6 @@ mod executor {
 /// Without tokio: a plain executor that parks between polls, up to the deadline.
 #[cfg(not(feature = "http"))]
 mod executor {
-    use std::future::Future;
-    use std::pin::Pin;
     use std::sync::Arc;
     use std::task::{Context, Poll, Wake, Waker};
     use std::time::{Duration, Instant};
@@ -237,8 +238,9 @@ mod executor {
         }
     }
 
-    pub(super) fn block_on<T>(mut future: Pin<Box<dyn Future<Output = T> + Send>>, timeout: Duration) -> Result<Option<T>, String> {
+    pub(super) fn block_on<T>(make: super::MakeFuture<'_, T>, timeout: Duration) -> Result<Option<T>, String> {
         let deadline = Instant::now() + timeout;
+        let mut future = make();
         let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
         let mut cx = Context::from_waker(&waker);
         loop {
