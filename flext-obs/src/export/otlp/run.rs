@@ -28,6 +28,9 @@ pub(super) enum Command {
     Stop(SyncSender<Result<()>>, Instant),
 }
 
+/// A retry with less time left than this is not made: it could not get an answer.
+const MIN_ATTEMPT: Duration = Duration::from_millis(20);
+
 const SIGNALS: [&str; 3] = ["spans", "metrics", "logs"];
 /// The `reason` label of [`DROPPED_METRIC`].
 const QUEUE_FULL: usize = 0;
@@ -268,9 +271,13 @@ impl Run {
         let mut last = None;
         let result = loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                let late = || Error::Transport { service: SERVICE, message: "no time left before the export's deadline".to_owned() };
-                break last.unwrap_or_else(|| Err(late()));
+            if left.is_zero() || (last.is_some() && left < MIN_ATTEMPT) {
+                match last {
+                    Some(result) => break result,
+                    // No request was made: the items are dropped and counted by the caller, but
+                    // no request failed and the last real error stays.
+                    None => return Err(Error::Transport { service: SERVICE, message: "no time left before the export's deadline".to_owned() }),
+                }
             }
             attempt += 1;
             let request = self.agent.post(url).header("Content-Type", "application/x-protobuf");
