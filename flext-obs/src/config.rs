@@ -42,9 +42,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod export;
-pub use export::{ExportTimeouts, MAX_QUEUE_SIZE, MAX_WAIT, OtlpSettings};
 #[cfg_attr(not(feature = "push"), allow(unused_imports))]
 pub(crate) use export::check_wait;
+pub use export::{ExportTimeouts, MAX_QUEUE_SIZE, MAX_WAIT, OtlpSettings};
 
 /// Every variable [`Config::from_env`] reads.
 pub const ENV_VARS: &[&str] = &[

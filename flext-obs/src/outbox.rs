@@ -45,6 +45,11 @@ const MASK: u64 = (1 << SHIFT) - 1;
 /// Set once the queue is sealed: nothing more is accepted or settled.
 const SEALED: u64 = 1 << 63;
 
+/// Where `signal`'s count starts in [`Queue::held`] (0 spans, 1 logs).
+fn shift_of(signal: usize) -> u32 {
+    if signal == 0 { 0 } else { SHIFT }
+}
+
 fn unpack(held: u64) -> [u64; 2] {
     [held & MASK, (held >> SHIFT) & MASK]
 }
@@ -69,7 +74,7 @@ impl Queue {
         if signal == 1 && !self.logs {
             return;
         }
-        let one = 1u64 << (SHIFT * signal as u32);
+        let one = 1u64 << shift_of(signal);
         let accepted = self
             .held
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
@@ -90,7 +95,7 @@ impl Queue {
     /// Settles `n` items of `signal` (0 spans, 1 logs): sent, or dropped and counted by the
     /// exporter. False when the queue was sealed meanwhile: [`seal`](Queue::seal) counted them.
     pub(crate) fn settle(&self, signal: usize, n: u64) -> bool {
-        let shift = SHIFT * signal as u32;
+        let shift = shift_of(signal);
         self.held
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
                 let have = (held >> shift) & MASK;

@@ -185,8 +185,9 @@ fn otlp_queue_sizes_are_bounded_and_allocate_nothing_up_front() {
             format!("environment variable OTEL_BSP_MAX_QUEUE_SIZE={huge:?} is invalid: expected a whole number from 1 to 1000000")
         );
     }
-    let err = Config::from_lookup(lookup(vec![("OTEL_BSP_MAX_QUEUE_SIZE", "100".into()), ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "101".into())]))
-        .unwrap_err();
+    let err =
+        Config::from_lookup(lookup(vec![("OTEL_BSP_MAX_QUEUE_SIZE", "100".into()), ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "101".into())]))
+            .unwrap_err();
     assert!(err.to_string().contains("OTEL_BSP_MAX_EXPORT_BATCH_SIZE=\"101\""), "{err}");
     assert!(err.to_string().contains("from 1 to OTEL_BSP_MAX_QUEUE_SIZE (100)"), "{err}");
     for (var, value) in [("OTEL_BSP_SCHEDULE_DELAY", "3600001"), ("OTEL_METRIC_EXPORT_INTERVAL", "18446744073709551615")] {
@@ -362,7 +363,8 @@ fn pushes_to_a_closed_port_500_and_503_are_counted_by_reason() {
     for (status, retry_after) in [(500, None), (503, Some(1))] {
         let gateway = Failing::start(status, retry_after);
         let before = push_failures(&obs, "status");
-        let handle = pusher(&gateway.url(), Duration::from_secs(2), Duration::from_secs(1)).start(obs.clone(), Duration::from_millis(20)).unwrap();
+        let handle =
+            pusher(&gateway.url(), Duration::from_secs(2), Duration::from_secs(1)).start(obs.clone(), Duration::from_millis(20)).unwrap();
         eventually("a failed push", || push_failures(&obs, "status") > before);
         let stopping = Instant::now();
         let err = handle.stop().unwrap_err().to_string();
@@ -398,7 +400,9 @@ fn exporter_timeouts_are_bounded_and_https_is_refused_until_tls_lands() {
     }
     let err = Config::builder().alertmanager_url("https://am:9093").build().unwrap_err().to_string();
     assert!(err.contains("alertmanager_url") && err.contains("https:// is not supported yet"), "{err}");
-    for var in ["FLEXT_EXPORT_REQUEST_TIMEOUT_MS", "FLEXT_PUSH_STOP_TIMEOUT_MS", "FLEXT_ALERTMANAGER_STOP_TIMEOUT_MS", "OTEL_BSP_EXPORT_TIMEOUT"] {
+    for var in
+        ["FLEXT_EXPORT_REQUEST_TIMEOUT_MS", "FLEXT_PUSH_STOP_TIMEOUT_MS", "FLEXT_ALERTMANAGER_STOP_TIMEOUT_MS", "OTEL_BSP_EXPORT_TIMEOUT"]
+    {
         let err = Config::from_lookup(lookup(var, "3600001")).unwrap_err().to_string();
         assert!(err.starts_with(&format!("environment variable {var}=\"3600001\" is invalid")), "{err}");
         assert!(Config::from_lookup(lookup(var, "1500")).is_ok(), "{var}=1500");

@@ -287,7 +287,10 @@ fn otlp_settings_come_from_the_environment_with_precise_errors() {
         r#"environment variable OTEL_BSP_SCHEDULE_DELAY="soon" is invalid: expected a whole number of milliseconds from 1 to 3600000 (1 hour)"#
     );
     let err = Config::from_lookup(lookup(vec![("OTEL_BSP_MAX_QUEUE_SIZE", "0")])).unwrap_err();
-    assert_eq!(err.to_string(), r#"environment variable OTEL_BSP_MAX_QUEUE_SIZE="0" is invalid: expected a whole number from 1 to 1000000"#);
+    assert_eq!(
+        err.to_string(),
+        r#"environment variable OTEL_BSP_MAX_QUEUE_SIZE="0" is invalid: expected a whole number from 1 to 1000000"#
+    );
 }
 
 #[flext_monitor]

@@ -166,10 +166,11 @@ impl OtlpExporter {
         let (mut run, items) = Run::open(self, obs, Arc::clone(&last_error))?;
         let queue = Arc::clone(run.queue());
         let dropped_at_shutdown = run.shutdown_counters();
-        let thread = std::thread::Builder::new().name("flext-otlp".to_owned()).spawn(move || run.serve(&items, &commands)).map_err(|e| {
-            outbox::close();
-            Error::invalid("OtlpExporter", "thread", e.to_string(), "the export thread could not be started")
-        })?;
+        let thread =
+            std::thread::Builder::new().name("flext-otlp".to_owned()).spawn(move || run.serve(&items, &commands)).map_err(|e| {
+                outbox::close();
+                Error::invalid("OtlpExporter", "thread", e.to_string(), "the export thread could not be started")
+            })?;
         *running = true;
         Ok(OtlpHandle { control, thread: Some(thread), last_error, settings, queue, dropped_at_shutdown })
     }

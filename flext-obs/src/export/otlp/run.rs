@@ -87,7 +87,11 @@ pub(super) struct Run {
 
 impl Run {
     /// The thread's state and the receiving end of a newly opened queue.
-    pub(super) fn open(exporter: OtlpExporter, obs: Observability, last_error: Arc<Mutex<Option<Error>>>) -> Result<(Self, Receiver<Item>)> {
+    pub(super) fn open(
+        exporter: OtlpExporter,
+        obs: Observability,
+        last_error: Arc<Mutex<Option<Error>>>,
+    ) -> Result<(Self, Receiver<Item>)> {
         LazyLock::force(&START);
         let counters = SelfMetrics::new(&obs)?;
         let full = [counters.dropped[0][QUEUE_FULL].clone(), counters.dropped[1][QUEUE_FULL].clone()];
@@ -276,7 +280,9 @@ impl Run {
                     Some(result) => break result,
                     // No request was made: the items are dropped and counted by the caller, but
                     // no request failed and the last real error stays.
-                    None => return Err(Error::Transport { service: SERVICE, message: "no time left before the export's deadline".to_owned() }),
+                    None => {
+                        return Err(Error::Transport { service: SERVICE, message: "no time left before the export's deadline".to_owned() });
+                    }
                 }
             }
             attempt += 1;
