@@ -324,9 +324,14 @@ impl AlertSink for AlertmanagerSink {
     fn notify(&self, alert: &Alert) {
         let body = to_json(alert);
         let mut queue = self.lock();
-        if queue.sealed || queue.stop_by.is_some() || queue.waiting.len() + queue.in_flight >= QUEUE_CAPACITY {
+        let refused = if queue.sealed || queue.stop_by.is_some() {
+            Some(SHUTDOWN)
+        } else {
+            (queue.waiting.len() + queue.in_flight >= QUEUE_CAPACITY).then_some(QUEUE_FULL)
+        };
+        if let Some(reason) = refused {
             drop(queue);
-            self.count_dropped(QUEUE_FULL, 1);
+            self.count_dropped(reason, 1);
             return;
         }
         queue.waiting.push_back(body);
