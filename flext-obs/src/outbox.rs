@@ -113,7 +113,6 @@ impl Queue {
     }
 
     /// Spans and log entries accepted and not yet settled.
-    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
     pub(crate) fn held(&self) -> [u64; 2] {
         let held = self.held.load(Ordering::Acquire);
         if held & SEALED == 0 { unpack(held) } else { [0, 0] }
@@ -136,7 +135,6 @@ thread_local! {
 
 /// Makes a queue holding at most `capacity` items (log entries only when `logs`) whose refusals
 /// count in `full` (spans, logs), opens it and returns it with its receiving end.
-#[cfg_attr(not(feature = "otlp"), allow(dead_code))]
 pub(crate) fn open(capacity: usize, logs: bool, full: [Counter; 2]) -> (Arc<Queue>, Receiver<Item>) {
     let (tx, rx) = channel();
     let capacity = (capacity as u64).min(MASK);
@@ -149,7 +147,6 @@ pub(crate) fn open(capacity: usize, logs: bool, full: [Counter; 2]) -> (Arc<Queu
 
 /// Stops queueing; the receiver keeps what was queued, for the exporter to drain. (An offer
 /// racing with this may still land in the old queue: the exporter settles or seals it.)
-#[cfg_attr(not(feature = "otlp"), allow(dead_code))]
 pub(crate) fn close() {
     OPEN.store(false, Ordering::Release);
     *QUEUE.lock().unwrap_or_else(PoisonError::into_inner) = None;
@@ -198,4 +195,81 @@ pub(crate) fn take_error(span: SpanId) -> Option<Box<str>> {
         let mut slot = slot.borrow_mut();
         if slot.as_ref().is_some_and(|(id, _)| *id == span) { slot.take().map(|(_, text)| text) } else { None }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entity::LogLevel;
+    use crate::store::{Store, StoreSettings};
+
+    fn queue(capacity: u64, logs: bool) -> (Queue, Receiver<Item>, Store) {
+        let store = Store::new(StoreSettings::default(), true).unwrap();
+        let full =
+            [store.counter("full_total", &[("signal", "spans")]).unwrap(), store.counter("full_total", &[("signal", "logs")]).unwrap()];
+        let (tx, rx) = channel();
+        (Queue { tx, held: AtomicU64::new(0), capacity, logs, full }, rx, store)
+    }
+
+    fn span() -> Item {
+        Item::Manual(Box::new(Span::builder("s", "svc").build().unwrap()))
+    }
+
+    fn log() -> Item {
+        Item::Log(Box::new(LogEntry::builder("m", LogLevel::Info).build().unwrap()))
+    }
+
+    fn full(store: &Store, signal: &str) -> f64 {
+        store.snapshot().sum("full_total", &[("signal", signal)])
+    }
+
+    #[test]
+    fn the_capacity_covers_both_signals_and_every_refusal_is_counted_at_once() {
+        let (queue, rx, store) = queue(3, true);
+        queue.offer(span());
+        queue.offer(log());
+        queue.offer(span());
+        assert_eq!(queue.held(), [2, 1]);
+        queue.offer(log());
+        queue.offer(span());
+        assert_eq!((full(&store, "spans"), full(&store, "logs")), (1.0, 1.0), "counted as they were refused");
+        assert_eq!(rx.try_iter().count(), 3);
+        // Taken off the channel is not settled: the capacity still counts them until settled.
+        queue.offer(span());
+        assert_eq!(full(&store, "spans"), 2.0);
+        assert!(queue.settle(0, 2));
+        assert_eq!(queue.held(), [0, 1]);
+        queue.offer(span());
+        assert_eq!(queue.held(), [1, 1]);
+    }
+
+    #[test]
+    fn sealing_hands_back_what_was_never_settled_and_refuses_the_rest() {
+        let (queue, _rx, store) = queue(10, true);
+        for _ in 0..4 {
+            queue.offer(span());
+        }
+        queue.offer(log());
+        assert_eq!(queue.seal(), [4, 1]);
+        assert_eq!(queue.seal(), [0, 0], "sealed once");
+        assert!(!queue.settle(0, 4), "the exporter finds the queue sealed and counts nothing");
+        queue.offer(span());
+        assert_eq!(full(&store, "spans"), 1.0, "an offer after the seal is refused and counted");
+        assert_eq!(queue.held(), [0, 0]);
+    }
+
+    #[test]
+    fn logs_are_not_taken_when_the_exporter_leaves_them_out() {
+        let (queue, rx, store) = queue(10, false);
+        queue.offer(log());
+        assert_eq!((queue.held(), full(&store, "logs"), rx.try_iter().count()), ([0, 0], 0.0, 0));
+    }
+
+    #[test]
+    fn a_gone_receiver_counts_the_item_as_refused() {
+        let (queue, rx, store) = queue(10, true);
+        drop(rx);
+        queue.offer(span());
+        assert_eq!((queue.held(), full(&store, "spans")), ([0, 0], 1.0));
+    }
 }
