@@ -198,6 +198,7 @@ pub(crate) fn take_error(span: SpanId) -> Option<Box<str>> {
 }
 
 #[cfg(test)]
+#[allow(clippy::float_cmp)] // exact counts are the point
 mod tests {
     use super::*;
     use crate::entity::LogLevel;
