@@ -5,9 +5,9 @@
 //! | `FLEXT_OBSERVABILITY_ENABLED` | record at all | `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off` |
 //! | `FLEXT_LOG_LEVEL` | lowest level logged | `debug`, `info`, `warning`, `error`, `critical` |
 //! | `AUTOMETRICS_SERVICE_NAME`, then `OTEL_SERVICE_NAME`, then `FLEXT_SERVICE_NAME` | the one `service_name` label of every series (default: the executable's name, without the hash cargo adds to test binaries) | non-empty text |
-//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | OTLP/HTTP collector | `http://` or `https://` URL |
-//! | `PROMETHEUS_PUSH_GATEWAY` | Pushgateway for batch jobs | `http://` or `https://` URL |
-//! | `FLEXT_ALERTMANAGER_URL` | Alertmanager to post alerts to | `http://` or `https://` URL |
+//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | OTLP/HTTP collector | `http://` URL (`https://` is refused: no TLS yet) |
+//! | `PROMETHEUS_PUSH_GATEWAY` | Pushgateway for batch jobs | `http://` URL (`https://` is refused: no TLS yet) |
+//! | `FLEXT_ALERTMANAGER_URL` | Alertmanager to post alerts to | `http://` URL (`https://` is refused: no TLS yet) |
 //! | `FLEXT_METRICS_ADDR` | where to serve `/metrics` | socket address, e.g. `127.0.0.1:9464` |
 //! | `FLEXT_MAX_SERIES_PER_METRIC` | cardinality limit per metric | whole number >= 1 |
 //! | `FLEXT_SERIES_RETENTION_SECS` | evict idle series after | seconds >= 1, or `off` |
@@ -20,10 +20,15 @@
 //! | `FLEXT_TRACE_PARENT_BASED` | follow the incoming `traceparent` sampled flag | boolean |
 //! | `FLEXT_TRACE_KEEP_ERRORS` | keep failed calls' spans whatever the sampling | boolean |
 //! | `FLEXT_TRACE_MAX_PER_SECOND` | spans kept per second per function | whole number >= 1, or `off` |
-//! | `OTEL_BSP_MAX_QUEUE_SIZE` | spans waiting for OTLP export (more are dropped) | whole number >= 1 |
-//! | `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` | spans per OTLP request | whole number >= 1 |
-//! | `OTEL_BSP_SCHEDULE_DELAY` | OTLP span export interval | milliseconds >= 1 |
-//! | `OTEL_METRIC_EXPORT_INTERVAL` | OTLP metrics export interval | milliseconds >= 1 |
+//! | `OTEL_BSP_MAX_QUEUE_SIZE` | spans and log lines held for OTLP export, in flight included (more are dropped) | whole number from 1 to 1,000,000 |
+//! | `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` | spans per OTLP request | whole number from 1 to the queue size |
+//! | `OTEL_BSP_SCHEDULE_DELAY` | OTLP span export interval | milliseconds from 1 to 3,600,000 (1 h) |
+//! | `OTEL_METRIC_EXPORT_INTERVAL` | OTLP metrics export interval | milliseconds from 1 to 3,600,000 |
+//! | `OTEL_BSP_EXPORT_TIMEOUT` | longest one OTLP export (a request and its retries) or a `flush()` may take | milliseconds from 1 to 3,600,000 (default 30,000) |
+//! | `FLEXT_OTLP_SHUTDOWN_TIMEOUT_MS` | longest the OTLP shutdown waits (what is not sent by then is dropped and counted) | milliseconds from 1 to 3,600,000 (default 5,000) |
+//! | `FLEXT_EXPORT_REQUEST_TIMEOUT_MS` | longest one Pushgateway push or Alertmanager batch (retries included) may take | milliseconds from 1 to 3,600,000 (default 5,000) |
+//! | `FLEXT_PUSH_STOP_TIMEOUT_MS` | longest stopping the Pushgateway pusher (its final push included) may take | milliseconds from 1 to 3,600,000 (default 5,000) |
+//! | `FLEXT_ALERTMANAGER_STOP_TIMEOUT_MS` | longest dropping the Alertmanager sink may take (what is not sent by then is dropped and counted) | milliseconds from 1 to 3,600,000 (default 5,000) |
 //! | `FLEXT_HTTP_ROUTES` | opt-in endpoint routes besides `/metrics`, `/health`, `/ready` (they show error text, log fields, span attributes) | comma-separated `snapshot`, `alerts`, `traces`, `logs`; or `all`; or `none` (default) |
 //! | `FLEXT_HTTP_TOKEN` | bearer token the opt-in routes require | 1 to 512 of letters, digits, `-._~+/`, then `=` padding |
 //! | `FLEXT_HTTP_TOKEN_ALL_ROUTES` | the token guards `/metrics`, `/health`, `/ready` too | boolean (default false) |
@@ -47,6 +52,10 @@ use std::time::Duration;
 
 mod http;
 pub use self::http::{BearerToken, HttpSettings, Routes};
+mod export;
+#[cfg_attr(not(feature = "push"), allow(unused_imports))]
+pub(crate) use export::check_wait;
+pub use export::{ExportTimeouts, MAX_QUEUE_SIZE, MAX_WAIT, OtlpSettings};
 
 /// Every variable [`Config::from_env`] reads.
 pub const ENV_VARS: &[&str] = &[
@@ -85,41 +94,12 @@ pub const ENV_VARS: &[&str] = &[
     "FLEXT_HTTP_MAX_CONNECTIONS",
     "FLEXT_HTTP_WORKERS",
     "FLEXT_HTTP_RENDER_THREADS",
+    "OTEL_BSP_EXPORT_TIMEOUT",
+    "FLEXT_OTLP_SHUTDOWN_TIMEOUT_MS",
+    "FLEXT_EXPORT_REQUEST_TIMEOUT_MS",
+    "FLEXT_PUSH_STOP_TIMEOUT_MS",
+    "FLEXT_ALERTMANAGER_STOP_TIMEOUT_MS",
 ];
-
-/// How OTLP export batches (the OpenTelemetry `OTEL_BSP_*` defaults).
-///
-/// ```
-/// use flext_obs::config::OtlpSettings;
-/// use std::time::Duration;
-/// let settings = OtlpSettings { schedule_delay: Duration::from_millis(500), ..OtlpSettings::default() };
-/// let config = flext_obs::Config::builder().otlp(settings).build()?;
-/// assert_eq!(config.otlp().max_queue_size, 2048);
-/// assert!(flext_obs::Config::builder().otlp(OtlpSettings { max_queue_size: 0, ..settings }).build().is_err());
-/// # Ok::<(), flext_obs::Error>(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OtlpSettings {
-    /// Spans waiting for export; beyond it spans are dropped and counted (default 2,048).
-    pub max_queue_size: usize,
-    /// Spans per request (default 512).
-    pub max_export_batch_size: usize,
-    /// Longest wait before queued spans are sent (default 5 s).
-    pub schedule_delay: Duration,
-    /// Metrics export interval (default 60 s).
-    pub metric_interval: Duration,
-}
-
-impl Default for OtlpSettings {
-    fn default() -> Self {
-        OtlpSettings {
-            max_queue_size: 2048,
-            max_export_batch_size: 512,
-            schedule_delay: Duration::from_secs(5),
-            metric_interval: Duration::from_secs(60),
-        }
-    }
-}
 
 /// The validated configuration of an [`crate::Observability`] instance.
 ///
@@ -150,6 +130,7 @@ pub struct Config {
     sampler: Sampler,
     otlp: OtlpSettings,
     http: HttpSettings,
+    export_timeouts: ExportTimeouts,
 }
 
 impl Default for Config {
@@ -170,6 +151,7 @@ impl Default for Config {
             sampler: Sampler::default(),
             otlp: OtlpSettings::default(),
             http: HttpSettings::default(),
+            export_timeouts: ExportTimeouts::default(),
         }
     }
 }
@@ -297,16 +279,29 @@ impl Config {
         }
         builder.0.sampler = sampler.build()?;
         if let Some((var, v)) = get("OTEL_BSP_MAX_QUEUE_SIZE") {
-            builder.0.otlp.max_queue_size = parse_count(var, &v, 1)?;
+            builder.0.otlp.max_queue_size = parse_count_upto(var, &v, MAX_QUEUE_SIZE)?;
         }
         if let Some((var, v)) = get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE") {
-            builder.0.otlp.max_export_batch_size = parse_count(var, &v, 1)?;
+            let batch = parse_count_upto(var, &v, MAX_QUEUE_SIZE)?;
+            let queue = builder.0.otlp.max_queue_size;
+            if batch > queue {
+                return Err(env_err(var, &v, format!("a whole number from 1 to OTEL_BSP_MAX_QUEUE_SIZE ({queue})")));
+            }
+            builder.0.otlp.max_export_batch_size = batch;
         }
-        if let Some((var, v)) = get("OTEL_BSP_SCHEDULE_DELAY") {
-            builder.0.otlp.schedule_delay = parse_millis(var, &v)?;
-        }
-        if let Some((var, v)) = get("OTEL_METRIC_EXPORT_INTERVAL") {
-            builder.0.otlp.metric_interval = parse_millis(var, &v)?;
+        let waits: [(&'static str, &mut Duration); 7] = [
+            ("OTEL_BSP_SCHEDULE_DELAY", &mut builder.0.otlp.schedule_delay),
+            ("OTEL_METRIC_EXPORT_INTERVAL", &mut builder.0.otlp.metric_interval),
+            ("OTEL_BSP_EXPORT_TIMEOUT", &mut builder.0.otlp.export_timeout),
+            ("FLEXT_OTLP_SHUTDOWN_TIMEOUT_MS", &mut builder.0.otlp.shutdown_timeout),
+            ("FLEXT_EXPORT_REQUEST_TIMEOUT_MS", &mut builder.0.export_timeouts.request),
+            ("FLEXT_PUSH_STOP_TIMEOUT_MS", &mut builder.0.export_timeouts.push_stop),
+            ("FLEXT_ALERTMANAGER_STOP_TIMEOUT_MS", &mut builder.0.export_timeouts.alertmanager_stop),
+        ];
+        for (var, slot) in waits {
+            if let Some((var, v)) = get(var) {
+                *slot = parse_millis(var, &v)?;
+            }
         }
         if let Some((var, v)) = get("FLEXT_HISTOGRAM_BUCKETS") {
             let bounds: Vec<f64> = v
@@ -377,6 +372,10 @@ impl Config {
     pub fn http(&self) -> &HttpSettings {
         &self.http
     }
+    /// How long the Pushgateway pusher and the Alertmanager sink may wait on their peer.
+    pub fn export_timeouts(&self) -> ExportTimeouts {
+        self.export_timeouts
+    }
 }
 
 /// Builder for [`Config`]; [`build`](ConfigBuilder::build) validates.
@@ -400,17 +399,17 @@ impl ConfigBuilder {
         self.0.service_name = name.into();
         self
     }
-    /// OTLP/HTTP collector endpoint (`http://` or `https://`).
+    /// OTLP/HTTP collector endpoint (`http://`; `https://` is refused until TLS lands).
     pub fn otlp_endpoint(mut self, url: impl Into<String>) -> Self {
         self.0.otlp_endpoint = Some(url.into());
         self
     }
-    /// Pushgateway URL (`http://` or `https://`).
+    /// Pushgateway URL (`http://`; `https://` is refused until TLS lands).
     pub fn push_gateway(mut self, url: impl Into<String>) -> Self {
         self.0.push_gateway = Some(url.into());
         self
     }
-    /// Alertmanager URL (`http://` or `https://`).
+    /// Alertmanager URL (`http://`; `https://` is refused until TLS lands).
     pub fn alertmanager_url(mut self, url: impl Into<String>) -> Self {
         self.0.alertmanager_url = Some(url.into());
         self
@@ -467,6 +466,11 @@ impl ConfigBuilder {
         self.0.http = settings;
         self
     }
+    /// How long the Pushgateway pusher and the Alertmanager sink may wait (default 5 s each).
+    pub fn export_timeouts(mut self, timeouts: ExportTimeouts) -> Self {
+        self.0.export_timeouts = timeouts;
+        self
+    }
     /// Default histogram bounds.
     pub fn default_buckets(mut self, bounds: &[f64]) -> Self {
         self.0.store.default_buckets = Arc::from(bounds);
@@ -482,8 +486,11 @@ impl ConfigBuilder {
             [("otlp_endpoint", &c.otlp_endpoint), ("push_gateway", &c.push_gateway), ("alertmanager_url", &c.alertmanager_url)]
         {
             if let Some(url) = url {
+                if url.trim().starts_with("https://") {
+                    return Err(Error::invalid("Config", field, url, TLS_NOT_YET));
+                }
                 if !is_http_url(url) {
-                    return Err(Error::invalid("Config", field, url, "must be an http:// or https:// URL with a host"));
+                    return Err(Error::invalid("Config", field, url, "must be an http:// URL with a host"));
                 }
             }
         }
@@ -497,12 +504,8 @@ impl ConfigBuilder {
             return Err(Error::invalid("Config", "retention/sweep_interval", 0, "must be greater than zero (or None for never)"));
         }
         check_buckets(&c.store.default_buckets)?;
-        if c.otlp.max_queue_size == 0 || c.otlp.max_export_batch_size == 0 {
-            return Err(Error::invalid("Config", "otlp queue/batch size", 0, "must be at least 1"));
-        }
-        if c.otlp.schedule_delay.is_zero() || c.otlp.metric_interval.is_zero() {
-            return Err(Error::invalid("Config", "otlp schedule_delay/metric_interval", 0, "must be greater than zero"));
-        }
+        c.otlp.check()?;
+        c.export_timeouts.check()?;
         c.http.validate()?;
         Ok(c)
     }
@@ -533,14 +536,27 @@ fn parse_seconds(var: &'static str, value: &str) -> Result<Option<Duration>> {
         .map_err(|_| env_err(var, value, "a whole number of seconds >= 1, or off"))
 }
 
-fn parse_millis(var: &'static str, value: &str) -> Result<Duration> {
-    let millis = value.trim().parse::<u64>().ok().filter(|n| *n >= 1);
-    millis.map(Duration::from_millis).ok_or_else(|| env_err(var, value, "a whole number of milliseconds >= 1"))
+fn parse_count_upto(var: &'static str, value: &str, max: usize) -> Result<usize> {
+    let count = value.trim().parse::<usize>().ok().filter(|n| (1..=max).contains(n));
+    count.ok_or_else(|| env_err(var, value, format!("a whole number from 1 to {max}")))
 }
+
+/// Milliseconds from 1 to [`MAX_WAIT`].
+fn parse_millis(var: &'static str, value: &str) -> Result<Duration> {
+    let max = u64::try_from(MAX_WAIT.as_millis()).unwrap_or(u64::MAX);
+    let millis = value.trim().parse::<u64>().ok().filter(|n| (1..=max).contains(n));
+    millis.map(Duration::from_millis).ok_or_else(|| env_err(var, value, format!("a whole number of milliseconds from 1 to {max} (1 hour)")))
+}
+
+/// Why `https://` exporter URLs are refused, until a release with TLS.
+const TLS_NOT_YET: &str = "https:// is not supported yet (this build has no TLS); use an http:// URL";
 
 fn parse_url(var: &'static str, value: &str) -> Result<String> {
     let url = value.trim();
-    if is_http_url(url) { Ok(url.to_owned()) } else { Err(env_err(var, value, "an http:// or https:// URL with a host")) }
+    if url.starts_with("https://") {
+        return Err(env_err(var, value, format!("an http:// URL: {TLS_NOT_YET}")));
+    }
+    if is_http_url(url) { Ok(url.to_owned()) } else { Err(env_err(var, value, "an http:// URL with a host")) }
 }
 
 fn is_http_url(url: &str) -> bool {

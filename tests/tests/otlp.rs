@@ -276,17 +276,21 @@ fn otlp_settings_come_from_the_environment_with_precise_errors() {
             max_queue_size: 100,
             max_export_batch_size: 10,
             schedule_delay: Duration::from_millis(250),
-            metric_interval: Duration::from_secs(1)
+            metric_interval: Duration::from_secs(1),
+            ..OtlpSettings::default()
         }
     );
     assert_eq!(OtlpExporter::from_config(&config).unwrap().unwrap().traces_url(), "http://127.0.0.1:4318/v1/traces");
     let err = Config::from_lookup(lookup(vec![("OTEL_BSP_SCHEDULE_DELAY", "soon")])).unwrap_err();
     assert_eq!(
         err.to_string(),
-        r#"environment variable OTEL_BSP_SCHEDULE_DELAY="soon" is invalid: expected a whole number of milliseconds >= 1"#
+        r#"environment variable OTEL_BSP_SCHEDULE_DELAY="soon" is invalid: expected a whole number of milliseconds from 1 to 3600000 (1 hour)"#
     );
     let err = Config::from_lookup(lookup(vec![("OTEL_BSP_MAX_QUEUE_SIZE", "0")])).unwrap_err();
-    assert_eq!(err.to_string(), r#"environment variable OTEL_BSP_MAX_QUEUE_SIZE="0" is invalid: expected a whole number >= 1"#);
+    assert_eq!(
+        err.to_string(),
+        r#"environment variable OTEL_BSP_MAX_QUEUE_SIZE="0" is invalid: expected a whole number from 1 to 1000000"#
+    );
 }
 
 #[flext_monitor]

@@ -78,7 +78,7 @@ fn the_background_pusher_pushes_once_more_when_stopped() {
         std::thread::sleep(Duration::from_millis(30));
     }
     counter.increment_by(7);
-    handle.stop();
+    handle.stop().unwrap();
     assert_eq!(gateway_value(&gateway, "work_done_total", &[("job", "background")]), Some(57.0));
 }
 

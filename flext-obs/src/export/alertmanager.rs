@@ -1,10 +1,20 @@
 //! Forwarding alerts to Prometheus Alertmanager (`POST /api/v2/alerts`).
 //!
 //! Every alert kept by [`crate::alert`] (raised through the API or by a monitored function
-//! failing) is queued (bounded: drops are counted in `flext_alertmanager_dropped_total`), sent in
-//! batches by a background thread, retried with exponential backoff on network errors and 5xx
-//! answers, and posted again with `endsAt` when it is resolved. Alertmanager de-duplicates by
-//! label set; the trace and correlation IDs travel as annotations so they do not split groups.
+//! failing) is queued (bounded: [`QUEUE_CAPACITY`]), sent in batches of up to 100 by a
+//! background thread, retried with exponential backoff on network errors and 5xx answers, and
+//! posted again with `endsAt` when it is resolved. Alertmanager de-duplicates by label set; the
+//! trace and correlation IDs travel as annotations so they do not split groups.
+//!
+//! **Deadlines and counts.** One batch, its retries included, takes at most the request timeout
+//! ([`AlertmanagerSink::timeout`], 5 s; the connection at most 3 s of it), and dropping the
+//! [`Installed`] guard takes at most the stop timeout ([`AlertmanagerSink::stop_timeout`], 5 s)
+//! however many alerts are queued and whatever the peer does. Every alert handed to the sink is,
+//! at every moment, queued (in flight included), counted in `flext_alertmanager_sent_total`, or
+//! counted in `flext_alertmanager_dropped_total{reason}` with `reason` = `queue_full`,
+//! `send_failed` (its batch failed after its retries) or `shutdown` (not sent by the stop's
+//! deadline). Failed batches are counted in
+//! `flext_alertmanager_send_failures_total{reason="connect|timeout|status"}`.
 //!
 //! ```no_run
 //! let sink = flext_obs::export::alertmanager::AlertmanagerSink::new("http://127.0.0.1:9093")?;
@@ -12,48 +22,148 @@
 //! # Ok::<(), flext_obs::Error>(())
 //! ```
 
-use super::client;
+use super::client::{self, Failure};
 use crate::alert::AlertSink;
 use crate::entity::{Alert, AlertStatus};
 use crate::error::{Error, Result};
+use crate::store::Counter;
 use serde_json::{Map, Value, json};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::mpsc::RecvTimeoutError;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const SERVICE: &str = "Alertmanager";
-/// Alerts waiting to be sent at most; beyond, new ones are dropped and counted.
+/// Alerts waiting to be sent at most (the batch in flight included); beyond, new ones are
+/// dropped and counted. The queue grows as alerts arrive: nothing is allocated up front.
 pub const QUEUE_CAPACITY: usize = 10_000;
-/// Name of the self-metric counting alerts dropped because the queue was full.
+/// Alerts per request at most.
+const BATCH: usize = 100;
+/// Name of the self-metric counting alerts not delivered, by `reason`.
 pub const DROPPED_METRIC: &str = "flext_alertmanager_dropped_total";
+/// Name of the self-metric counting alerts Alertmanager accepted.
+pub const SENT_METRIC: &str = "flext_alertmanager_sent_total";
+/// Name of the self-metric counting batches that failed after their retries, by `reason`.
+pub const FAILURES_METRIC: &str = "flext_alertmanager_send_failures_total";
+
+/// The `reason` of a drop: index into [`Counters::dropped`] and [`AlertmanagerSink::dropped`].
+const QUEUE_FULL: usize = 0;
+const SEND_FAILED: usize = 1;
+const SHUTDOWN: usize = 2;
+const DROP_REASONS: [&str; 3] = ["queue_full", "send_failed", "shutdown"];
+
+/// What the sender thread and the notifying threads share, under one lock so that a stop that
+/// gives up counts exactly what the thread had not settled.
+#[derive(Debug, Default)]
+struct Queue {
+    waiting: VecDeque<Value>,
+    /// Alerts taken by the thread and not yet settled (its batch in flight).
+    in_flight: usize,
+    /// When the stop must be over, once stopping.
+    stop_by: Option<Instant>,
+    /// Set by a stop that gave up: nothing more is queued, sent or counted.
+    sealed: bool,
+}
+
+/// How a batch ended.
+enum Sent {
+    Delivered,
+    /// Its last attempt failed (counted, kept as the last error).
+    Failed,
+    /// Not attempted: the stop's deadline had passed.
+    NoTime,
+}
+
+/// The store handles of the self-metrics (of the process-wide instance).
+#[derive(Debug)]
+struct Counters {
+    sent: Counter,
+    dropped: [Counter; 3],
+    failures: [Counter; 3],
+}
+
+impl Counters {
+    fn new() -> Result<Self> {
+        let store = crate::global().store();
+        store.describe(DROPPED_METRIC, crate::MetricKind::Counter, "Alerts not delivered to Alertmanager, by reason.")?;
+        store.describe(SENT_METRIC, crate::MetricKind::Counter, "Alerts Alertmanager accepted.")?;
+        store.describe(FAILURES_METRIC, crate::MetricKind::Counter, "Alertmanager requests that failed after their retries.")?;
+        let dropped = |i: usize| store.counter(DROPPED_METRIC, &[("reason", DROP_REASONS[i])]);
+        let failed = |f: Failure| store.counter(FAILURES_METRIC, &[("reason", f.label())]);
+        Ok(Counters {
+            sent: store.counter(SENT_METRIC, &[])?,
+            dropped: [dropped(0)?, dropped(1)?, dropped(2)?],
+            failures: [failed(Failure::ALL[0])?, failed(Failure::ALL[1])?, failed(Failure::ALL[2])?],
+        })
+    }
+}
 
 /// The Alertmanager sink.
 #[derive(Debug)]
 pub struct AlertmanagerSink {
     url: String,
-    queue: Mutex<VecDeque<Value>>,
+    queue: Mutex<Queue>,
     wake: Condvar,
-    dropped: AtomicU64,
+    timeout: Duration,
+    stop_timeout: Duration,
+    /// Alerts dropped so far, by reason (also in the store once installed).
+    dropped: [AtomicU64; 3],
+    sent: AtomicU64,
+    counters: OnceLock<Counters>,
     last_error: Mutex<Option<Error>>,
 }
 
 impl AlertmanagerSink {
-    /// A sink for the Alertmanager at `url` (`http://host:port`).
+    /// A sink for the Alertmanager at `url` (`http://host:port`), with the default timeouts.
     pub fn new(url: &str) -> Result<Arc<Self>> {
+        Self::with_timeouts(url, crate::config::ExportTimeouts::default())
+    }
+
+    /// A sink for the Alertmanager at `url` whose batches take at most `timeouts.request` and
+    /// whose stop takes at most `timeouts.alertmanager_stop`.
+    ///
+    /// ```
+    /// use flext_obs::config::ExportTimeouts;
+    /// use flext_obs::export::alertmanager::AlertmanagerSink;
+    /// use std::time::Duration;
+    /// let quick = ExportTimeouts { request: Duration::from_secs(1), alertmanager_stop: Duration::from_secs(2), ..ExportTimeouts::default() };
+    /// let sink = AlertmanagerSink::with_timeouts("http://127.0.0.1:9093", quick)?;
+    /// assert_eq!((sink.timeout(), sink.stop_timeout()), (Duration::from_secs(1), Duration::from_secs(2)));
+    /// let forever = ExportTimeouts { alertmanager_stop: Duration::MAX, ..quick };
+    /// assert!(AlertmanagerSink::with_timeouts("http://127.0.0.1:9093", forever).is_err());
+    /// # Ok::<(), flext_obs::Error>(())
+    /// ```
+    pub fn with_timeouts(url: &str, timeouts: crate::config::ExportTimeouts) -> Result<Arc<Self>> {
+        timeouts.check()?;
         Ok(Arc::new(AlertmanagerSink {
             url: format!("{}/api/v2/alerts", client::base_url(SERVICE, url)?),
-            queue: Mutex::new(VecDeque::new()),
+            queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
-            dropped: AtomicU64::new(0),
+            timeout: timeouts.request,
+            stop_timeout: timeouts.alertmanager_stop,
+            dropped: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
+            sent: AtomicU64::new(0),
+            counters: OnceLock::new(),
             last_error: Mutex::new(None),
         }))
     }
 
-    /// The sink `FLEXT_ALERTMANAGER_URL` asks for.
+    /// The sink `FLEXT_ALERTMANAGER_URL` asks for, with the configured timeouts
+    /// (`FLEXT_EXPORT_REQUEST_TIMEOUT_MS`, `FLEXT_ALERTMANAGER_STOP_TIMEOUT_MS`).
     pub fn from_config(config: &crate::Config) -> Result<Option<Arc<Self>>> {
-        config.alertmanager_url().map(Self::new).transpose()
+        config.alertmanager_url().map(|url| Self::with_timeouts(url, config.export_timeouts())).transpose()
+    }
+
+    /// The longest one batch may take, its retries included.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The longest dropping the [`Installed`] guard may take.
+    pub fn stop_timeout(&self) -> Duration {
+        self.stop_timeout
     }
 
     /// The Alertmanager body for `alerts`.
@@ -61,19 +171,31 @@ impl AlertmanagerSink {
         Value::Array(alerts.iter().map(to_json).collect())
     }
 
-    /// Posts `alerts` now, in one request; an error status comes back with Alertmanager's
-    /// message.
+    /// Posts `alerts` now, in one request (within the request timeout); an error status comes
+    /// back with Alertmanager's message.
     pub fn post(&self, alerts: &[Alert]) -> Result<()> {
-        self.post_json(&Self::payload(alerts))
+        self.post_json(&Self::payload(alerts), self.timeout).map_err(|(err, _)| err)
     }
 
-    fn post_json(&self, body: &Value) -> Result<()> {
-        client::check(SERVICE, client::agent().post(&self.url).header("Content-Type", "application/json").send(body.to_string()))
+    fn post_json(&self, body: &Value, timeout: Duration) -> std::result::Result<(), (Error, Failure)> {
+        let request = client::agent().post(&self.url).header("Content-Type", "application/json");
+        client::classify(SERVICE, client::with_timeout(request, timeout).send(body.to_string()))
     }
 
-    /// Alerts dropped because the queue was full.
+    /// Alerts dropped so far, whatever the reason (queue full, send failed, shutdown).
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.dropped.iter().map(|d| d.load(Ordering::Relaxed)).sum()
+    }
+
+    /// Alerts Alertmanager accepted so far.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Alerts queued or in flight now.
+    pub fn queued(&self) -> usize {
+        let queue = self.lock();
+        if queue.sealed { 0 } else { queue.waiting.len() + queue.in_flight }
     }
 
     /// The last error a batch ended with (after its retries), if any.
@@ -81,72 +203,139 @@ impl AlertmanagerSink {
         self.last_error.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn count_dropped(&self, reason: usize, n: usize) {
+        if n == 0 {
+            return;
+        }
+        self.dropped[reason].fetch_add(n as u64, Ordering::Relaxed);
+        if let Some(counters) = self.counters.get() {
+            counters.dropped[reason].increment_by(n as u64);
+        }
+    }
+
     /// Starts the sender thread and registers the sink with [`crate::alert`]; both stop when the
-    /// returned guard is dropped (after sending what is queued).
+    /// returned guard is dropped (after sending what is queued, within the stop timeout).
     pub fn install(self: &Arc<Self>) -> Result<Installed> {
+        let counters = Counters::new()?;
+        let _ = self.counters.set(counters);
         let sink = self.clone();
-        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let (done_tx, done) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("flext-obs-alertmanager".into())
-            .spawn(move || sink.run(&stop_rx))
+            .spawn(move || {
+                sink.run();
+                drop(done_tx);
+            })
             .map_err(|e| Error::invalid("AlertmanagerSink", "thread", e.to_string(), "the thread could not be started"))?;
         let id = crate::alert::add_sink(self.clone());
-        Ok(Installed { sink: self.clone(), id, stop: Some(stop_tx), thread: Some(thread) })
+        Ok(Installed { sink: self.clone(), id, done, thread: Some(thread) })
     }
 
-    fn run(&self, stop: &std::sync::mpsc::Receiver<()>) {
+    fn run(&self) {
         loop {
-            let stopping = !matches!(stop.try_recv(), Err(std::sync::mpsc::TryRecvError::Empty));
-            let batch: Vec<Value> = {
-                let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-                if queue.is_empty() && !stopping {
+            let (batch, deadline) = {
+                let mut queue = self.lock();
+                if queue.waiting.is_empty() && queue.stop_by.is_none() {
                     queue = self.wake.wait_timeout(queue, Duration::from_millis(200)).unwrap_or_else(PoisonError::into_inner).0;
                 }
-                let n = queue.len().min(100);
-                queue.drain(..n).collect()
+                if queue.sealed {
+                    return;
+                }
+                let now = Instant::now();
+                if queue.stop_by.is_some_and(|by| now >= by || queue.waiting.is_empty()) {
+                    // Stopping, and nothing more can or need be sent.
+                    let left = queue.waiting.len();
+                    queue.waiting.clear();
+                    drop(queue);
+                    self.count_dropped(SHUTDOWN, left);
+                    return;
+                }
+                let n = queue.waiting.len().min(BATCH);
+                let batch: Vec<Value> = queue.waiting.drain(..n).collect();
+                queue.in_flight = n;
+                let deadline = queue.stop_by.map_or(now + self.timeout, |by| by.min(now + self.timeout));
+                (batch, deadline)
             };
             if !batch.is_empty() {
-                self.send_with_retries(&Value::Array(batch));
-            }
-            if stopping && self.queue.lock().unwrap_or_else(PoisonError::into_inner).is_empty() {
-                return;
+                let n = batch.len();
+                let delivered = self.send_with_retries(&Value::Array(batch), deadline);
+                let mut queue = self.lock();
+                if queue.sealed {
+                    return; // the stop gave up and counted this batch
+                }
+                queue.in_flight = 0;
+                drop(queue);
+                match delivered {
+                    Sent::Delivered => {
+                        self.sent.fetch_add(n as u64, Ordering::Relaxed);
+                        if let Some(counters) = self.counters.get() {
+                            counters.sent.increment_by(n as u64);
+                        }
+                    }
+                    Sent::Failed => self.count_dropped(SEND_FAILED, n),
+                    Sent::NoTime => self.count_dropped(SHUTDOWN, n),
+                }
             }
         }
     }
 
-    /// Sends one batch: up to 5 attempts, backing off 100 ms, 200 ms, ... on network errors
-    /// and 5xx; a 4xx is final (the payload would not get better).
-    fn send_with_retries(&self, batch: &Value) {
+    /// Sends one batch by `deadline`: up to 5 attempts, backing off 100 ms, 200 ms, ... on
+    /// network errors and 5xx, each attempt within the time left; a 4xx is final (the payload
+    /// would not get better).
+    fn send_with_retries(&self, batch: &Value, deadline: Instant) -> Sent {
         let mut backoff = Duration::from_millis(100);
+        let mut last = None;
         for attempt in 1..=5 {
-            match self.post_json(batch) {
-                Ok(()) => return,
-                Err(err) => {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || (last.is_some() && left < Duration::from_millis(20)) {
+                break; // no time, or too little for a retry to get an answer
+            }
+            match self.post_json(batch, left) {
+                Ok(()) => return Sent::Delivered,
+                Err((err, failure)) => {
                     let retry = matches!(err, Error::Transport { .. } | Error::Remote { status: 500..=599, .. });
-                    if !retry || attempt == 5 {
-                        eprintln!("flext-obs: alerts not delivered to Alertmanager: {err}");
-                        *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(err);
-                        return;
+                    last = Some((err, failure));
+                    if !retry {
+                        break;
                     }
-                    std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
                 }
             }
+            if attempt < 5 {
+                std::thread::sleep(backoff.min(deadline.saturating_duration_since(Instant::now())));
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
         }
+        // No attempt at all: the stop's deadline had passed; the batch counts as a shutdown drop.
+        let Some((err, failure)) = last else { return Sent::NoTime };
+        eprintln!("flext-obs: alerts not delivered to Alertmanager: {err}");
+        if let Some(counters) = self.counters.get() {
+            counters.failures[Failure::ALL.iter().position(|f| *f == failure).unwrap_or(0)].increment();
+        }
+        *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(err);
+        Sent::Failed
     }
 }
 
 impl AlertSink for AlertmanagerSink {
     fn notify(&self, alert: &Alert) {
-        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-        if queue.len() >= QUEUE_CAPACITY {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            if let Ok(counter) = crate::global().store().counter(DROPPED_METRIC, &[]) {
-                counter.increment();
-            }
+        let body = to_json(alert);
+        let mut queue = self.lock();
+        let refused = if queue.sealed || queue.stop_by.is_some() {
+            Some(SHUTDOWN)
+        } else {
+            (queue.waiting.len() + queue.in_flight >= QUEUE_CAPACITY).then_some(QUEUE_FULL)
+        };
+        if let Some(reason) = refused {
+            drop(queue);
+            self.count_dropped(reason, 1);
             return;
         }
-        queue.push_back(to_json(alert));
+        queue.waiting.push_back(body);
+        drop(queue);
         self.wake.notify_one();
     }
 }
@@ -184,12 +373,14 @@ fn to_json(alert: &Alert) -> Value {
     body
 }
 
-/// Keeps the sink installed; dropping it flushes the queue and unregisters the sink.
+/// Keeps the sink installed; dropping it sends what is queued, within the sink's stop timeout,
+/// and unregisters the sink. What is not sent by then is dropped and counted.
 #[derive(Debug)]
 pub struct Installed {
     sink: Arc<AlertmanagerSink>,
     id: u64,
-    stop: Option<std::sync::mpsc::Sender<()>>,
+    /// Disconnected once the sender thread has returned.
+    done: std::sync::mpsc::Receiver<()>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -203,12 +394,24 @@ impl Installed {
 impl Drop for Installed {
     fn drop(&mut self) {
         crate::alert::remove_sink(self.id);
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        let timeout = self.sink.stop_timeout;
+        self.sink.lock().stop_by = Some(Instant::now() + timeout);
         self.sink.wake.notify_all();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+        // The thread bounds its own requests by the deadline; the grace covers its last steps.
+        let finished = matches!(self.done.recv_timeout(timeout + Duration::from_millis(250)), Err(RecvTimeoutError::Disconnected));
+        if finished {
+            if let Some(thread) = self.thread.take() {
+                let _ = thread.join();
+            }
+            return;
         }
+        // Still busy (a request that outlived its timeout): count what it holds and leave it.
+        let mut queue = self.sink.lock();
+        let left = queue.waiting.len() + queue.in_flight;
+        queue.waiting.clear();
+        queue.in_flight = 0;
+        queue.sealed = true;
+        drop(queue);
+        self.sink.count_dropped(SHUTDOWN, left);
     }
 }

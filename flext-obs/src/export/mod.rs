@@ -16,8 +16,9 @@ pub mod otlp;
 #[cfg(feature = "push")]
 pub mod push;
 
-/// The exporters a [`Config`](crate::Config) asks for, running; dropping this stops them (the
-/// pusher pushes once more, the Alertmanager sink sends what is queued).
+/// The exporters a [`Config`](crate::Config) asks for, running; dropping this stops them, each
+/// within its deadline (the pusher pushes once more, the Alertmanager sink and the OTLP exporter
+/// send what is queued; what is not sent by the deadline is dropped and counted).
 #[cfg(all(feature = "http", feature = "push"))]
 #[derive(Debug, Default)]
 pub struct Exporters {

@@ -4,6 +4,13 @@
 //! `POST` replaces only the metrics with the same names. [`Pusher::start`] pushes on an interval
 //! and once more when stopped, so the last values of a job always arrive.
 //!
+//! Every push has a deadline ([`Pusher::timeout`], 5 s, connection included) and stopping the
+//! background pusher has one as a whole ([`Pusher::stop_timeout`], 5 s, its final push
+//! included), so a gateway that accepts and never answers holds nothing longer than that. Every
+//! failed push is counted in `flext_push_failures_total{reason}` of the instance pushed, with
+//! `reason` = `connect` (unreachable), `timeout` (no answer in time) or `status` (an error
+//! status), so the next push that gets through carries the count.
+//!
 //! ```no_run
 //! use flext_obs::export::push::Pusher;
 //! let pusher = Pusher::new("http://127.0.0.1:9091", "nightly_import")?.grouping("instance", "db-1")?;
@@ -17,8 +24,13 @@ use crate::api::Observability;
 use crate::entity::validate;
 use crate::error::{Error, Result};
 use crate::export::prometheus::{Format, render_export};
+use client::Failure;
 use std::sync::mpsc::RecvTimeoutError;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+/// Self-metric: pushes that failed, by `reason` (`connect`, `timeout`, `status`).
+pub const FAILURES_METRIC: &str = "flext_push_failures_total";
 
 /// How a push replaces what the group held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -35,6 +47,8 @@ pub enum PushMethod {
 pub struct Pusher {
     url: String,
     method: PushMethod,
+    timeout: Duration,
+    stop_timeout: Duration,
 }
 
 const SERVICE: &str = "Pushgateway";
@@ -44,12 +58,56 @@ impl Pusher {
     pub fn new(gateway: &str, job: &str) -> Result<Self> {
         let base = client::base_url(SERVICE, gateway)?;
         validate::text("Pusher", "job", job)?;
-        Ok(Pusher { url: format!("{base}/metrics{}", segment("job", job)), method: PushMethod::Put })
+        let defaults = crate::config::ExportTimeouts::default();
+        Ok(Pusher {
+            url: format!("{base}/metrics{}", segment("job", job)),
+            method: PushMethod::Put,
+            timeout: defaults.request,
+            stop_timeout: defaults.push_stop,
+        })
     }
 
-    /// The pusher `PROMETHEUS_PUSH_GATEWAY` asks for, with the configured service name as job.
+    /// The pusher `PROMETHEUS_PUSH_GATEWAY` asks for, with the configured service name as job
+    /// and the configured timeouts (`FLEXT_EXPORT_REQUEST_TIMEOUT_MS`,
+    /// `FLEXT_PUSH_STOP_TIMEOUT_MS`).
     pub fn from_config(config: &crate::Config) -> Result<Option<Self>> {
-        config.push_gateway().map(|url| Pusher::new(url, config.service_name())).transpose()
+        let timeouts = config.export_timeouts();
+        config
+            .push_gateway()
+            .map(|url| Pusher::new(url, config.service_name())?.timeout(timeouts.request)?.stop_timeout(timeouts.push_stop))
+            .transpose()
+    }
+
+    /// The longest one push may take, connection included (default 5 s; at most
+    /// [`crate::config::MAX_WAIT`]).
+    ///
+    /// ```
+    /// use flext_obs::export::push::Pusher;
+    /// use std::time::Duration;
+    /// let pusher = Pusher::new("http://127.0.0.1:9091", "job")?.timeout(Duration::from_secs(2))?;
+    /// assert!(pusher.clone().timeout(Duration::MAX).is_err());
+    /// # Ok::<(), flext_obs::Error>(())
+    /// ```
+    pub fn timeout(mut self, timeout: Duration) -> Result<Self> {
+        crate::config::check_wait("Pusher", "timeout", timeout)?;
+        self.timeout = timeout;
+        Ok(self)
+    }
+
+    /// The longest stopping the background pusher may take, its final push included (default
+    /// 5 s; at most [`crate::config::MAX_WAIT`]).
+    ///
+    /// ```
+    /// use flext_obs::export::push::Pusher;
+    /// use std::time::Duration;
+    /// let pusher = Pusher::new("http://127.0.0.1:9091", "job")?.stop_timeout(Duration::from_secs(1))?;
+    /// assert!(pusher.stop_timeout(Duration::ZERO).is_err());
+    /// # Ok::<(), flext_obs::Error>(())
+    /// ```
+    pub fn stop_timeout(mut self, timeout: Duration) -> Result<Self> {
+        crate::config::check_wait("Pusher", "stop_timeout", timeout)?;
+        self.stop_timeout = timeout;
+        Ok(self)
     }
 
     /// Adds a grouping label (a Prometheus label name; any value, `/` included).
@@ -74,40 +132,75 @@ impl Pusher {
         &self.url
     }
 
-    /// Pushes everything `obs` holds now.
+    /// Pushes everything `obs` holds now, within the pusher's [`timeout`](Pusher::timeout); a
+    /// failure is counted in `obs`'s `flext_push_failures_total{reason}`.
     pub fn push(&self, obs: &Observability) -> Result<()> {
+        self.push_within(obs, self.timeout)
+    }
+
+    fn push_within(&self, obs: &Observability, timeout: Duration) -> Result<()> {
         let body = render_export(&obs.store().export_snapshot(), &[], Format::Text);
         let agent = client::agent();
         let request = match self.method {
             PushMethod::Put => agent.put(&self.url),
             PushMethod::Post => agent.post(&self.url),
         };
-        client::check(SERVICE, request.header("Content-Type", Format::Text.content_type()).send(body))
+        let request = client::with_timeout(request.header("Content-Type", Format::Text.content_type()), timeout);
+        client::classify(SERVICE, request.send(body)).map_err(|(err, failure)| {
+            count_failure(obs, failure);
+            err
+        })
     }
 
-    /// Deletes the group from the gateway.
+    /// Deletes the group from the gateway (within the pusher's timeout).
     pub fn delete(&self) -> Result<()> {
-        client::check(SERVICE, client::agent().delete(&self.url).call())
+        client::check(SERVICE, client::with_timeout(client::agent().delete(&self.url), self.timeout).call())
     }
 
-    /// Pushes `obs` every `interval` on a background thread, and once more when the handle is
-    /// stopped or dropped. Failed pushes are reported on standard error and retried next time.
+    /// Pushes `obs` every `interval` (greater than zero, at most [`crate::config::MAX_WAIT`]) on
+    /// a background thread, and once more when the handle is stopped or dropped. Failed pushes
+    /// are counted, reported on standard error and retried next time.
     pub fn start(self, obs: Observability, interval: Duration) -> Result<PushHandle> {
-        if interval.is_zero() {
-            return Err(Error::invalid("Pusher", "interval", interval, "must be greater than zero"));
+        crate::config::check_wait("Pusher", "interval", interval)?;
+        obs.store().describe(FAILURES_METRIC, crate::MetricKind::Counter, "Pushgateway pushes that failed, by reason.")?;
+        for failure in Failure::ALL {
+            obs.store().counter(FAILURES_METRIC, &[("reason", failure.label())])?;
         }
+        let stop_timeout = self.stop_timeout;
+        let deadline = Arc::new(OnceLock::<Instant>::new());
+        let final_push = Arc::new(Mutex::new(None));
+        let (stop_at, outcome) = (Arc::clone(&deadline), Arc::clone(&final_push));
         let worker = crate::worker::Worker::spawn("flext-obs-push", move |stopped| {
             loop {
-                let last = !matches!(stopped.recv_timeout(interval), Err(RecvTimeoutError::Timeout));
-                if let Err(err) = self.push(&obs) {
-                    eprintln!("flext-obs: push to {} failed: {err}", self.url);
+                if let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
+                    if let Err(err) = self.push(&obs) {
+                        eprintln!("flext-obs: push to {} failed: {err}", self.url);
+                    }
+                    continue;
                 }
-                if last {
-                    return;
+                // Stopping: one more push, in the time the stop has left.
+                let left = stop_at.get().map_or(self.timeout, |at| at.saturating_duration_since(Instant::now())).min(self.timeout);
+                let result = if left.is_zero() {
+                    count_failure(&obs, Failure::Timeout);
+                    Err(Error::Transport { service: SERVICE, message: "no time left for the final push before the stop's deadline".into() })
+                } else {
+                    self.push_within(&obs, left)
+                };
+                if let Err(err) = &result {
+                    eprintln!("flext-obs: final push to {} failed: {err}", self.url);
                 }
+                *outcome.lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
+                return;
             }
         })?;
-        Ok(PushHandle { worker })
+        Ok(PushHandle { worker, stop_timeout, deadline, final_push })
+    }
+}
+
+/// Counts a failed push in `obs`'s `flext_push_failures_total{reason}`.
+fn count_failure(obs: &Observability, failure: Failure) {
+    if let Ok(counter) = obs.store().counter(FAILURES_METRIC, &[("reason", failure.label())]) {
+        counter.increment();
     }
 }
 
@@ -147,16 +240,41 @@ fn base64_url(bytes: &[u8]) -> String {
     out
 }
 
-/// Stops the background pusher (after a final push) when stopped or dropped.
+/// Stops the background pusher (after a final push) when stopped or dropped, within the
+/// pusher's [`stop_timeout`](Pusher::stop_timeout).
 #[derive(Debug)]
 pub struct PushHandle {
     worker: crate::worker::Worker,
+    stop_timeout: Duration,
+    /// When the stop must be over; set once, read by the thread for its final push.
+    deadline: Arc<OnceLock<Instant>>,
+    /// The final push's result, once made.
+    final_push: Arc<Mutex<Option<Result<()>>>>,
 }
 
 impl PushHandle {
-    /// Pushes once more and stops.
-    pub fn stop(mut self) {
-        self.worker.stop();
+    /// Pushes once more and stops, within the stop timeout: the final push's result, or an error
+    /// when the thread was still busy at the deadline (a push to a gateway that does not answer;
+    /// the thread then ends on its own within the push timeout, and the failure is counted).
+    pub fn stop(mut self) -> Result<()> {
+        self.stop_bounded()
+    }
+
+    fn stop_bounded(&mut self) -> Result<()> {
+        let _ = self.deadline.set(Instant::now() + self.stop_timeout);
+        if !self.worker.stop_within(self.stop_timeout) {
+            return Err(Error::Transport {
+                service: SERVICE,
+                message: format!("the pusher did not stop within {:?}; its last push is abandoned", self.stop_timeout),
+            });
+        }
+        self.final_push.lock().unwrap_or_else(PoisonError::into_inner).take().unwrap_or(Ok(()))
+    }
+}
+
+impl Drop for PushHandle {
+    fn drop(&mut self) {
+        let _ = self.stop_bounded();
     }
 }
 

@@ -1,0 +1,271 @@
+//! OTLP/HTTP export (protobuf) of spans, metrics and logs to an OpenTelemetry collector
+//! (`OTEL_EXPORTER_OTLP_ENDPOINT`). The messages are the official ones from
+//! `opentelemetry-proto`, encoded by `prost`; requests go out with `ureq` from one background
+//! thread.
+//!
+//! - **Spans**: every span the [sampler](crate::sample) keeps (monitored calls and manual spans)
+//!   is offered to a bounded queue without waiting; a full queue drops the span and counts it in
+//!   `flext_otlp_dropped_total{signal="spans", reason="queue_full"}` at once. Batches of
+//!   `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` spans leave at least every `OTEL_BSP_SCHEDULE_DELAY`, and
+//!   everything queued leaves on [`flush`](OtlpHandle::flush) and on shutdown. A span carries its parent, status (error with
+//!   the error's message), and the attributes `function`, `module` and `correlation_id`.
+//! - **Metrics**: the whole store, cumulative, every `OTEL_METRIC_EXPORT_INTERVAL` and on
+//!   shutdown (counters as monotonic sums, gauges, histograms with explicit bounds, summaries).
+//! - **Logs**: every line [`crate::log`] writes, with its trace and span IDs.
+//!
+//! The resource carries `service.name` (the span's service) and `service.version` (the
+//! configuration's, else `build_info`'s version). Failed requests are retried 3 times with
+//! backoff on network errors, 429 and 5xx; what still fails is counted in
+//! `flext_otlp_export_failures_total{signal}` and kept as [`OtlpHandle::last_error`].
+//!
+//! **Deadlines.** One export, its retries included, takes at most `export_timeout`
+//! (`OTEL_BSP_EXPORT_TIMEOUT`, 30 s), and so does a [`flush`](OtlpHandle::flush);
+//! [`shutdown`](OtlpHandle::shutdown) and dropping the handle take at most `shutdown_timeout`
+//! (5 s) as a whole, even while a 30 s export is in flight. Every span or log entry that was
+//! accepted is, at every moment, either queued (in flight included), counted in
+//! `flext_otlp_exported_total{signal}`, or counted in `flext_otlp_dropped_total{signal, reason}`
+//! with `reason` = `queue_full`, `export_failed` (its request failed after its retries) or
+//! `shutdown` (not sent by the shutdown's deadline). A shutdown that gives up on an export still
+//! in flight leaves that request to end on its own, within `export_timeout`, on a thread that
+//! counts nothing more.
+//!
+//! ```no_run
+//! use flext_obs::export::otlp::OtlpExporter;
+//! let exporter = OtlpExporter::new("http://127.0.0.1:4318")?;
+//! let handle = exporter.install(flext_obs::global().clone())?;
+//! // ... monitored calls ...
+//! handle.shutdown()?; // sends what is queued
+//! # Ok::<(), flext_obs::Error>(())
+//! ```
+
+use super::client;
+use crate::api::Observability;
+use crate::config::OtlpSettings;
+use crate::error::{Error, Result};
+use crate::outbox;
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+mod encode;
+mod run;
+
+use run::{Command, Run};
+
+const SERVICE: &str = "OTLP collector";
+/// Self-metric: items not exported, by signal and reason (`queue_full`, `export_failed`,
+/// `shutdown`).
+pub const DROPPED_METRIC: &str = "flext_otlp_dropped_total";
+/// Self-metric: items sent, by signal.
+pub const EXPORTED_METRIC: &str = "flext_otlp_exported_total";
+/// Self-metric: requests that failed after their retries, by signal.
+pub const FAILURES_METRIC: &str = "flext_otlp_export_failures_total";
+
+/// How long the caller of a flush or a shutdown waits beyond the export thread's own deadline
+/// for its answer (the thread checks its deadline between requests, so it answers within
+/// milliseconds of it unless a request is stuck).
+const ANSWER_GRACE: Duration = Duration::from_millis(250);
+
+/// Where and how to export. [`install`](OtlpExporter::install) starts it.
+#[derive(Debug, Clone)]
+pub struct OtlpExporter {
+    traces_url: String,
+    metrics_url: String,
+    logs_url: String,
+    settings: OtlpSettings,
+    service_version: Option<String>,
+    metrics: bool,
+    logs: bool,
+}
+
+impl OtlpExporter {
+    /// An exporter to the collector at `endpoint` (`http://host:4318`): requests go to
+    /// `/v1/traces`, `/v1/metrics` and `/v1/logs` under it, as `OTEL_EXPORTER_OTLP_ENDPOINT`
+    /// asks.
+    ///
+    /// ```
+    /// use flext_obs::export::otlp::OtlpExporter;
+    /// let exporter = OtlpExporter::new("http://127.0.0.1:4318/")?;
+    /// assert_eq!(exporter.traces_url(), "http://127.0.0.1:4318/v1/traces");
+    /// assert!(OtlpExporter::new("127.0.0.1:4318").is_err());
+    /// # Ok::<(), flext_obs::Error>(())
+    /// ```
+    pub fn new(endpoint: &str) -> Result<Self> {
+        let base = client::base_url(SERVICE, endpoint)?;
+        Ok(OtlpExporter {
+            traces_url: format!("{base}/v1/traces"),
+            metrics_url: format!("{base}/v1/metrics"),
+            logs_url: format!("{base}/v1/logs"),
+            settings: OtlpSettings::default(),
+            service_version: None,
+            metrics: true,
+            logs: true,
+        })
+    }
+
+    /// The exporter `OTEL_EXPORTER_OTLP_ENDPOINT` asks for, with the configuration's batching.
+    pub fn from_config(config: &crate::Config) -> Result<Option<Self>> {
+        config
+            .otlp_endpoint()
+            .map(|endpoint| {
+                let mut exporter = Self::new(endpoint)?.settings(config.otlp());
+                exporter.service_version = config.version().map(str::to_owned);
+                Ok(exporter)
+            })
+            .transpose()
+    }
+
+    /// Batching and intervals (default: OpenTelemetry's).
+    #[must_use]
+    pub fn settings(mut self, settings: OtlpSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// Exports metrics too (default true).
+    #[must_use]
+    pub fn metrics(mut self, on: bool) -> Self {
+        self.metrics = on;
+        self
+    }
+
+    /// Exports log lines too (default true).
+    #[must_use]
+    pub fn logs(mut self, on: bool) -> Self {
+        self.logs = on;
+        self
+    }
+
+    /// The URL spans are posted to.
+    pub fn traces_url(&self) -> &str {
+        &self.traces_url
+    }
+
+    /// Starts exporting what `obs` records, on a background thread. One exporter at a time:
+    /// installing a second one while the first runs is an error, and so are settings that
+    /// [`OtlpSettings::check`] refuses.
+    ///
+    /// ```
+    /// use flext_obs::config::OtlpSettings;
+    /// use flext_obs::export::otlp::OtlpExporter;
+    /// let huge = OtlpSettings { max_queue_size: usize::MAX, ..OtlpSettings::default() };
+    /// let exporter = OtlpExporter::new("http://127.0.0.1:4318")?.settings(huge);
+    /// assert!(exporter.install(flext_obs::global().clone()).unwrap_err().to_string().contains("max_queue_size"));
+    /// # Ok::<(), flext_obs::Error>(())
+    /// ```
+    pub fn install(self, obs: Observability) -> Result<OtlpHandle> {
+        self.settings.check()?;
+        let mut running = RUNNING.lock().unwrap_or_else(PoisonError::into_inner);
+        if *running {
+            return Err(Error::invalid("OtlpExporter", "install", "a second exporter", "an OTLP exporter is already running"));
+        }
+        let (control, commands) = mpsc::channel();
+        let last_error = Arc::new(Mutex::new(None));
+        let settings = self.settings;
+        let (mut run, items) = Run::open(self, obs, Arc::clone(&last_error))?;
+        let queue = Arc::clone(run.queue());
+        let dropped_at_shutdown = run.shutdown_counters();
+        let thread =
+            std::thread::Builder::new().name("flext-otlp".to_owned()).spawn(move || run.serve(&items, &commands)).map_err(|e| {
+                outbox::close();
+                Error::invalid("OtlpExporter", "thread", e.to_string(), "the export thread could not be started")
+            })?;
+        *running = true;
+        Ok(OtlpHandle { control, thread: Some(thread), last_error, settings, queue, dropped_at_shutdown })
+    }
+}
+
+static RUNNING: Mutex<bool> = Mutex::new(false);
+
+/// A running exporter. Dropping it stops the export after sending what is queued, within the
+/// shutdown timeout.
+#[derive(Debug)]
+pub struct OtlpHandle {
+    control: Sender<Command>,
+    thread: Option<JoinHandle<()>>,
+    last_error: Arc<Mutex<Option<Error>>>,
+    settings: OtlpSettings,
+    queue: Arc<outbox::Queue>,
+    /// `flext_otlp_dropped_total{signal, reason="shutdown"}` for spans and logs.
+    dropped_at_shutdown: [crate::store::Counter; 2],
+}
+
+impl OtlpHandle {
+    /// Sends everything queued (spans, logs) and the current metrics now, and waits until the
+    /// collector answered, at most `export_timeout`; the error is the first request that failed
+    /// (what failed is dropped and counted).
+    pub fn flush(&self) -> Result<()> {
+        let deadline = Instant::now() + self.settings.export_timeout;
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.control.send(Command::Flush(reply, deadline)).map_err(|_| stopped())?;
+        answer.recv_timeout(self.settings.export_timeout + ANSWER_GRACE).map_err(|e| match e {
+            mpsc::RecvTimeoutError::Timeout => deadline_passed("flush", self.settings.export_timeout),
+            mpsc::RecvTimeoutError::Disconnected => stopped(),
+        })?
+    }
+
+    /// Stops queueing, sends what is queued and the final metrics, and ends the thread, all
+    /// within `shutdown_timeout`: what is not sent by then is dropped and counted, and the error
+    /// says so.
+    pub fn shutdown(mut self) -> Result<()> {
+        self.stop()
+    }
+
+    /// The last error an export ended with (after its retries), if any.
+    pub fn last_error(&self) -> Option<Error> {
+        self.last_error.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Spans and log entries accepted and not yet sent or dropped (queued or in flight).
+    ///
+    /// ```no_run
+    /// let handle = flext_obs::export::otlp::OtlpExporter::new("http://127.0.0.1:4318")?.install(flext_obs::global().clone())?;
+    /// let (spans, logs) = handle.queued();
+    /// assert!(spans <= 2048 && logs <= 2048);
+    /// # Ok::<(), flext_obs::Error>(())
+    /// ```
+    pub fn queued(&self) -> (u64, u64) {
+        let [spans, logs] = self.queue.held();
+        (spans, logs)
+    }
+
+    fn stop(&mut self) -> Result<()> {
+        let Some(thread) = self.thread.take() else { return Ok(()) };
+        outbox::close();
+        let timeout = self.settings.shutdown_timeout;
+        let deadline = Instant::now() + timeout;
+        let (reply, answer) = mpsc::sync_channel(1);
+        let result = match self.control.send(Command::Stop(reply, deadline)) {
+            Ok(()) => answer.recv_timeout(timeout + ANSWER_GRACE).map_err(|_| deadline_passed("shutdown", timeout)),
+            Err(_) => Err(stopped()),
+        };
+        // Whatever the thread did not settle by now is dropped, counted here; a thread still
+        // stuck in a request finds the queue sealed and counts nothing more.
+        let [spans, logs] = self.queue.seal();
+        self.dropped_at_shutdown[0].increment_by(spans);
+        self.dropped_at_shutdown[1].increment_by(logs);
+        if result.is_ok() || thread.is_finished() {
+            let _ = thread.join();
+        }
+        *RUNNING.lock().unwrap_or_else(PoisonError::into_inner) = false;
+        result.and_then(|answer| answer)
+    }
+}
+
+impl Drop for OtlpHandle {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+fn stopped() -> Error {
+    Error::invalid("OtlpExporter", "thread", "stopped", "the export thread is no longer running")
+}
+
+fn deadline_passed(what: &str, timeout: Duration) -> Error {
+    Error::Transport {
+        service: SERVICE,
+        message: format!("the {what} did not finish within {timeout:?}; what was not sent is dropped and counted"),
+    }
+}
