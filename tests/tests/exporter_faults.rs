@@ -417,3 +417,37 @@ fn exporter_timeouts_are_bounded_and_https_is_refused_until_tls_lands() {
     assert_eq!(config.export_timeouts().request, Duration::from_millis(1500));
     assert_eq!(config.otlp().shutdown_timeout, Duration::from_millis(2500));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Every exporter at once
+
+#[flext_monitor]
+fn failing_once() -> Result<(), std::io::Error> {
+    Err(std::io::Error::other("the peer misbehaves"))
+}
+
+#[test]
+fn dropping_every_exporter_at_once_takes_the_longest_deadline_not_their_sum() {
+    let _turn = turn();
+    let peer = Silent::start();
+    let stop = Duration::from_secs(3);
+    let config = Config::builder()
+        .service_name("faults")
+        .push_gateway(peer.url())
+        .alertmanager_url(peer.url())
+        .otlp_endpoint(peer.url())
+        .otlp(OtlpSettings { schedule_delay: Duration::from_millis(20), shutdown_timeout: stop, ..OtlpSettings::default() })
+        .export_timeouts(quick_timeouts(Duration::from_secs(30), stop))
+        .build()
+        .unwrap();
+    let exporters = flext_obs::export::start_from_config(&config).unwrap();
+    assert!(exporters.push.is_some() && exporters.alertmanager.is_some() && exporters.otlp.is_some());
+    // An alert and a span, each stuck in a request the peer never answers.
+    let _ = failing_once();
+    eventually("the alert and span requests reaching the peer", || peer.accepted() >= 2);
+    let stopping = Instant::now();
+    drop(exporters);
+    let took = stopping.elapsed();
+    // One after another, the pusher's final push, the sink and the OTLP shutdown would take 3 x 3 s.
+    assert!(took < stop + MARGIN, "dropping the exporters took {took:?}, each with a {stop:?} deadline");
+}

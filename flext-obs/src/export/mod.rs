@@ -16,9 +16,10 @@ pub mod otlp;
 #[cfg(feature = "push")]
 pub mod push;
 
-/// The exporters a [`Config`](crate::Config) asks for, running; dropping this stops them, each
-/// within its deadline (the pusher pushes once more, the Alertmanager sink and the OTLP exporter
-/// send what is queued; what is not sent by the deadline is dropped and counted).
+/// The exporters a [`Config`](crate::Config) asks for, running; dropping this stops them all at
+/// once, each within its deadline (the pusher pushes once more, the Alertmanager sink and the
+/// OTLP exporter send what is queued; what is not sent by the deadline is dropped and counted), so
+/// with every peer dead the drop takes the longest deadline, not their sum.
 #[cfg(all(feature = "http", feature = "push"))]
 #[derive(Debug, Default)]
 pub struct Exporters {
@@ -59,4 +60,34 @@ pub fn start_from_config(config: &crate::Config) -> crate::Result<Exporters> {
         #[cfg(feature = "otlp")]
         otlp,
     })
+}
+
+#[cfg(all(feature = "http", feature = "push"))]
+impl Drop for Exporters {
+    fn drop(&mut self) {
+        // Each stop waits on its own peer, so they run side by side on scoped threads. When a
+        // thread cannot be started, std drops the closure, and with it the exporter, right here:
+        // that exporter still stops, within its own deadline, on this thread.
+        let http = self.http.take();
+        let push = self.push.take();
+        let alertmanager = self.alertmanager.take();
+        #[cfg(feature = "otlp")]
+        let otlp = self.otlp.take();
+        std::thread::scope(|scope| {
+            let stop_beside = |stop: Box<dyn FnOnce() + Send>| {
+                let _ = std::thread::Builder::new().name("flext-obs-stop".into()).spawn_scoped(scope, stop);
+            };
+            if let Some(push) = push {
+                stop_beside(Box::new(move || drop(push)));
+            }
+            if let Some(alertmanager) = alertmanager {
+                stop_beside(Box::new(move || drop(alertmanager)));
+            }
+            #[cfg(feature = "otlp")]
+            if let Some(otlp) = otlp {
+                stop_beside(Box::new(move || drop(otlp)));
+            }
+            drop(http);
+        });
+    }
 }
