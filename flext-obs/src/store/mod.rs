@@ -495,7 +495,7 @@ impl Store {
             return Some(series.data.clone());
         }
         let limit = self.registry.settings.max_series_per_metric;
-        let admitted = match family.live.fetch_update(Ordering::AcqRel, Ordering::Acquire, |live| (live < limit).then_some(live + 1)) {
+        let admitted = match family.live.fetch_update(Ordering::AcqRel, Ordering::Acquire, |live| (live < limit).then(|| live + 1)) {
             Ok(_) => self.admit_in_store(family),
             Err(RETIRED) => return None,
             Err(_) => false,
@@ -522,7 +522,7 @@ impl Store {
                 total.fetch_add(1, Ordering::AcqRel);
                 true
             }
-            Some(cap) => total.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < cap).then_some(n + 1)).is_ok(),
+            Some(cap) => total.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < cap).then(|| n + 1)).is_ok(),
         };
         if !admitted {
             family.live.fetch_sub(1, Ordering::AcqRel);
