@@ -152,6 +152,10 @@ fn malformed_traceparents_are_rejected_whole_with_the_rule() {
         ("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", "parent id must be 16 lower-case hex digits, not all zero"),
         ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1", "flags must be 2 lower-case hex digits"),
         ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-zz", "flags must be 2 lower-case hex digits"),
+        // A sign is not a hex digit (`u8::from_str_radix` took `+1`; `-1` splits into another field).
+        ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-+1", "flags must be 2 lower-case hex digits"),
+        ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0A", "flags must be 2 lower-case hex digits"),
+        ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7- 1", "flags must be 2 lower-case hex digits"),
     ];
     for (value, reason) in cases {
         let expected = Error::Header { header: "traceparent", value: value.to_owned(), reason };
