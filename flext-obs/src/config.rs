@@ -258,8 +258,11 @@ impl Config {
             builder.0.store.raw_history_names = parse_count(var, &v, 0)?;
         }
         if let Some((var, v)) = get("FLEXT_MAX_SERIES") {
-            builder.0.store.max_series =
-                if v.trim().eq_ignore_ascii_case("off") { None } else { Some(parse_count(var, &v, 1).map_err(|_| env_err(var, &v, "a whole number >= 1, or off"))?) };
+            builder.0.store.max_series = if v.trim().eq_ignore_ascii_case("off") {
+                None
+            } else {
+                Some(parse_count(var, &v, 1).map_err(|_| env_err(var, &v, "a whole number >= 1, or off"))?)
+            };
         }
         if let Some((var, v)) = get("FLEXT_SERVICE_VERSION") {
             builder.0.version = Some(env_text(var, v.trim())?.to_owned());

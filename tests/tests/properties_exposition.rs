@@ -47,7 +47,18 @@ fn value() -> impl Strategy<Value = f64> {
     prop_oneof![
         any::<f64>(),
         -1e3..1e9f64,
-        prop::sample::select(vec![0.0, -0.0, f64::MAX, f64::MIN_POSITIVE, 5e-324, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1e15, 9.007_199_254_740_993e15]),
+        prop::sample::select(vec![
+            0.0,
+            -0.0,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            5e-324,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            1e15,
+            9.007_199_254_740_993e15
+        ]),
     ]
 }
 
@@ -172,7 +183,9 @@ fn a_real_prometheus_scrapes_an_adversarial_exposition_with_the_target_up() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let target = loop {
         let json = query("/api/v1/targets");
-        let found = json["data"]["activeTargets"].as_array().and_then(|ts| ts.iter().find(|t| t["labels"]["instance"] == instance.as_str()).cloned());
+        let found = json["data"]["activeTargets"]
+            .as_array()
+            .and_then(|ts| ts.iter().find(|t| t["labels"]["instance"] == instance.as_str()).cloned());
         if let Some(t) = found.filter(|t| t["health"] != "unknown") {
             break t;
         }

@@ -204,9 +204,28 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
         Just(serde_json::Value::from("00000000-0000-0000-0000-000000000000")),
     ];
     let key = prop_oneof![
-        Just("id"), Just("name"), Just("value"), Just("kind"), Just("labels"), Just("timestamp"), Just("created_at"), Just("title"),
-        Just("message"), Just("severity"), Just("status"), Just("trace_id"), Just("span_id"), Just("duration"), Just("component"),
-        Just("level"), Just("fields"), Just("count"), Just("start"), Just("attributes"), Just("correlation_id"), Just("x"),
+        Just("id"),
+        Just("name"),
+        Just("value"),
+        Just("kind"),
+        Just("labels"),
+        Just("timestamp"),
+        Just("created_at"),
+        Just("title"),
+        Just("message"),
+        Just("severity"),
+        Just("status"),
+        Just("trace_id"),
+        Just("span_id"),
+        Just("duration"),
+        Just("component"),
+        Just("level"),
+        Just("fields"),
+        Just("count"),
+        Just("start"),
+        Just("attributes"),
+        Just("correlation_id"),
+        Just("x"),
     ];
     leaf.prop_recursive(3, 32, 8, move |inner| {
         prop_oneof![

@@ -349,7 +349,10 @@ fn le_on_a_histogram_and_quantile_on_a_summary_are_refused_and_change_nothing() 
     let err = store.histogram("wait_seconds", &[("le", "1")]).unwrap_err();
     assert_eq!(err.to_string(), "invalid store.label name \"le\": is reserved on a histogram: the exposition writes it on every sample");
     let err = store.summary("size_bytes", &[("quantile", "0.5")]).unwrap_err();
-    assert_eq!(err.to_string(), "invalid store.label name \"quantile\": is reserved on a summary: the exposition writes it on every sample");
+    assert_eq!(
+        err.to_string(),
+        "invalid store.label name \"quantile\": is reserved on a summary: the exposition writes it on every sample"
+    );
     let before = obs.snapshot();
     assert!(before.series.iter().all(|s| s.name != "wait_seconds" && s.name != "size_bytes"), "nothing was registered");
     // The same names are ordinary labels on the other kinds.
@@ -372,7 +375,12 @@ fn names_that_would_meet_in_the_exposition_are_refused_with_both_names() {
     let store = obs.store();
     store.counter("jobs", &[]).unwrap().increment();
     let err = store.counter("jobs_total", &[]).unwrap_err().to_string();
-    assert!(err.starts_with("invalid store.name \"jobs_total\": counter \"jobs_total\" would expose \"jobs\", which counter \"jobs\" already exposes"), "{err}");
+    assert!(
+        err.starts_with(
+            "invalid store.name \"jobs_total\": counter \"jobs_total\" would expose \"jobs\", which counter \"jobs\" already exposes"
+        ),
+        "{err}"
+    );
     store.histogram("h", &[]).unwrap().record(1.0).unwrap();
     for name in ["h_count", "h_sum", "h_bucket"] {
         let err = store.gauge(name, &[]).unwrap_err().to_string();
@@ -455,10 +463,14 @@ fn the_sweep_forgets_names_with_no_series_and_the_raw_history_is_bounded_in_name
     obs.store().set_buckets("batch_rows", &[1.0, 10.0]).unwrap();
     sweep_idle(&obs);
     obs.store().histogram("batch_rows", &[]).unwrap().record(5.0).unwrap();
-    assert_eq!(obs.snapshot().series("batch_rows", &[]).next().map(|s| s.value.clone()).and_then(|v| match v {
-        SeriesValue::Histogram(h) => Some(h.buckets.len()),
-        _ => None,
-    }), Some(2), "the declared buckets survived the sweep");
+    assert_eq!(
+        obs.snapshot().series("batch_rows", &[]).next().map(|s| s.value.clone()).and_then(|v| match v {
+            SeriesValue::Histogram(h) => Some(h.buckets.len()),
+            _ => None,
+        }),
+        Some(2),
+        "the declared buckets survived the sweep"
+    );
 }
 
 #[test]

@@ -180,7 +180,6 @@ fn render_views<'a>(views: impl Iterator<Item = View<'a>>, hint: usize, spans: &
     out
 }
 
-
 /// Units OpenMetrics may announce when the family name ends in them.
 const UNITS: [&str; 8] = ["seconds", "bytes", "ratio", "celsius", "meters", "grams", "volts", "joules"];
 

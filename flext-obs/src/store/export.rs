@@ -73,7 +73,6 @@ impl Store {
         *cache = (generation, sorted.clone());
         sorted
     }
-
 }
 
 /// The series in exposition order, laid out so that a scrape reads memory in sequence: the
@@ -237,4 +236,3 @@ pub(crate) enum ExportValue {
     Histogram { count: u64, sum: f64, buckets: Vec<(f64, u64)> },
     Summary(SummaryValue),
 }
-

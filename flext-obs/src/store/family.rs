@@ -124,7 +124,7 @@ impl Families {
             let rule = if owner.what == SELF_METRIC {
                 format!("{what} {name:?} would expose {taken:?}, a name of the {SELF_METRIC} {:?}", owner.name)
             } else if *owner.name == *name {
-                format!("is already registered as a {}, not a {what}", owner.what)
+                format!("is already the {} {name:?}; it cannot also be a {what}", owner.what)
             } else {
                 format!(
                     "{what} {name:?} would expose {taken:?}, which {} {:?} already exposes (counters are exposed with _total; histograms and summaries with _count, _sum{})",

@@ -12,6 +12,26 @@
 //! assert_eq!(obs.snapshot().value("requests_total", &[("route", "/orders")]), Some(1.0));
 //! # Ok::<(), flext_obs::Error>(())
 //! ```
+//!
+//! Names and labels are checked when a series is first resolved: a name that would expose what
+//! another metric exposes (a counter `x` is sampled as `x_total`; a histogram `h` writes
+//! `h_count`), a label the exposition writes itself (`le` on a histogram, `quantile` on a
+//! summary) and a negative observation are refused, and change nothing:
+//!
+//! ```
+//! let store = flext_obs::store::Store::new(Default::default(), true)?;
+//! store.counter("jobs", &[])?.increment();
+//! assert!(store.counter("jobs_total", &[]).is_err());           // both would be `jobs_total`
+//! store.histogram("wait_seconds", &[])?;
+//! assert!(store.gauge("wait_seconds_count", &[]).is_err());
+//! assert!(store.histogram("size_bytes", &[("le", "1")]).is_err());
+//! assert!(store.histogram("wait_seconds", &[])?.record(-1.0).is_err());
+//! # Ok::<(), flext_obs::Error>(())
+//! ```
+//!
+//! Modules: `family` (families and the names they claim), `sweep` (retention), `export` (the
+//! scrape layout), `raw` (the raw record history), `series` (the cells), `key` (series identity),
+//! `info` (info series), `lane` (per-thread write lanes), `snapshot` (what readers get).
 
 mod export;
 mod family;
@@ -23,13 +43,13 @@ mod series;
 mod snapshot;
 mod sweep;
 
+pub use export::ExportSnapshot;
+pub(crate) use export::ExportValue;
+pub(crate) use family::counter_base;
 pub use key::Labels;
 pub(crate) use key::push_label_pair;
 pub use series::{Counter, Gauge, Histogram, SUMMARY_QUANTILES, Summary};
 pub use snapshot::{HistogramValue, SeriesSnapshot, SeriesValue, Snapshot, SummaryValue};
-pub use export::ExportSnapshot;
-pub(crate) use export::ExportValue;
-pub(crate) use family::counter_base;
 
 use crate::entity::{Metric, MetricKind, validate};
 use crate::error::{Error, Result};
@@ -508,7 +528,10 @@ impl Store {
             });
         }
         let data = self.new_data(family);
-        map.insert(key.clone(), Arc::new(Series { key, family: family.clone(), data: data.clone(), idle: Mutex::new((0, Instant::now())) }));
+        map.insert(
+            key.clone(),
+            Arc::new(Series { key, family: family.clone(), data: data.clone(), idle: Mutex::new((0, Instant::now())) }),
+        );
         self.registry.generation.fetch_add(1, Ordering::Release);
         Some(data)
     }

@@ -213,7 +213,12 @@ pub(crate) fn check_increment(amount: f64) -> Result<()> {
 pub(crate) fn check_observation(entity: &'static str, value: f64) -> Result<()> {
     validate::finite(entity, "observation", value)?;
     if value < 0.0 {
-        return Err(Error::invalid(entity, "observation", value, "must not be negative (its _sum is a counter in OpenMetrics); record magnitudes, or use a gauge"));
+        return Err(Error::invalid(
+            entity,
+            "observation",
+            value,
+            "must not be negative (its _sum is a counter in OpenMetrics); record magnitudes, or use a gauge",
+        ));
     }
     Ok(())
 }
