@@ -5,7 +5,7 @@
 //! the one it saw when its call began: a message from a panic before the call (caught, or on
 //! the way to another thread's join) is never attached to a later one. When the program replaces
 //! the hook (`std::panic::set_hook`), the hook is dropped and no message is trusted any more, as
-//! the next panic would not be noted: alerts then say only "<function> panicked".
+//! the next panic would not be noted: alerts then say only "`<function>` panicked".
 
 use crate::thread::THREAD;
 use std::cell::RefCell;

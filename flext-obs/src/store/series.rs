@@ -256,8 +256,8 @@ impl Histogram {
         Histogram { core, switch }
     }
 
-    /// Records one observation; NaN, infinities and negative values are refused (see
-    /// [`check_observation`]).
+    /// Records one observation; NaN, infinities and negative values are refused (OpenMetrics
+    /// treats `_sum` as a counter, which may not go negative).
     ///
     /// ```
     /// let store = flext_obs::store::Store::new(Default::default(), true)?;
@@ -397,8 +397,8 @@ impl Summary {
         Summary { core, switch }
     }
 
-    /// Records one observation; NaN, infinities and negative values are refused (see
-    /// [`check_observation`]).
+    /// Records one observation; NaN, infinities and negative values are refused (OpenMetrics
+    /// treats `_sum` as a counter, which may not go negative).
     pub fn record(&self, value: f64) -> Result<()> {
         check_observation("Summary", value)?;
         if self.switch.is_on() {
