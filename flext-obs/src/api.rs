@@ -203,6 +203,22 @@ macro_rules! set_build_info {
 
 static GLOBAL: OnceLock<Observability> = OnceLock::new();
 
+/// The variables refused when [`global`] built the instance from the environment.
+static CONFIG_ERRORS: OnceLock<Vec<Error>> = OnceLock::new();
+
+/// The environment variables the process-wide instance refused when [`global`] built it from
+/// the environment, each with its error; empty when every variable was valid or when [`init`]
+/// configured it. Builds the instance first if nothing did yet.
+///
+/// ```
+/// // In this doctest's process every FLEXT_* variable is unset or valid.
+/// assert!(flext_obs::config_errors().is_empty());
+/// ```
+pub fn config_errors() -> &'static [Error] {
+    instance();
+    CONFIG_ERRORS.get().map_or(&[], Vec::as_slice)
+}
+
 /// Configures the process-wide instance. Call it once, early; a second call, or a call after
 /// [`global`] was first used, is [`Error::AlreadyInitialized`].
 ///
@@ -236,8 +252,9 @@ pub fn init_from_env() -> Result<&'static Observability> {
 }
 
 /// The process-wide instance. If [`init`] was not called, it is built from the environment on
-/// first use; a malformed variable is then reported once on standard error and the defaults are
-/// used (call [`init_from_env`] to get that error as a `Result` instead).
+/// first use ([`Config::from_env_lenient`]): a malformed variable is then reported once on
+/// standard error and left out, every valid one still applies, and [`config_errors`] tells
+/// which were refused (call [`init_from_env`] to get the first error as a `Result` instead).
 ///
 /// Once it exists, every monitored function of the program is registered, so its
 /// `function_calls_total` series read 0 before its first call.
@@ -251,10 +268,15 @@ pub fn global() -> &'static Observability {
 /// uses, so that registering them all does not re-enter itself).
 pub(crate) fn instance() -> &'static Observability {
     GLOBAL.get_or_init(|| {
-        let obs = Observability::from_env().unwrap_or_else(|err| {
+        let (config, refused) = Config::from_env_lenient();
+        for err in &refused {
+            eprintln!("flext-obs: {err}; that setting is ignored (the others apply)");
+        }
+        let obs = Observability::new(config).unwrap_or_else(|err| {
             eprintln!("flext-obs: {err}; using the default configuration");
             Observability::new(Config::default()).unwrap_or_else(|_| unreachable!("the default configuration is valid"))
         });
+        let _ = CONFIG_ERRORS.set(refused);
         crate::monitor::set_enabled(obs.config().enabled());
         obs.config().sampler().install_unless_chosen();
         obs

@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `FLEXT_OBSERVABILITY_ENABLED` | record at all | `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off` |
 //! | `FLEXT_LOG_LEVEL` | lowest level logged | `debug`, `info`, `warning`, `error`, `critical` |
-//! | `AUTOMETRICS_SERVICE_NAME`, then `OTEL_SERVICE_NAME`, then `FLEXT_SERVICE_NAME` | the one `service_name` label of every series (default: the executable's name, without the hash cargo adds to test binaries) | non-empty text |
+//! | `AUTOMETRICS_SERVICE_NAME`, then `OTEL_SERVICE_NAME`, then `FLEXT_SERVICE_NAME` | the one `service_name` label of every series (default: the executable's name, without the hash cargo adds to test binaries) | non-empty text, at most [`MAX_TEXT_BYTES`] bytes |
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT` | OTLP/HTTP collector | `http://` URL (`https://` is refused: no TLS yet) |
 //! | `PROMETHEUS_PUSH_GATEWAY` | Pushgateway for batch jobs | `http://` URL (`https://` is refused: no TLS yet) |
 //! | `FLEXT_ALERTMANAGER_URL` | Alertmanager to post alerts to | `http://` URL (`https://` is refused: no TLS yet) |
@@ -13,9 +13,11 @@
 //! | `FLEXT_SERIES_RETENTION_SECS` | evict idle series after | seconds >= 1, or `off` |
 //! | `FLEXT_SWEEP_INTERVAL_SECS` | run the retention sweep in the background every | seconds >= 1, or `off` |
 //! | `FLEXT_RAW_HISTORY` | raw records kept per metric name | whole number |
+//! | `FLEXT_RAW_HISTORY_NAMES` | metric names with a raw history (the least recently recorded makes room) | whole number (default 256) |
+//! | `FLEXT_MAX_SERIES` | series in the whole store; past it new label sets go to their metric's overflow series | whole number >= 1, or `off` (default) |
 //! | `FLEXT_SUMMARY_WINDOW` | observations in a summary's window | whole number >= 1 |
 //! | `FLEXT_HISTOGRAM_BUCKETS` | default histogram bounds (seconds) | comma-separated increasing numbers |
-//! | `FLEXT_SERVICE_VERSION`, `FLEXT_SERVICE_COMMIT` | `build_info{version, commit}` | text (overrides [`crate::set_build_info!`]) |
+//! | `FLEXT_SERVICE_VERSION`, `FLEXT_SERVICE_COMMIT` | `build_info{version, commit}` | text, at most [`MAX_TEXT_BYTES`] bytes (overrides [`crate::set_build_info!`]) |
 //! | `FLEXT_TRACE_SAMPLE_RATIO` | share of new traces whose spans are kept | number from 0 to 1 |
 //! | `FLEXT_TRACE_PARENT_BASED` | follow the incoming `traceparent` sampled flag | boolean |
 //! | `FLEXT_TRACE_KEEP_ERRORS` | keep failed calls' spans whatever the sampling | boolean |
@@ -41,6 +43,8 @@
 //!
 //! An empty variable counts as unset (as in OpenTelemetry). Any other value that cannot be used
 //! is an [`Error::Env`] naming the variable, the value and what was expected.
+//! [`Config::from_env`] stops at the first; [`Config::from_env_lenient`] (what
+//! [`crate::global`] uses) keeps every valid setting and returns the refused ones.
 
 use crate::entity::LogLevel;
 use crate::error::{Error, Result};
@@ -72,6 +76,8 @@ pub const ENV_VARS: &[&str] = &[
     "FLEXT_SERIES_RETENTION_SECS",
     "FLEXT_SWEEP_INTERVAL_SECS",
     "FLEXT_RAW_HISTORY",
+    "FLEXT_RAW_HISTORY_NAMES",
+    "FLEXT_MAX_SERIES",
     "FLEXT_SUMMARY_WINDOW",
     "FLEXT_HISTOGRAM_BUCKETS",
     "FLEXT_SERVICE_VERSION",
@@ -224,8 +230,8 @@ impl Config {
             builder = builder.log_level(level);
         }
         // The Autometrics specification's order: its own variable, then OpenTelemetry's, then ours.
-        if let Some((_, v)) = get("AUTOMETRICS_SERVICE_NAME").or_else(|| get("OTEL_SERVICE_NAME")).or_else(|| get("FLEXT_SERVICE_NAME")) {
-            builder = builder.service_name(v.trim());
+        if let Some((var, v)) = get("AUTOMETRICS_SERVICE_NAME").or_else(|| get("OTEL_SERVICE_NAME")).or_else(|| get("FLEXT_SERVICE_NAME")) {
+            builder = builder.service_name(env_text(var, v.trim())?);
         }
         if let Some((var, v)) = get("OTEL_EXPORTER_OTLP_ENDPOINT") {
             builder.0.otlp_endpoint = Some(parse_url(var, &v)?);
@@ -254,11 +260,21 @@ impl Config {
         if let Some((var, v)) = get("FLEXT_SUMMARY_WINDOW") {
             builder.0.store.summary_window = parse_count(var, &v, 1)?;
         }
-        if let Some((_, v)) = get("FLEXT_SERVICE_VERSION") {
-            builder.0.version = Some(v.trim().to_owned());
+        if let Some((var, v)) = get("FLEXT_RAW_HISTORY_NAMES") {
+            builder.0.store.raw_history_names = parse_count(var, &v, 0)?;
         }
-        if let Some((_, v)) = get("FLEXT_SERVICE_COMMIT") {
-            builder.0.commit = Some(v.trim().to_owned());
+        if let Some((var, v)) = get("FLEXT_MAX_SERIES") {
+            builder.0.store.max_series = if v.trim().eq_ignore_ascii_case("off") {
+                None
+            } else {
+                Some(parse_count(var, &v, 1).map_err(|_| env_err(var, &v, "a whole number >= 1, or off"))?)
+            };
+        }
+        if let Some((var, v)) = get("FLEXT_SERVICE_VERSION") {
+            builder.0.version = Some(env_text(var, v.trim())?.to_owned());
+        }
+        if let Some((var, v)) = get("FLEXT_SERVICE_COMMIT") {
+            builder.0.commit = Some(env_text(var, v.trim())?.to_owned());
         }
         let mut sampler = Sampler::builder();
         if let Some((var, v)) = get("FLEXT_TRACE_SAMPLE_RATIO") {
@@ -314,6 +330,65 @@ impl Config {
         }
         builder.0.http = HttpSettings::from_vars(&get)?;
         builder.build()
+    }
+
+    /// Like [`from_env`](Config::from_env), but a variable that cannot be used is set aside
+    /// instead of failing the whole configuration: every other setting is kept, and the errors
+    /// of the refused variables are returned (empty when all were valid). [`crate::global`]
+    /// builds the process-wide instance this way.
+    pub fn from_env_lenient() -> (Self, Vec<Error>) {
+        let mut values = Vec::new();
+        let mut errors = Vec::new();
+        for &var in ENV_VARS {
+            match std::env::var(var) {
+                Ok(value) => values.push((var, value)),
+                Err(std::env::VarError::NotPresent) => {}
+                Err(std::env::VarError::NotUnicode(raw)) => {
+                    errors.push(Error::Env { var, value: raw.to_string_lossy().into_owned(), expected: "valid UTF-8".into() });
+                }
+            }
+        }
+        let (config, mut refused) = Self::from_lookup_lenient(|name| values.iter().find(|(var, _)| *var == name).map(|(_, v)| v.clone()));
+        errors.append(&mut refused);
+        (config, errors)
+    }
+
+    /// [`from_env_lenient`](Config::from_env_lenient) through `lookup`: each variable whose value
+    /// is refused is treated as unset and reported, and the rest still apply.
+    ///
+    /// ```
+    /// let (config, refused) = flext_obs::Config::from_lookup_lenient(|var| match var {
+    ///     "FLEXT_SERVICE_NAME" => Some("checkout".to_owned()),
+    ///     "FLEXT_MAX_SERIES_PER_METRIC" => Some("lots".to_owned()),
+    ///     "FLEXT_LOG_LEVEL" => Some("loud".to_owned()),
+    ///     _ => None,
+    /// });
+    /// assert_eq!(config.service_name(), "checkout");                 // kept
+    /// assert_eq!(config.store().max_series_per_metric, 2_000);        // the default
+    /// let vars: Vec<_> = refused.iter().map(|e| match e { flext_obs::Error::Env { var, .. } => *var, _ => "?" }).collect();
+    /// assert_eq!(vars, ["FLEXT_LOG_LEVEL", "FLEXT_MAX_SERIES_PER_METRIC"]);
+    /// ```
+    pub fn from_lookup_lenient(lookup: impl Fn(&str) -> Option<String>) -> (Self, Vec<Error>) {
+        let mut refused: Vec<&'static str> = Vec::new();
+        let mut errors = Vec::new();
+        // Each round refuses one more variable, so this ends after at most one round per variable.
+        for _ in 0..=ENV_VARS.len() {
+            match Self::from_lookup(|var| if refused.contains(&var) { None } else { lookup(var) }) {
+                Ok(config) => return (config, errors),
+                Err(err) => match err {
+                    Error::Env { var, .. } if !refused.contains(&var) => {
+                        refused.push(var);
+                        errors.push(err);
+                    }
+                    // An error no single variable is blamed for: nothing can be kept apart.
+                    other => {
+                        errors.push(other);
+                        break;
+                    }
+                },
+            }
+        }
+        (Config::default(), errors)
     }
 
     /// Whether recording is on.
@@ -451,6 +526,31 @@ impl ConfigBuilder {
         self.0.store.summary_window = observations;
         self
     }
+    /// Metric names with a raw history at most (default 256; the least recently recorded name
+    /// makes room for a new one).
+    ///
+    /// ```
+    /// let config = flext_obs::Config::builder().raw_history_names(10).build()?;
+    /// assert_eq!(config.store().raw_history_names, 10);
+    /// # Ok::<(), flext_obs::Error>(())
+    /// ```
+    pub fn raw_history_names(mut self, names: usize) -> Self {
+        self.0.store.raw_history_names = names;
+        self
+    }
+    /// Most series in the whole store, every metric together (default `None`: no cap). Past it,
+    /// new label sets go to their metric's overflow series and are counted as dropped.
+    ///
+    /// ```
+    /// let config = flext_obs::Config::builder().max_series(Some(50_000)).build()?;
+    /// assert_eq!(config.store().max_series, Some(50_000));
+    /// assert!(flext_obs::Config::builder().max_series(Some(0)).build().is_err());
+    /// # Ok::<(), flext_obs::Error>(())
+    /// ```
+    pub fn max_series(mut self, cap: Option<usize>) -> Self {
+        self.0.store.max_series = cap;
+        self
+    }
     /// Span sampling rules (default: keep every span).
     pub fn sampler(mut self, sampler: Sampler) -> Self {
         self.0.sampler = sampler;
@@ -482,6 +582,14 @@ impl ConfigBuilder {
         if c.service_name.trim().is_empty() {
             return Err(Error::invalid("Config", "service_name", &c.service_name, "must not be empty"));
         }
+        for (field, text) in [("service_name", Some(&c.service_name)), ("version", c.version.as_ref()), ("commit", c.commit.as_ref())] {
+            if let Some(text) = text.filter(|t| t.len() > MAX_TEXT_BYTES) {
+                return Err(Error::invalid("Config", field, text_head(text), format!("must be at most {MAX_TEXT_BYTES} bytes")));
+            }
+        }
+        if c.store.max_series == Some(0) {
+            return Err(Error::invalid("Config", "max_series", 0, "must be at least 1 (or None for no cap)"));
+        }
         for (field, url) in
             [("otlp_endpoint", &c.otlp_endpoint), ("push_gateway", &c.push_gateway), ("alertmanager_url", &c.alertmanager_url)]
         {
@@ -509,6 +617,34 @@ impl ConfigBuilder {
         c.http.validate()?;
         Ok(c)
     }
+}
+
+/// Longest service name, version or commit accepted, in bytes: they are label values of every
+/// series (`service_name`) and of `build_info`, which take at most this much
+/// ([`crate::entity::MAX_LABEL_VALUE_LEN`]); a longer one is refused where the
+/// configuration is built, naming the variable, instead of failing later when the store uses it.
+///
+/// ```
+/// let long = "v".repeat(flext_obs::config::MAX_TEXT_BYTES + 1);
+/// let err = flext_obs::Config::from_lookup(|var| (var == "FLEXT_SERVICE_VERSION").then(|| long.clone())).unwrap_err();
+/// assert!(err.to_string().starts_with("environment variable FLEXT_SERVICE_VERSION="), "{err}");
+/// assert!(flext_obs::Config::builder().service_name(long.clone()).build().is_err());
+/// ```
+pub const MAX_TEXT_BYTES: usize = crate::entity::MAX_LABEL_VALUE_LEN;
+
+/// `value` if it fits [`MAX_TEXT_BYTES`], else an error naming `var` (with the value's head
+/// and length, not the whole text).
+fn env_text<'v>(var: &'static str, value: &'v str) -> Result<&'v str> {
+    if value.len() > MAX_TEXT_BYTES {
+        return Err(env_err(var, &text_head(value), format!("text of at most {MAX_TEXT_BYTES} bytes")));
+    }
+    Ok(value)
+}
+
+/// The first 32 characters of `text` and its length, to quote an oversized value.
+fn text_head(text: &str) -> String {
+    let head: String = text.chars().take(32).collect();
+    format!("{head}...<{} bytes>", text.len())
 }
 
 fn env_err(var: &'static str, value: &str, expected: impl Into<String>) -> Error {

@@ -334,14 +334,22 @@ fn parse_traceparent(value: &str) -> Result<SpanContext> {
     }
     let trace_id = trace.parse::<TraceId>().map_err(|_| bad("trace id must be 32 lower-case hex digits, not all zero"))?;
     let span_id = span.parse::<SpanId>().map_err(|_| bad("parent id must be 16 lower-case hex digits, not all zero"))?;
-    if flags.len() != 2 {
-        return Err(bad("flags must be 2 lower-case hex digits"));
-    }
-    let flags = u8::from_str_radix(flags, 16)
-        .ok()
-        .filter(|_| flags.bytes().all(|b| !b.is_ascii_uppercase()))
-        .ok_or_else(|| bad("flags must be 2 lower-case hex digits"))?;
+    let flags = match flags.as_bytes() {
+        &[high, low] => lower_hex_digit(high).zip(lower_hex_digit(low)).map(|(high, low)| high << 4 | low),
+        _ => None,
+    };
+    // Digit by digit: `u8::from_str_radix` would also take a sign (`+1`).
+    let flags = flags.ok_or_else(|| bad("flags must be 2 lower-case hex digits"))?;
     Ok(SpanContext { trace_id, span_id, sampled: flags & 1 == 1 })
+}
+
+/// The value of one lower-case hex digit.
+fn lower_hex_digit(byte: u8) -> Option<u8> {
+    match byte {
+        b'0'..=b'9' => Some(byte - b'0'),
+        b'a'..=b'f' => Some(byte - b'a' + 10),
+        _ => None,
+    }
 }
 
 /// Restores the previous context when dropped. Not `Send`: it belongs to the thread it was

@@ -64,8 +64,8 @@ pub mod __private {
 }
 
 pub use api::{
-    Observability, create_alert, create_health_check, create_log_entry, create_metric, create_trace, global, init, init_from_env,
-    record_metric,
+    Observability, config_errors, create_alert, create_health_check, create_log_entry, create_metric, create_trace, global, init,
+    init_from_env, record_metric,
 };
 pub use config::{Config, ConfigBuilder};
 pub use entity::{

@@ -17,6 +17,9 @@ pub(crate) struct ThreadState {
     pub(crate) rng: Cell<u64>,
     /// The write lane ([`crate::store::lane`]).
     pub(crate) lane: Cell<usize>,
+    /// Panics on this thread seen by flext-obs' panic hook ([`crate::monitor`]'s panic module),
+    /// so a call reads only the message of a panic that began after it did.
+    pub(crate) panics: Cell<u64>,
 }
 
 thread_local! {
@@ -27,6 +30,7 @@ thread_local! {
             correlation: Cell::new(None),
             scope: Cell::new(CallScope::NONE),
             rng: Cell::new(0), lane: Cell::new(crate::store::lane::UNCLAIMED),
+            panics: Cell::new(0),
         }
     };
 }

@@ -91,3 +91,78 @@ fn the_builder_validates_too() {
     assert!(Config::builder().default_buckets(&[]).build().is_err());
     assert!(Config::builder().retention(Some(Duration::ZERO)).build().is_err());
 }
+
+fn lenient(vars: &[(&str, &str)]) -> (Config, Vec<Error>) {
+    let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    Config::from_lookup_lenient(move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+}
+
+fn refused_vars(errors: &[Error]) -> Vec<&'static str> {
+    errors.iter().map(|e| if let Error::Env { var, .. } = e { *var } else { panic!("not an env error: {e}") }).collect()
+}
+
+#[test]
+fn texts_over_the_byte_limit_are_refused_where_the_config_is_built_naming_the_variable() {
+    let limit = flext_obs::config::MAX_TEXT_BYTES;
+    assert_eq!(limit, 4096, "the label value bound of the store");
+    let fits = "v".repeat(limit);
+    let long = "v".repeat(limit + 1);
+    for var in ["AUTOMETRICS_SERVICE_NAME", "OTEL_SERVICE_NAME", "FLEXT_SERVICE_NAME", "FLEXT_SERVICE_VERSION", "FLEXT_SERVICE_COMMIT"] {
+        assert!(with(&[(var, &fits)]).is_ok(), "{var} at the limit");
+        let err = with(&[(var, &long)]).unwrap_err();
+        let Error::Env { var: named, value, expected } = &err else { panic!("{err}") };
+        assert_eq!((*named, expected.as_str()), (var, "text of at most 4096 bytes"));
+        assert_eq!(value, &format!("{}...<4097 bytes>", "v".repeat(32)), "the value is quoted by its head and length");
+    }
+    // A config that passes is one the store takes: build_info gets the longest version.
+    let config = with(&[("FLEXT_SERVICE_VERSION", &fits), ("FLEXT_SERVICE_NAME", &fits)]).unwrap();
+    let obs = flext_obs::Observability::new(config).unwrap();
+    assert!(obs.snapshot().series("build_info", &[("version", &fits)]).next().is_some());
+    for build in [
+        Config::builder().service_name(long.clone()).build(),
+        Config::builder().build_info(long.clone(), "abc").build(),
+        Config::builder().build_info("1.0", long.clone()).build(),
+    ] {
+        assert!(build.unwrap_err().to_string().contains("must be at most 4096 bytes"));
+    }
+}
+
+#[test]
+fn the_lenient_reading_keeps_every_valid_setting_and_returns_each_refused_variable() {
+    let long = "n".repeat(5_000);
+    let (config, errors) = lenient(&[
+        ("AUTOMETRICS_SERVICE_NAME", &long),
+        ("OTEL_SERVICE_NAME", "orders"),
+        ("FLEXT_LOG_LEVEL", "loud"),
+        ("FLEXT_METRICS_ADDR", "127.0.0.1:9999"),
+        ("FLEXT_MAX_SERIES_PER_METRIC", "lots"),
+        ("FLEXT_RAW_HISTORY", "7"),
+        ("FLEXT_SERVICE_COMMIT", &long),
+        ("FLEXT_TRACE_SAMPLE_RATIO", "2"),
+        ("FLEXT_MAX_SERIES", "100"),
+    ]);
+    assert_eq!(
+        refused_vars(&errors),
+        ["FLEXT_LOG_LEVEL", "AUTOMETRICS_SERVICE_NAME", "FLEXT_MAX_SERIES_PER_METRIC", "FLEXT_SERVICE_COMMIT", "FLEXT_TRACE_SAMPLE_RATIO"]
+    );
+    assert_eq!(config.service_name(), "orders", "the next variable in the service-name order applies");
+    assert_eq!(config.metrics_addr(), Some("127.0.0.1:9999".parse().unwrap()));
+    assert_eq!(config.store().raw_history, 7);
+    assert_eq!(config.store().max_series, Some(100));
+    assert_eq!(config.log_level(), LogLevel::Info, "a refused variable leaves its default");
+    assert_eq!(config.commit(), None);
+    // All valid: the same config as the strict reading, and no error.
+    let good = [("FLEXT_SERVICE_NAME", "a"), ("FLEXT_RAW_HISTORY", "3")];
+    assert_eq!(lenient(&good), (with(&good).unwrap(), vec![]));
+    // The strict reading still fails on the first.
+    assert!(matches!(with(&[("FLEXT_LOG_LEVEL", "loud"), ("FLEXT_RAW_HISTORY", "x")]), Err(Error::Env { var: "FLEXT_LOG_LEVEL", .. })));
+}
+
+#[test]
+fn the_new_store_bounds_are_read_from_the_environment() {
+    let config = with(&[("FLEXT_RAW_HISTORY_NAMES", "12"), ("FLEXT_MAX_SERIES", "off")]).unwrap();
+    assert_eq!((config.store().raw_history_names, config.store().max_series), (12, None));
+    assert_eq!(with(&[]).unwrap().store().raw_history_names, 256);
+    let err = with(&[("FLEXT_RAW_HISTORY_NAMES", "-1")]).unwrap_err();
+    assert_eq!(err.to_string(), "environment variable FLEXT_RAW_HISTORY_NAMES=\"-1\" is invalid: expected a whole number >= 0");
+}

@@ -301,3 +301,238 @@ fn a_scrape_neither_pins_idle_series_nor_serves_stale_layout() {
     assert!(!second.contains("k=\"a\""), "evicted series leave the scrape: {second}");
     assert!(second.contains("scraped_total{k=\"b\"} 2\n"), "{second}");
 }
+
+/// A store whose sweep evicts whatever is idle on the next sweep but one.
+fn sweeping(builder: flext_obs::ConfigBuilder) -> Observability {
+    Observability::new(builder.retention(Some(Duration::from_nanos(1))).build().unwrap()).unwrap()
+}
+
+/// Two sweeps apart in time: the first notes what is idle, the second evicts it.
+fn sweep_idle(obs: &Observability) -> usize {
+    obs.store().sweep();
+    std::thread::sleep(Duration::from_millis(2));
+    obs.store().sweep()
+}
+
+fn text(obs: &Observability) -> String {
+    use flext_obs::export::prometheus::{Format, render_export};
+    render_export(&obs.store().export_snapshot(), &[], Format::Text)
+}
+
+#[test]
+fn the_sweep_keeps_a_metric_s_overflow_series_and_its_count_never_wraps() {
+    let obs = sweeping(Config::builder().max_series_per_metric(3));
+    for i in 0..5 {
+        obs.store().counter("visits_total", &[("user", &i.to_string())]).unwrap().increment();
+    }
+    assert_eq!(obs.store().dropped_series("visits_total"), 2);
+    assert_eq!(sweep_idle(&obs), 3, "the three admitted, idle series go; the overflow series stays");
+    let snap = obs.snapshot();
+    assert_eq!(snap.value("visits_total", &[(OVERFLOW_LABEL, "true")]), Some(2.0));
+    assert_eq!(snap.value(SERIES_METRIC, &[("metric", "visits_total")]), Some(0.0), "the live count is 0, not 2^64 - 1");
+    assert_eq!(snap.value(DROPPED_SERIES_METRIC, &[("metric", "visits_total")]), Some(2.0));
+    // More sweeps change nothing, and the metric admits new label sets again.
+    assert_eq!(sweep_idle(&obs), 0);
+    obs.store().counter("visits_total", &[("user", "new")]).unwrap().increment();
+    let snap = obs.snapshot();
+    assert_eq!(snap.value("visits_total", &[("user", "new")]), Some(1.0), "a label set is admitted after the sweep");
+    assert_eq!(snap.value(SERIES_METRIC, &[("metric", "visits_total")]), Some(1.0));
+    let exposed = text(&obs);
+    assert!(exposed.contains("visits_total{flext_overflow=\"true\"} 2\n"), "{exposed}");
+    assert!(exposed.contains("visits_total{user=\"new\"} 1\n"), "{exposed}");
+}
+
+#[test]
+fn le_on_a_histogram_and_quantile_on_a_summary_are_refused_and_change_nothing() {
+    let obs = fresh();
+    let store = obs.store();
+    let err = store.histogram("wait_seconds", &[("le", "1")]).unwrap_err();
+    assert_eq!(err.to_string(), "invalid store.label name \"le\": is reserved on a histogram: the exposition writes it on every sample");
+    let err = store.summary("size_bytes", &[("quantile", "0.5")]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid store.label name \"quantile\": is reserved on a summary: the exposition writes it on every sample"
+    );
+    let before = obs.snapshot();
+    assert!(before.series.iter().all(|s| s.name != "wait_seconds" && s.name != "size_bytes"), "nothing was registered");
+    // The same names are ordinary labels on the other kinds.
+    store.gauge("threshold", &[("le", "1"), ("quantile", "0.5")]).unwrap().set(1.0).unwrap();
+    store.counter("hits_total", &[("le", "x")]).unwrap().increment();
+    // Prometheus' own reserved and invalid label names were already refused.
+    assert!(store.counter("a_total", &[("__name__", "x")]).unwrap_err().to_string().contains("reserved for Prometheus"));
+    assert!(store.counter("a_total", &[("__meta", "x")]).is_err());
+    assert!(store.counter("a_total", &[("a:b", "x")]).is_err());
+    assert!(store.counter("a_total", &[("1a", "x")]).is_err());
+    assert!(store.counter("a_total", &[("", "x")]).is_err());
+    let metric = Metric::builder("wait_seconds", 1.0).kind(MetricKind::Histogram).label("le", "1").build().unwrap();
+    assert!(obs.record_metric(&metric).is_err());
+    assert!(obs.raw_records("wait_seconds").is_empty(), "a refused record is not kept");
+}
+
+#[test]
+fn names_that_would_meet_in_the_exposition_are_refused_with_both_names() {
+    let obs = fresh();
+    let store = obs.store();
+    store.counter("jobs", &[]).unwrap().increment();
+    let err = store.counter("jobs_total", &[]).unwrap_err().to_string();
+    assert!(
+        err.starts_with(
+            "invalid store.name \"jobs_total\": counter \"jobs_total\" would expose \"jobs\", which counter \"jobs\" already exposes"
+        ),
+        "{err}"
+    );
+    store.histogram("h", &[]).unwrap().record(1.0).unwrap();
+    for name in ["h_count", "h_sum", "h_bucket"] {
+        let err = store.gauge(name, &[]).unwrap_err().to_string();
+        assert!(err.contains(&format!("gauge \"{name}\" would expose \"{name}\", which histogram \"h\" already exposes")), "{err}");
+        assert!(store.counter(name, &[]).is_err(), "counter {name}");
+    }
+    store.summary("s", &[]).unwrap().record(1.0).unwrap();
+    assert!(store.gauge("s_sum", &[]).is_err());
+    assert!(store.gauge("s_count", &[]).is_err());
+    // The other order: the gauge first, then the histogram that would write its name.
+    store.gauge("q_count", &[]).unwrap().set(1.0).unwrap();
+    let err = store.histogram("q", &[]).unwrap_err().to_string();
+    assert!(err.contains("histogram \"q\" would expose \"q_count\", which gauge \"q_count\" already exposes"), "{err}");
+    // OpenMetrics names: a counter `a_total` is family `a`, and exposes `a_created`.
+    store.gauge("a", &[]).unwrap().set(1.0).unwrap();
+    assert!(store.counter("a_total", &[]).is_err());
+    store.counter("b_total", &[]).unwrap().increment();
+    assert!(store.gauge("b_created", &[]).is_err());
+    assert!(store.gauge("b", &[]).is_err());
+    // The store's own self-metrics and info series cannot be taken either.
+    let err = store.gauge(SERIES_METRIC, &[("metric", "jobs")]).unwrap_err().to_string();
+    assert!(err.contains("a name of the flext-obs self-metric \"flext_obs_series\""), "{err}");
+    assert!(store.counter(DROPPED_SERIES_METRIC, &[("metric", "jobs")]).is_err());
+    assert!(store.counter("flext_obs_dropped_series", &[]).is_err());
+    store.set_info("app_info", &[("v", "1")], "App.").unwrap();
+    assert!(store.gauge("app_info", &[]).is_err());
+    assert!(store.counter("app", &[]).is_ok(), "`app_total` does not meet `app_info`");
+    assert!(store.set_info("jobs_total", &[], "x").is_err(), "an info series cannot take a counter's name");
+    // Same kind and name stays one family, as before.
+    store.counter("jobs", &[("k", "v")]).unwrap().increment();
+    let exposed = text(&obs);
+    let mut types: Vec<&str> = exposed.lines().filter(|l| l.starts_with("# TYPE ")).map(|l| l.split(' ').nth(2).unwrap()).collect();
+    let all = types.len();
+    types.sort_unstable();
+    types.dedup();
+    assert_eq!(types.len(), all, "every family once: {exposed}");
+}
+
+#[test]
+fn negative_observations_are_refused_and_change_nothing() {
+    let obs = fresh();
+    let h = obs.store().histogram("offset_seconds", &[]).unwrap();
+    let err = h.record(-0.5).unwrap_err().to_string();
+    assert!(err.starts_with("invalid Histogram.observation -0.5: must not be negative"), "{err}");
+    assert!(h.record(f64::NAN).is_err() && h.record(f64::INFINITY).is_err() && h.record(f64::NEG_INFINITY).is_err());
+    h.record(0.0).unwrap();
+    assert_eq!((h.read().count, h.read().sum), (1, 0.0));
+    let s = obs.store().summary("delta", &[]).unwrap();
+    assert!(s.record(-1.0).is_err() && s.record(f64::NAN).is_err());
+    assert_eq!(s.read().count, 0);
+    // Through a record: refused before the series exists or the history keeps it.
+    let metric = Metric::builder("drift_seconds", -2.0).kind(MetricKind::Histogram).build().unwrap();
+    assert!(obs.record_metric(&metric).is_err());
+    assert!(obs.snapshot().series.iter().all(|s| s.name != "drift_seconds"));
+    assert!(obs.raw_records("drift_seconds").is_empty());
+}
+
+#[test]
+fn the_sweep_forgets_names_with_no_series_and_the_raw_history_is_bounded_in_names() {
+    const NAMES: usize = 5_000;
+    let obs = sweeping(Config::builder().raw_history_names(100));
+    let families_before = obs.store().family_count();
+    for i in 0..NAMES {
+        obs.record_metric(&Metric::builder(format!("job_{i}_rows"), 1.0).build().unwrap()).unwrap();
+        assert!(obs.store().raw_history_names() <= 100);
+    }
+    assert_eq!(obs.store().family_count(), families_before + NAMES);
+    assert_eq!(obs.store().raw_history_names(), 100);
+    assert_eq!(obs.raw_records(&format!("job_{}_rows", NAMES - 1)).len(), 1, "the newest names keep their history");
+    assert!(obs.raw_records("job_0_rows").is_empty(), "the oldest made room");
+    assert_eq!(sweep_idle(&obs), NAMES);
+    assert_eq!(obs.store().family_count(), families_before, "every name without series is gone");
+    assert_eq!(obs.store().raw_history_names(), 0);
+    let exposed = text(&obs);
+    assert!(!exposed.contains("job_"), "no line for a forgotten name: {}", exposed.lines().find(|l| l.contains("job_")).unwrap_or(""));
+    // Its name claim is released: the name can come back as another kind.
+    obs.store().counter("job_7_rows", &[]).unwrap().increment();
+    assert_eq!(obs.snapshot().value("job_7_rows", &[]), Some(1.0));
+    // Declared names (buckets, help) are kept with no series.
+    obs.store().set_buckets("batch_rows", &[1.0, 10.0]).unwrap();
+    sweep_idle(&obs);
+    obs.store().histogram("batch_rows", &[]).unwrap().record(5.0).unwrap();
+    assert_eq!(
+        obs.snapshot().series("batch_rows", &[]).next().map(|s| s.value.clone()).and_then(|v| match v {
+            SeriesValue::Histogram(h) => Some(h.buckets.len()),
+            _ => None,
+        }),
+        Some(2),
+        "the declared buckets survived the sweep"
+    );
+}
+
+#[test]
+fn a_store_wide_series_cap_sends_new_label_sets_to_the_overflow_series_and_counts_them() {
+    let obs = Observability::new(Config::builder().max_series(Some(10)).build().unwrap()).unwrap();
+    let store = obs.store();
+    let before = store.series_count();
+    let mut refused = 0;
+    for metric in ["a_total", "b_total", "c_total"] {
+        for i in 0..6 {
+            store.counter(metric, &[("i", &i.to_string())]).unwrap().increment();
+        }
+        refused += store.dropped_series(metric);
+    }
+    // 10 admitted in all (build_info is an info series, outside the cap).
+    let snap = obs.snapshot();
+    let ordinary = snap.series.iter().filter(|s| s.name.len() == 7 && s.labels.contains_key("i")).count();
+    assert_eq!(ordinary, 10);
+    assert_eq!(refused, 8, "18 label sets, 10 admitted");
+    let overflow: f64 = ["a_total", "b_total", "c_total"].iter().filter_map(|m| snap.value(m, &[(OVERFLOW_LABEL, "true")])).sum();
+    assert_eq!(overflow, 8.0, "every refused record is in an overflow series");
+    assert_eq!(snap.value(DROPPED_SERIES_METRIC, &[("metric", "c_total")]), Some(6.0));
+    assert!(store.series_count() <= before + 10 + 2, "at most one overflow series per refused metric");
+    // The cap is read from the environment too.
+    let config = Config::from_lookup(|var| (var == "FLEXT_MAX_SERIES").then(|| "25".to_owned())).unwrap();
+    assert_eq!(config.store().max_series, Some(25));
+    let err = Config::from_lookup(|var| (var == "FLEXT_MAX_SERIES").then(|| "0".to_owned())).unwrap_err();
+    assert_eq!(err.to_string(), "environment variable FLEXT_MAX_SERIES=\"0\" is invalid: expected a whole number >= 1, or off");
+}
+
+#[test]
+fn resolving_while_the_sweep_retires_families_never_splits_a_family() {
+    let obs = Arc::new(sweeping(Config::builder()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = (0..2)
+        .map(|t| {
+            let (obs, stop) = (obs.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut i = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && i < 200_000 {
+                    let name = format!("churn_{}", i % 8);
+                    obs.store().gauge(&name, &[("t", &t.to_string()), ("i", &(i % 3).to_string())]).unwrap().set(1.0).unwrap();
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + Duration::from_millis(500);
+    while std::time::Instant::now() < deadline {
+        obs.store().sweep();
+        let exposed = text(&obs);
+        let headers: Vec<&str> = exposed.lines().filter(|l| l.starts_with("# TYPE churn_")).collect();
+        let mut unique = headers.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), headers.len(), "a family was split: {exposed}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in workers {
+        w.join().unwrap();
+    }
+    let exposed = text(&obs);
+    let (code, problems) = flext_obs_tests::promtool_check(&exposed);
+    assert_eq!((code, problems.as_str()), (0, ""), "{exposed}");
+}

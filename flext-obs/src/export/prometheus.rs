@@ -20,7 +20,7 @@
 use crate::entity::{MetricKind, Span, SpanStatus};
 use crate::monitor::{CALLS, DURATION};
 use crate::store::{ExportSnapshot, Labels, SeriesValue, Snapshot, SummaryValue};
-use crate::store::{ExportValue, push_label_pair};
+use crate::store::{ExportValue, counter_base, push_label_pair};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
@@ -178,12 +178,6 @@ fn render_views<'a>(views: impl Iterator<Item = View<'a>>, hint: usize, spans: &
         out.push_str("# EOF\n");
     }
     out
-}
-
-/// A family's exposed name: counters end in `_total` in samples; the OpenMetrics family name
-/// drops it.
-fn counter_base(name: &str) -> &str {
-    name.strip_suffix("_total").unwrap_or(name)
 }
 
 /// Units OpenMetrics may announce when the family name ends in them.

@@ -44,7 +44,7 @@ pub fn run_in<F: Future>(future: F, call: &mut Call) -> Monitored<'_, F> {
 #[doc(hidden)]
 #[inline]
 pub fn creating<R>(call: &mut Call, make: impl FnOnce() -> R) -> R {
-    let unwind = UnwindGuard { call, panicking_before: std::thread::panicking() };
+    let unwind = UnwindGuard::new(call);
     let future = make();
     drop(unwind);
     future
@@ -55,7 +55,7 @@ impl<F: Future> Future for Monitored<'_, F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let unwind = UnwindGuard { call: this.call, panicking_before: std::thread::panicking() };
+        let unwind = UnwindGuard::new(this.call);
         let poll = this.inner.poll(cx);
         drop(unwind);
         poll
@@ -66,12 +66,20 @@ impl<F: Future> Future for Monitored<'_, F> {
 struct UnwindGuard<'g> {
     call: &'g mut Call,
     panicking_before: bool,
+    /// The thread's panic number before the poll, so only a panic that began in it is named.
+    panics_before: u64,
+}
+
+impl<'g> UnwindGuard<'g> {
+    fn new(call: &'g mut Call) -> Self {
+        UnwindGuard { call, panicking_before: std::thread::panicking(), panics_before: super::panic::current_number() }
+    }
 }
 
 impl Drop for UnwindGuard<'_> {
     fn drop(&mut self) {
         if !self.panicking_before && std::thread::panicking() {
-            self.call.note_panic();
+            self.call.note_panic(self.panics_before);
         }
     }
 }

@@ -20,22 +20,21 @@ pub(crate) struct Info {
 pub(crate) struct Infos(Mutex<BTreeMap<String, Info>>);
 
 impl Infos {
-    /// Sets (or replaces) info series `name` with `labels`.
-    pub(crate) fn set(&self, name: &str, labels: &[(&str, &str)], help: &str) -> Result<()> {
+    /// Validates an info series' name and labels.
+    pub(crate) fn check(name: &str, labels: &[(&str, &str)]) -> Result<Labels> {
         validate::metric_name("store", "name", name)?;
-        let labels = Labels::new(labels)?;
+        Labels::new(labels)
+    }
+
+    /// Sets (or replaces) info series `name` with `labels` (checked by [`Infos::check`], its
+    /// name claimed by the store).
+    pub(crate) fn set(&self, name: &str, labels: Labels, help: &str) {
         let info = Info { labels, help: help.to_owned() };
         self.0.lock().unwrap_or_else(PoisonError::into_inner).insert(name.to_owned(), info);
-        Ok(())
     }
 
     /// Every info series, by name.
     pub(crate) fn all(&self) -> Vec<(String, Info)> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).iter().map(|(k, v)| (k.clone(), v.clone())).collect()
-    }
-
-    /// Whether `name` is an info series (a plain series may not take its name).
-    pub(crate) fn contains(&self, name: &str) -> bool {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).contains_key(name)
     }
 }

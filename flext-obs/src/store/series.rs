@@ -80,10 +80,7 @@ impl Counter {
 
     /// Adds a fractional amount; negative, NaN and infinite amounts are refused.
     pub fn add(&self, amount: f64) -> Result<()> {
-        validate::finite("Counter", "increment", amount)?;
-        if amount < 0.0 {
-            return Err(Error::invalid("Counter", "increment", amount, "a counter only goes up; use a gauge for values that fall"));
-        }
+        check_increment(amount)?;
         if self.switch.is_on() {
             self.core.0.add_f64(lane::current(), COUNTER_FLOAT, amount);
         }
@@ -200,6 +197,32 @@ impl GaugeCore {
     }
 }
 
+/// A counter increment: finite and not negative.
+pub(crate) fn check_increment(amount: f64) -> Result<()> {
+    validate::finite("Counter", "increment", amount)?;
+    if amount < 0.0 {
+        return Err(Error::invalid("Counter", "increment", amount, "a counter only goes up; use a gauge for values that fall"));
+    }
+    Ok(())
+}
+
+/// A histogram or summary observation: finite and not negative. OpenMetrics treats their
+/// `_sum` as a counter, which may not be negative (its parsers refuse the whole exposition
+/// otherwise), and every value the library itself observes is a duration; so a negative value
+/// is refused here, where the caller can be told, rather than hidden by dropping `_sum`.
+pub(crate) fn check_observation(entity: &'static str, value: f64) -> Result<()> {
+    validate::finite(entity, "observation", value)?;
+    if value < 0.0 {
+        return Err(Error::invalid(
+            entity,
+            "observation",
+            value,
+            "must not be negative (its _sum is a counter in OpenMetrics); record magnitudes, or use a gauge",
+        ));
+    }
+    Ok(())
+}
+
 /// Histogram cells: words `0..=bounds.len()` count observations per bucket (the last is
 /// `+Inf`), the word after holds the sum as `f64` bits. The count is the buckets' total.
 pub(crate) struct HistogramCore {
@@ -233,12 +256,19 @@ impl Histogram {
         Histogram { core, switch }
     }
 
-    /// Records one observation; NaN and infinities are refused.
+    /// Records one observation; NaN, infinities and negative values are refused (OpenMetrics
+    /// treats `_sum` as a counter, which may not go negative).
+    ///
+    /// ```
+    /// let store = flext_obs::store::Store::new(Default::default(), true)?;
+    /// let sizes = store.histogram("batch_size", &[])?;
+    /// assert!(sizes.record(-1.0).is_err());
+    /// assert_eq!(sizes.read().count, 0);
+    /// # Ok::<(), flext_obs::Error>(())
+    /// ```
     #[inline]
     pub fn record(&self, value: f64) -> Result<()> {
-        if !value.is_finite() {
-            return Err(Error::invalid("Histogram", "observation", value, "must be finite (not NaN or infinite)"));
-        }
+        check_observation("Histogram", value)?;
         if self.switch.is_on() {
             self.core.observe(value);
         }
@@ -367,9 +397,10 @@ impl Summary {
         Summary { core, switch }
     }
 
-    /// Records one observation; NaN and infinities are refused.
+    /// Records one observation; NaN, infinities and negative values are refused (OpenMetrics
+    /// treats `_sum` as a counter, which may not go negative).
     pub fn record(&self, value: f64) -> Result<()> {
-        validate::finite("Summary", "observation", value)?;
+        check_observation("Summary", value)?;
         if self.switch.is_on() {
             let mut state = self.core.state.lock().unwrap_or_else(PoisonError::into_inner);
             if state.window.len() == self.core.capacity {

@@ -1,11 +1,15 @@
 //! A point-in-time, serializable picture of the store. Exporters render from it, so no
 //! formatting ever runs under the store's locks.
 
+use super::family::Family;
+use super::{DROPPED_SERIES_METRIC, SERIES_METRIC, Series, lock, read};
 use crate::entity::{Metric, MetricKind};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 /// Every series and the recent raw records, read at one moment.
 ///
@@ -233,5 +237,61 @@ impl fmt::Display for Snapshot {
         }
         let raw: usize = self.raw_records.values().map(Vec::len).sum();
         write!(f, "{} series, {raw} raw records, taken {}", self.series.len(), self.taken_at.to_rfc3339())
+    }
+}
+
+impl super::Store {
+    /// Reads every series (the locks are held only to collect the series list).
+    pub fn snapshot(&self) -> Snapshot {
+        let mut series: Vec<Arc<Series>> = Vec::new();
+        for shard in &*self.registry.shards {
+            series.extend(read(shard).values().cloned());
+        }
+        let families: Vec<(Arc<str>, Arc<Family>)> =
+            read(&self.registry.families).by_name.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let help: HashMap<&str, &Family> = families.iter().map(|(k, v)| (&**k, &**v)).collect();
+        let mut out: Vec<SeriesSnapshot> = series
+            .iter()
+            .map(|s| SeriesSnapshot {
+                name: s.key.name.to_string(),
+                kind: help.get(&*s.key.name).map_or(MetricKind::Gauge, |f| f.kind),
+                labels: s.key.labels.to_map(),
+                help: help.get(&*s.key.name).and_then(|f| f.help.get().map(ToString::to_string)),
+                value: s.data.read(),
+            })
+            .collect();
+        for (name, family) in &families {
+            #[allow(clippy::cast_precision_loss)]
+            let rows = [
+                (
+                    DROPPED_SERIES_METRIC,
+                    MetricKind::Counter,
+                    family.dropped.load(Ordering::Relaxed) as f64,
+                    "Label sets refused by the cardinality limit.",
+                ),
+                (SERIES_METRIC, MetricKind::Gauge, family.live_series() as f64, "Live series per metric."),
+            ];
+            for (self_name, kind, value, text) in rows {
+                out.push(SeriesSnapshot {
+                    name: self_name.to_owned(),
+                    kind,
+                    labels: BTreeMap::from([("metric".to_owned(), name.to_string())]),
+                    help: Some(text.to_owned()),
+                    value: if kind == MetricKind::Counter { SeriesValue::Counter { value } } else { SeriesValue::Gauge { value } },
+                });
+            }
+        }
+        for (name, info) in self.registry.infos.all() {
+            out.push(SeriesSnapshot {
+                name,
+                kind: MetricKind::Gauge,
+                labels: info.labels.to_map(),
+                help: Some(info.help),
+                value: SeriesValue::Gauge { value: 1.0 },
+            });
+        }
+        out.sort_by(|a, b| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
+        let raw_records = lock(&self.registry.raw).all();
+        Snapshot { taken_at: chrono::Utc::now(), series: out, raw_records }
     }
 }
