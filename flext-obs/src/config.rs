@@ -276,24 +276,7 @@ impl Config {
         if let Some((var, v)) = get("FLEXT_SERVICE_COMMIT") {
             builder.0.commit = Some(env_text(var, v.trim())?.to_owned());
         }
-        let mut sampler = Sampler::builder();
-        if let Some((var, v)) = get("FLEXT_TRACE_SAMPLE_RATIO") {
-            let ratio = v.trim().parse::<f64>().ok().filter(|r| (0.0..=1.0).contains(r));
-            sampler = sampler.ratio(ratio.ok_or_else(|| env_err(var, &v, "a number from 0 to 1"))?);
-        }
-        if let Some((var, v)) = get("FLEXT_TRACE_PARENT_BASED") {
-            sampler = sampler.parent_based(parse_bool(var, &v)?);
-        }
-        if let Some((var, v)) = get("FLEXT_TRACE_KEEP_ERRORS") {
-            sampler = sampler.keep_errors(parse_bool(var, &v)?);
-        }
-        if let Some((var, v)) = get("FLEXT_TRACE_MAX_PER_SECOND") {
-            if !v.trim().eq_ignore_ascii_case("off") {
-                let limit = v.trim().parse::<u32>().ok().filter(|n| *n >= 1);
-                sampler = sampler.max_per_second(limit.ok_or_else(|| env_err(var, &v, "a whole number >= 1, or off"))?);
-            }
-        }
-        builder.0.sampler = sampler.build()?;
+        builder.0.sampler = sampler_from_vars(&get)?;
         if let Some((var, v)) = get("OTEL_BSP_MAX_QUEUE_SIZE") {
             builder.0.otlp.max_queue_size = parse_count_upto(var, &v, MAX_QUEUE_SIZE)?;
         }
@@ -645,6 +628,28 @@ fn env_text<'v>(var: &'static str, value: &'v str) -> Result<&'v str> {
 fn text_head(text: &str) -> String {
     let head: String = text.chars().take(32).collect();
     format!("{head}...<{} bytes>", text.len())
+}
+
+/// The sampler the `FLEXT_TRACE_*` variables ask for (`get` yields a set, non-empty variable).
+fn sampler_from_vars(get: &impl Fn(&'static str) -> Option<(&'static str, String)>) -> Result<Sampler> {
+    let mut sampler = Sampler::builder();
+    if let Some((var, v)) = get("FLEXT_TRACE_SAMPLE_RATIO") {
+        let ratio = v.trim().parse::<f64>().ok().filter(|r| (0.0..=1.0).contains(r));
+        sampler = sampler.ratio(ratio.ok_or_else(|| env_err(var, &v, "a number from 0 to 1"))?);
+    }
+    if let Some((var, v)) = get("FLEXT_TRACE_PARENT_BASED") {
+        sampler = sampler.parent_based(parse_bool(var, &v)?);
+    }
+    if let Some((var, v)) = get("FLEXT_TRACE_KEEP_ERRORS") {
+        sampler = sampler.keep_errors(parse_bool(var, &v)?);
+    }
+    if let Some((var, v)) = get("FLEXT_TRACE_MAX_PER_SECOND") {
+        if !v.trim().eq_ignore_ascii_case("off") {
+            let limit = v.trim().parse::<u32>().ok().filter(|n| *n >= 1);
+            sampler = sampler.max_per_second(limit.ok_or_else(|| env_err(var, &v, "a whole number >= 1, or off"))?);
+        }
+    }
+    sampler.build()
 }
 
 fn env_err(var: &'static str, value: &str, expected: impl Into<String>) -> Error {
