@@ -279,6 +279,9 @@ impl Config {
         builder.0.sampler = sampler_from_vars(&get)?;
         if let Some((var, v)) = get("OTEL_BSP_MAX_QUEUE_SIZE") {
             builder.0.otlp.max_queue_size = parse_count_upto(var, &v, MAX_QUEUE_SIZE)?;
+            // A queue smaller than the default batch (512) sends batches of the whole queue,
+            // rather than refusing a setting the user never made.
+            builder.0.otlp.max_export_batch_size = builder.0.otlp.max_export_batch_size.min(builder.0.otlp.max_queue_size);
         }
         if let Some((var, v)) = get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE") {
             let batch = parse_count_upto(var, &v, MAX_QUEUE_SIZE)?;

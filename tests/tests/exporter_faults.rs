@@ -191,6 +191,9 @@ fn otlp_queue_sizes_are_bounded_and_allocate_nothing_up_front() {
             .unwrap_err();
     assert!(err.to_string().contains("OTEL_BSP_MAX_EXPORT_BATCH_SIZE=\"101\""), "{err}");
     assert!(err.to_string().contains("from 1 to OTEL_BSP_MAX_QUEUE_SIZE (100)"), "{err}");
+    // A queue below the default batch of 512, alone, makes the batch the whole queue.
+    let small = Config::from_lookup(lookup(vec![("OTEL_BSP_MAX_QUEUE_SIZE", "100".into())])).unwrap();
+    assert_eq!((small.otlp().max_queue_size, small.otlp().max_export_batch_size), (100, 100));
     for (var, value) in [("OTEL_BSP_SCHEDULE_DELAY", "3600001"), ("OTEL_METRIC_EXPORT_INTERVAL", "18446744073709551615")] {
         let err = Config::from_lookup(lookup(vec![(var, value.into())])).unwrap_err();
         assert!(err.to_string().starts_with(&format!("environment variable {var}={value:?} is invalid")), "{err}");
