@@ -238,8 +238,8 @@ fn the_endpoint_settings_come_from_the_environment_and_bad_values_are_refused() 
 
     for (var, value, expected) in [
         ("FLEXT_HTTP_ROUTES", "metrics", "a comma-separated list of snapshot, alerts, traces, logs; or all; or none"),
-        ("FLEXT_HTTP_HEADER_TIMEOUT_MS", "0", "a whole number of milliseconds from 1 to 3600000"),
-        ("FLEXT_HTTP_WRITE_TIMEOUT_MS", "18446744073709551615", "a whole number of milliseconds from 1 to 3600000"),
+        ("FLEXT_HTTP_HEADER_TIMEOUT_MS", "0", "a whole number of milliseconds from 1 to 3600000 (1 hour)"),
+        ("FLEXT_HTTP_WRITE_TIMEOUT_MS", "18446744073709551615", "a whole number of milliseconds from 1 to 3600000 (1 hour)"),
         ("FLEXT_HTTP_MAX_CONNECTIONS", "100000", "a whole number from 1 to 65536"),
         ("FLEXT_HTTP_WORKERS", "0", "a whole number from 1 to 64"),
         ("FLEXT_HTTP_TOKEN_ALL_ROUTES", "maybe", "a boolean: true/false, 1/0, yes/no, on/off"),

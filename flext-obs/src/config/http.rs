@@ -2,13 +2,13 @@
 //! serves and the bearer token that guards them. Read from `FLEXT_HTTP_*` (see the table in
 //! [`crate::config`]) or set in code; [`HttpSettings::validate`] refuses what could not work.
 
-use super::{env_err, parse_bool, parse_count};
+use super::env::{env_err, parse_bool, parse_count, parse_millis};
 use crate::error::{Error, Result};
 use std::fmt;
 use std::time::Duration;
 
 /// The longest any endpoint timeout may be.
-const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+const MAX_TIMEOUT: Duration = super::MAX_WAIT;
 /// The most connections the endpoint may be told to hold.
 const MAX_CONNECTIONS: usize = 65_536;
 /// The most threads of each kind.
@@ -215,24 +215,20 @@ impl HttpSettings {
     /// defaults.
     pub(super) fn from_vars(get: &dyn Fn(&'static str) -> Option<(&'static str, String)>) -> Result<Self> {
         let mut http = HttpSettings::default();
-        let millis = |var: &'static str, v: &str| {
-            let ms = v.trim().parse::<u64>().ok().filter(|ms| (1..=3_600_000).contains(ms));
-            ms.map(Duration::from_millis).ok_or_else(|| env_err(var, v, "a whole number of milliseconds from 1 to 3600000"))
-        };
         let bounded = |var: &'static str, v: &str, max: usize| {
             parse_count(var, v, 1).ok().filter(|n| *n <= max).ok_or_else(|| env_err(var, v, format!("a whole number from 1 to {max}")))
         };
         if let Some((var, v)) = get("FLEXT_HTTP_HEADER_TIMEOUT_MS") {
-            http.header_read_timeout = millis(var, &v)?;
+            http.header_read_timeout = parse_millis(var, &v)?;
         }
         if let Some((var, v)) = get("FLEXT_HTTP_IDLE_TIMEOUT_MS") {
-            http.idle_timeout = millis(var, &v)?;
+            http.idle_timeout = parse_millis(var, &v)?;
         }
         if let Some((var, v)) = get("FLEXT_HTTP_WRITE_TIMEOUT_MS") {
-            http.write_timeout = millis(var, &v)?;
+            http.write_timeout = parse_millis(var, &v)?;
         }
         if let Some((var, v)) = get("FLEXT_HTTP_SHUTDOWN_TIMEOUT_MS") {
-            http.shutdown_timeout = millis(var, &v)?;
+            http.shutdown_timeout = parse_millis(var, &v)?;
         }
         if let Some((var, v)) = get("FLEXT_HTTP_MAX_CONNECTIONS") {
             http.max_connections = bounded(var, &v, MAX_CONNECTIONS)?;
