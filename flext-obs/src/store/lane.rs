@@ -8,17 +8,70 @@
 //! sees every value the previous one wrote and no increment is lost. Threads beyond the lane
 //! count, or recording from a thread-local destructor after their lane was released, use the
 //! shared cell with real atomic read-modify-writes: slower, never wrong.
+//!
+//! The lane count is one number for the whole process (a thread's lane is its lane in every
+//! series of every store), fixed when the first series or span buffer is made: by default
+//! twice the parallelism, rounded up to a power of two, between 4 and 64; or what
+//! [`StoreSettings::lanes`](super::StoreSettings::lanes) (`FLEXT_STORE_LANES`) asks for, applied
+//! when a store is built before then.
 
+use crate::error::{Error, Result};
 use crate::thread::THREAD;
 use std::cell::Cell;
-use std::sync::LazyLock;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// How many lanes exist: twice the parallelism, rounded up to a power of two, between 4 and 64.
-pub(crate) static LANES: LazyLock<usize> = LazyLock::new(|| {
-    let cpus = std::thread::available_parallelism().map_or(4, std::num::NonZero::get);
-    (cpus * 2).next_power_of_two().clamp(4, 64)
-});
+/// Most lanes a process can have: one bit each in the ownership mask.
+pub const MAX_LANES: usize = 64;
+
+/// How many lanes exist, once fixed.
+static LANES: OnceLock<usize> = OnceLock::new();
+
+/// The process's lane count, fixing it at the default if nothing asked for another.
+#[inline]
+pub(crate) fn count() -> usize {
+    *LANES.get_or_init(|| {
+        let cpus = std::thread::available_parallelism().map_or(4, std::num::NonZero::get);
+        (cpus * 2).next_power_of_two().clamp(4, MAX_LANES)
+    })
+}
+
+/// Checks a requested lane count: a whole number from 1 to [`MAX_LANES`].
+pub(crate) fn check_count(lanes: usize) -> Result<()> {
+    if (1..=MAX_LANES).contains(&lanes) {
+        Ok(())
+    } else {
+        Err(Error::invalid("store", "lanes", lanes, format!("must be from 1 to {MAX_LANES}")))
+    }
+}
+
+/// Fixes the lane count at `lanes`, or checks that it already is: an error (changing nothing)
+/// once it was fixed at another count.
+pub(crate) fn fix_count(lanes: usize) -> Result<()> {
+    check_count(lanes)?;
+    let fixed = *LANES.get_or_init(|| lanes);
+    if fixed == lanes {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "store",
+            "lanes",
+            lanes,
+            format!("the process's lane count was fixed at {fixed} when its first series or span buffer was made; set it before then"),
+        ))
+    }
+}
+
+/// How many write lanes every series of this process has (fixed at the first series or span
+/// buffer; see [`StoreSettings::lanes`](super::StoreSettings::lanes)).
+///
+/// ```
+/// let lanes = flext_obs::store::lane_count();
+/// assert!((1..=flext_obs::store::MAX_LANES).contains(&lanes));
+/// ```
+pub fn lane_count() -> usize {
+    count()
+}
 
 /// Bit `i` set = lane `i` is owned by a live thread.
 static OWNED: AtomicU64 = AtomicU64::new(0);
@@ -93,7 +146,7 @@ fn claim_for_thread(slot: &Cell<usize>) -> Lane {
 
 #[cold]
 fn claim() -> usize {
-    let lanes = *LANES;
+    let lanes = count();
     let mut owned = OWNED.load(Ordering::Acquire);
     loop {
         let free = (!owned).trailing_zeros() as usize;
@@ -129,7 +182,7 @@ pub(crate) struct Cells {
 impl Cells {
     /// Zeroed cells holding `words` words per lane.
     pub(crate) fn new(words: usize) -> Self {
-        let lanes = *LANES;
+        let lanes = count();
         let blocks_per_lane = words.div_ceil(16).max(1);
         let blocks = (0..(lanes + 1) * blocks_per_lane).map(|_| Block(Default::default())).collect();
         Cells { blocks, blocks_per_lane, lanes, shared_used: std::sync::atomic::AtomicBool::new(false) }
@@ -205,5 +258,23 @@ impl Cells {
                 word.store(0, Ordering::Relaxed);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_LANES, check_count, count, fix_count};
+
+    #[test]
+    fn a_lane_count_is_from_1_to_64_and_fixed_once() {
+        assert!(check_count(0).is_err());
+        assert!(check_count(MAX_LANES + 1).is_err());
+        assert!(check_count(1).is_ok() && check_count(MAX_LANES).is_ok());
+        let fixed = count();
+        assert!(fix_count(fixed).is_ok(), "asking for the count in force is fine");
+        let other = if fixed == 1 { 2 } else { 1 };
+        let err = fix_count(other).expect_err("another count is refused");
+        assert!(err.to_string().contains(&format!("fixed at {fixed}")), "{err}");
+        assert_eq!(count(), fixed, "a refused request changes nothing");
     }
 }
