@@ -106,6 +106,20 @@ fn flext_counters() -> Store {
     store
 }
 
+/// Counters each written by two threads (two lanes).
+fn flext_counters_two_writers() -> Store {
+    let store = flext_counters();
+    let other = store.clone();
+    std::thread::spawn(move || {
+        for i in 0..SERIES {
+            other.counter("requests_total", &[("id", &id(i))]).expect("counter").increment();
+        }
+    })
+    .join()
+    .expect("the second writer");
+    store
+}
+
 fn flext_histograms(bounds: &[f64]) -> Store {
     let store = flext_store();
     store.set_buckets("request_duration_seconds", bounds).expect("bounds");
@@ -140,7 +154,7 @@ fn client_histograms(bounds: &'static [f64]) -> Registry {
 /// One lane count's figures (run in a process whose `FLEXT_STORE_LANES` is set).
 fn measure() {
     let counter = bytes_per_series(flext_counters);
-    assert!(lane_count() > 0);
+    let counter_two_writers = bytes_per_series(flext_counters_two_writers);
     let default_histogram = bytes_per_series(|| flext_histograms(DEFAULT_BUCKETS));
     let histogram_14 = bytes_per_series(|| flext_histograms(&AUTOMETRICS_BOUNDS));
     let client_counter = bytes_per_series(client_counters);
@@ -148,7 +162,7 @@ fn measure() {
     let client_14 = bytes_per_series(|| client_histograms(&AUTOMETRICS_BOUNDS));
     let lanes = lane_count();
     let bounds = DEFAULT_BUCKETS.len();
-    println!("| {lanes} lanes | flext-obs | {counter} B | {default_histogram} B | {histogram_14} B |");
+    println!("| {lanes} lanes | flext-obs | {counter} B ({counter_two_writers} B written by 2 threads) | {default_histogram} B | {histogram_14} B |");
     println!("| {lanes} lanes | prometheus-client | {client_counter} B | {client_default} B | {client_14} B |");
     if lanes == LANE_COUNTS[0] {
         eprintln!("(histograms: {bounds} default bounds, 14 Autometrics bounds)");
