@@ -162,7 +162,9 @@ fn measure() {
     let client_14 = bytes_per_series(|| client_histograms(&AUTOMETRICS_BOUNDS));
     let lanes = lane_count();
     let bounds = DEFAULT_BUCKETS.len();
-    println!("| {lanes} lanes | flext-obs | {counter} B ({counter_two_writers} B written by 2 threads) | {default_histogram} B | {histogram_14} B |");
+    println!(
+        "| {lanes} lanes | flext-obs | {counter} B ({counter_two_writers} B written by 2 threads) | {default_histogram} B | {histogram_14} B |"
+    );
     println!("| {lanes} lanes | prometheus-client | {client_counter} B | {client_default} B | {client_14} B |");
     if lanes == LANE_COUNTS[0] {
         eprintln!("(histograms: {bounds} default bounds, 14 Autometrics bounds)");

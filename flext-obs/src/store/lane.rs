@@ -287,7 +287,8 @@ impl Cells {
         if let Some(i) = lane.owned() {
             add_f64_owned(word_in(self.owned(i), word), x);
         } else {
-            let _ = self.shared()[word].fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| Some((f64::from_bits(bits) + x).to_bits()));
+            let _ =
+                self.shared()[word].fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| Some((f64::from_bits(bits) + x).to_bits()));
         }
     }
 
