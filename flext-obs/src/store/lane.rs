@@ -242,12 +242,17 @@ impl Cells {
             // Only this lane's owner fills the slot, right after taking it.
             return self.first.words.get_or_init(|| lane_words(self.words));
         }
+        // The second writer's slot is checked inline too: two threads on one series is common.
+        if let Some(second) = self.more.get().map(|chunk| &chunk.slots[0]).filter(|slot| slot.lane.load(Ordering::Relaxed) == lane) {
+            return second.words.get_or_init(|| lane_words(self.words));
+        }
         self.other_slot(lane)
     }
 
     /// The slot of a lane that is not the first writer: found in (or taken from) the chunks.
     /// Bounded: every lane takes at most one slot, so the chain has at most one chunk per
     /// four lanes of the process, plus one.
+    #[cold]
     #[inline(never)]
     fn other_slot(&self, lane: usize) -> &[Block] {
         let take = |slot: &Slot| {
