@@ -1,12 +1,21 @@
 //! Per-call overhead of `#[flext_monitor]` on a trivial `fn(u64) -> Result<u64, E>`, in the same
 //! run as: the bare function, two `Instant::now()` calls, `tracing::instrument` (no subscriber,
-//! and a `tracing_subscriber::registry()`), `fastrace::trace` inside a root span with a
-//! reporter, `autometrics` with its Prometheus exporter, and `metrics` counter + histogram with
+//! and a `tracing_subscriber::registry()` alone, no layer), `fastrace::trace` with a reporter,
+//! `autometrics` with its Prometheus exporter, and `metrics` counter + histogram with
 //! `metrics-exporter-prometheus` (macro path and cached handles). 1 thread, and 2 threads
-//! calling the same function. Also ours with the span sampled out, with OTLP export on, and with
-//! `fields(x = x), ret, err` in use.
+//! calling the same function. Also ours with the span sampled out, with OTLP export on, with
+//! `fields(x = x), ret, err` in use, with the same registry installed, and with the monitored
+//! function in a crate of its own (`benches/user-crate`, built as a user's crate is).
+//!
+//! fastrace's anchor: a root span per 100 calls, the root's creation and drop inside the timing
+//! and the global collector flushed outside it (`fastrace_root_per_100_calls`): its realistic
+//! cost per recorded span. The variant with every call inside one root
+//! (`fastrace_one_root_span_cap_overflow`) measures fastrace's span-cap path: a root's local
+//! span line stops recording after about ten thousand spans, and that root is never dropped
+//! inside the timing, so it is not a cost per recorded span.
 
-use criterion::{BenchmarkId, Criterion};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion};
 use flext_obs::flext_monitor;
 use flext_obs_benches::per_thread;
 use std::hint::black_box;
@@ -17,21 +26,12 @@ use std::time::{Duration, Instant};
 /// The function under test, in each of its instrumented variants.
 type Variant = fn(u64) -> Result<u64, BenchError>;
 
-/// The error type every variant returns.
-#[derive(Debug)]
-pub struct BenchError;
-
-impl std::fmt::Display for BenchError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("bench error")
-    }
-}
-
-impl std::error::Error for BenchError {}
+/// The error type every variant returns: the user crate's, so its functions are variants too.
+type BenchError = flext_obs_bench_user_crate::UserError;
 
 #[inline(never)]
 fn bare(x: u64) -> Result<u64, BenchError> {
-    if x == u64::MAX { Err(BenchError) } else { Ok(x.wrapping_mul(3)) }
+    if x == u64::MAX { Err(flext_obs_bench_user_crate::UserError) } else { Ok(x.wrapping_mul(3)) }
 }
 
 #[inline(never)]
@@ -45,7 +45,7 @@ fn two_instant_now(x: u64) -> Result<u64, BenchError> {
 #[flext_monitor]
 #[inline(never)]
 fn flext(x: u64) -> Result<u64, BenchError> {
-    if x == u64::MAX { Err(BenchError) } else { Ok(x.wrapping_mul(3)) }
+    if x == u64::MAX { Err(flext_obs_bench_user_crate::UserError) } else { Ok(x.wrapping_mul(3)) }
 }
 
 /// The same with the `#[instrument]`-style options in use: a field from the argument, the return
@@ -53,25 +53,25 @@ fn flext(x: u64) -> Result<u64, BenchError> {
 #[flext_monitor(fields(x = x), ret, err)]
 #[inline(never)]
 fn flext_fields(x: u64) -> Result<u64, BenchError> {
-    if x == u64::MAX { Err(BenchError) } else { Ok(x.wrapping_mul(3)) }
+    if x == u64::MAX { Err(flext_obs_bench_user_crate::UserError) } else { Ok(x.wrapping_mul(3)) }
 }
 
 #[tracing::instrument]
 #[inline(never)]
 fn traced(x: u64) -> Result<u64, BenchError> {
-    if x == u64::MAX { Err(BenchError) } else { Ok(x.wrapping_mul(3)) }
+    if x == u64::MAX { Err(flext_obs_bench_user_crate::UserError) } else { Ok(x.wrapping_mul(3)) }
 }
 
 #[fastrace::trace]
 #[inline(never)]
 fn fastraced(x: u64) -> Result<u64, BenchError> {
-    if x == u64::MAX { Err(BenchError) } else { Ok(x.wrapping_mul(3)) }
+    if x == u64::MAX { Err(flext_obs_bench_user_crate::UserError) } else { Ok(x.wrapping_mul(3)) }
 }
 
 #[autometrics::autometrics]
 #[inline(never)]
 fn autometriced(x: u64) -> Result<u64, BenchError> {
-    if x == u64::MAX { Err(BenchError) } else { Ok(x.wrapping_mul(3)) }
+    if x == u64::MAX { Err(flext_obs_bench_user_crate::UserError) } else { Ok(x.wrapping_mul(3)) }
 }
 
 #[inline(never)]
@@ -112,6 +112,39 @@ impl fastrace::collector::Reporter for CountingReporter {
     }
 }
 
+/// Every variant's function, called `f(i)` for `i` in `0..n`.
+fn call_n(n: u64, f: Variant) {
+    for i in 0..n {
+        let _ = black_box(f(black_box(i)));
+    }
+}
+
+/// fastrace's realistic per-span cost: `iters` calls in roots of 100 calls each, every root
+/// created and dropped (handed to the collector) inside the timing; the collector is flushed to
+/// the reporter after the clock stops.
+fn fastrace_root_per_100(iters: u64, f: Variant) -> Duration {
+    let took = time_roots_per_100(iters, f);
+    fastrace::flush();
+    took
+}
+
+/// The timed part of [`fastrace_root_per_100`], without the flush.
+fn time_roots_per_100(iters: u64, f: Variant) -> Duration {
+    let start = Instant::now();
+    let mut done = 0;
+    while done < iters {
+        let n = (iters - done).min(100);
+        let root = fastrace::Span::root("bench", fastrace::prelude::SpanContext::random());
+        {
+            let _parent = root.set_local_parent();
+            call_n(n, f);
+        }
+        drop(root);
+        done += n;
+    }
+    start.elapsed()
+}
+
 fn setup() {
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
     metrics::set_global_recorder(recorder).expect("metrics recorder installed once");
@@ -121,6 +154,10 @@ fn setup() {
     in_fastrace_root(10, fastraced);
     fastrace::flush();
     assert!(FASTRACE_REPORTED.load(Ordering::Relaxed) >= 11, "fastrace did not record its spans");
+    // The realistic anchor reports every span: 1,000 calls and their 10 roots.
+    let before = FASTRACE_REPORTED.load(Ordering::Relaxed);
+    fastrace_root_per_100(1_000, fastraced);
+    assert!(FASTRACE_REPORTED.load(Ordering::Relaxed) - before >= 1_010, "fastrace dropped spans in roots of 100");
     let _ = flext(1);
     assert!(flext_obs::trace::recent_spans().iter().any(|s| s.name() == "flext"), "flext-obs did not record its span");
 }
@@ -130,16 +167,16 @@ fn in_fastrace_root(iters: u64, f: Variant) -> Duration {
     let root = fastrace::Span::root("bench", fastrace::prelude::SpanContext::random());
     let _parent = root.set_local_parent();
     let start = Instant::now();
-    for i in 0..iters {
-        let _ = black_box(f(black_box(i)));
-    }
+    call_n(iters, f);
     start.elapsed()
 }
 
 fn per_call(c: &mut Criterion) {
     setup();
-    let one_thread: [(&str, Variant); 8] = [
+    let one_thread: [(&str, Variant); 10] = [
         ("bare", bare),
+        ("bare_user_crate", flext_obs_bench_user_crate::plain),
+        ("flext_monitor_user_crate", flext_obs_bench_user_crate::monitored),
         ("two_instant_now", two_instant_now),
         ("flext_monitor", flext),
         ("flext_monitor_fields_ret_err", flext_fields),
@@ -193,6 +230,13 @@ fn per_call(c: &mut Criterion) {
         let _ = handle.shutdown();
         assert!(!receiver.spans().is_empty(), "the exporter delivered spans");
     });
+    subscriber_and_fastrace(&mut group);
+    two_threads(&mut group);
+    group.finish();
+}
+
+/// The variants that install a `tracing` registry, and fastrace's two.
+fn subscriber_and_fastrace(group: &mut BenchmarkGroup<'_, WallTime>) {
     group.bench_function(BenchmarkId::new("tracing_instrument_registry", "1_thread"), |b| {
         let dispatch = tracing::Dispatch::new(tracing_subscriber::registry());
         tracing::dispatcher::with_default(&dispatch, || {
@@ -203,13 +247,32 @@ fn per_call(c: &mut Criterion) {
             });
         });
     });
-    group.bench_function(BenchmarkId::new("fastrace_root_span", "1_thread"), |b| {
+    group.bench_function(BenchmarkId::new("flext_monitor_tracing_registry", "1_thread"), |b| {
+        // The same registry as `tracing_instrument_registry`: the bridge span's cost when a
+        // subscriber listens.
+        let dispatch = tracing::Dispatch::new(tracing_subscriber::registry());
+        tracing::dispatcher::with_default(&dispatch, || {
+            let mut i = 0u64;
+            b.iter(|| {
+                i += 1;
+                flext(black_box(i))
+            });
+        });
+    });
+    group.bench_function(BenchmarkId::new("fastrace_root_per_100_calls", "1_thread"), |b| {
+        b.iter_custom(|iters| fastrace_root_per_100(iters, fastraced));
+    });
+    group.bench_function(BenchmarkId::new("fastrace_one_root_span_cap_overflow", "1_thread"), |b| {
         b.iter_custom(|iters| in_fastrace_root(iters, fastraced));
     });
+}
 
-    let two_threads: [(&str, Variant); 5] = [
+/// The variants run on 2 threads at once, each thread's own time.
+fn two_threads(group: &mut BenchmarkGroup<'_, WallTime>) {
+    let two_threads: [(&str, Variant); 6] = [
         ("bare", bare),
         ("flext_monitor", flext),
+        ("flext_monitor_user_crate", flext_obs_bench_user_crate::monitored),
         ("tracing_instrument_no_subscriber", traced),
         ("autometrics_prometheus", autometriced),
         ("metrics_cached_handles", metrics_cached),
@@ -223,13 +286,15 @@ fn per_call(c: &mut Criterion) {
             });
         });
     }
-    group.bench_function(BenchmarkId::new("fastrace_root_span", "2_threads_per_thread"), |b| {
+    group.bench_function(BenchmarkId::new("fastrace_root_per_100_calls", "2_threads_per_thread"), |b| {
         b.iter_custom(|iters| {
-            let threads: Vec<_> = (0..2).map(|_| std::thread::spawn(move || in_fastrace_root(iters, fastraced))).collect();
-            threads.into_iter().map(|t| t.join().expect("bench thread")).max().unwrap_or_default()
+            // Each thread times its own roots; the collector is flushed once both are done.
+            let threads: Vec<_> = (0..2).map(|_| std::thread::spawn(move || time_roots_per_100(iters, fastraced))).collect();
+            let took = threads.into_iter().map(|t| t.join().expect("bench thread")).max().unwrap_or_default();
+            fastrace::flush();
+            took
         });
     });
-    group.finish();
 }
 
 flext_obs_benches::bench_main!(per_call);

@@ -200,7 +200,7 @@ fn body(site: &Site<'_>, sig: &Signature, block: Block) -> Block {
     let classify = classify_tokens(site, &private, &call, &ret);
     let imports = quote_spanned! {span=>
         #[allow(unused_imports)]
-        use #private::{FieldDebug as _, FieldDisplay as _, InspectAny as _, InspectDebug as _, InspectDisplay as _, InspectResult as _};
+        use #private::traits::*;
     };
 
     if sig.asyncness.is_some() {

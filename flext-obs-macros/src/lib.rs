@@ -11,6 +11,8 @@
 
 mod error;
 mod expand;
+#[cfg(test)]
+mod expansion_size;
 mod parse;
 
 use proc_macro::TokenStream;

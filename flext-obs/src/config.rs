@@ -16,6 +16,7 @@
 //! | `FLEXT_RAW_HISTORY_NAMES` | metric names with a raw history (the least recently recorded makes room) | whole number (default 256) |
 //! | `FLEXT_MAX_SERIES` | series in the whole store; past it new label sets go to their metric's overflow series | whole number >= 1, or `off` (default) |
 //! | `FLEXT_SUMMARY_WINDOW` | observations in a summary's window | whole number >= 1 |
+//! | `FLEXT_STORE_LANES` | write lanes per series, one count for the process (more: more threads record without a locked instruction; fewer: less memory per series) | whole number from 1 to 64, or `auto` (default: twice the cores, rounded up to a power of two, from 4 to 64) |
 //! | `FLEXT_HISTOGRAM_BUCKETS` | default histogram bounds (seconds) | comma-separated increasing numbers |
 //! | `FLEXT_SERVICE_VERSION`, `FLEXT_SERVICE_COMMIT` | `build_info{version, commit}` | text, at most [`MAX_TEXT_BYTES`] bytes (overrides [`crate::set_build_info!`]) |
 //! | `FLEXT_TRACE_SAMPLE_RATIO` | share of new traces whose spans are kept | number from 0 to 1 |
@@ -79,6 +80,7 @@ pub const ENV_VARS: &[&str] = &[
     "FLEXT_RAW_HISTORY",
     "FLEXT_RAW_HISTORY_NAMES",
     "FLEXT_MAX_SERIES",
+    "FLEXT_STORE_LANES",
     "FLEXT_SUMMARY_WINDOW",
     "FLEXT_HISTOGRAM_BUCKETS",
     "FLEXT_SERVICE_VERSION",
@@ -348,6 +350,20 @@ impl ConfigBuilder {
         self.0.store.max_series = cap;
         self
     }
+    /// Write lanes per series, `None` for the default (see [`StoreSettings::lanes`]: one count
+    /// for the process, fixed at its first series).
+    ///
+    /// ```
+    /// let config = flext_obs::Config::builder().store_lanes(Some(64)).build()?;
+    /// assert_eq!(config.store().lanes, Some(64));
+    /// assert!(flext_obs::Config::builder().store_lanes(Some(0)).build().is_err());
+    /// assert!(flext_obs::Config::builder().store_lanes(Some(65)).build().is_err());
+    /// # Ok::<(), flext_obs::Error>(())
+    /// ```
+    pub fn store_lanes(mut self, lanes: Option<usize>) -> Self {
+        self.0.store.lanes = lanes;
+        self
+    }
     /// Span sampling rules (default: keep every span).
     pub fn sampler(mut self, sampler: Sampler) -> Self {
         self.0.sampler = sampler;
@@ -409,6 +425,9 @@ impl ConfigBuilder {
             return Err(Error::invalid("Config", "retention/sweep_interval", 0, "must be greater than zero (or None for never)"));
         }
         check_buckets(&c.store.default_buckets)?;
+        if let Some(lanes) = c.store.lanes {
+            crate::store::lane::check_count(lanes)?;
+        }
         c.otlp.check()?;
         c.export_timeouts.check()?;
         c.http.validate()?;

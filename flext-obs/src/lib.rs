@@ -61,6 +61,14 @@ pub mod __private {
     };
     pub use crate::slo::Objective;
     pub use linkme;
+
+    /// The traits the expansion calls methods of, in scope through one glob `use` (a shorter
+    /// expansion per monitored function).
+    pub mod traits {
+        pub use crate::monitor::{
+            FieldDebug as _, FieldDisplay as _, InspectAny as _, InspectDebug as _, InspectDisplay as _, InspectResult as _,
+        };
+    }
 }
 
 pub use api::{

@@ -22,7 +22,7 @@ use crate::context::{self, Context, SpanContext};
 use crate::entity::{CorrelationId, Span, SpanId, SpanStatus, TraceId};
 use crate::error::Result;
 use crate::span_record::SpanRecord;
-use crate::store::lane::{LANES, Lane};
+use crate::store::lane::{self, Lane};
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering, fence};
@@ -58,7 +58,7 @@ struct Buffers {
 }
 
 static BUFFERS: LazyLock<Buffers> = LazyLock::new(|| Buffers {
-    lanes: (0..*LANES)
+    lanes: (0..lane::count())
         .map(|_| Ring { head: AtomicU64::new(0), slots: (0..SPANS_PER_LANE).map(|_| Slot(Default::default())).collect() })
         .collect(),
     shared: Mutex::new(VecDeque::new()),

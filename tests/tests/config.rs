@@ -76,6 +76,9 @@ fn malformed_values_name_the_variable_the_value_and_what_was_expected() {
         ("FLEXT_HISTOGRAM_BUCKETS", "1,x", "comma-separated numbers"),
         ("FLEXT_HISTOGRAM_BUCKETS", "2,1", "finite, strictly increasing numbers"),
         ("FLEXT_HISTOGRAM_BUCKETS", "1,inf", "finite, strictly increasing numbers"),
+        ("FLEXT_STORE_LANES", "0", "a whole number from 1 to 64, or auto"),
+        ("FLEXT_STORE_LANES", "65", "a whole number from 1 to 64, or auto"),
+        ("FLEXT_STORE_LANES", "many", "a whole number from 1 to 64, or auto"),
     ];
     for (var, value, expected) in cases {
         let err = with(&[(var, value)]).unwrap_err();
@@ -90,6 +93,16 @@ fn the_builder_validates_too() {
     assert!(Config::builder().max_series_per_metric(0).build().is_err());
     assert!(Config::builder().default_buckets(&[]).build().is_err());
     assert!(Config::builder().retention(Some(Duration::ZERO)).build().is_err());
+    assert!(Config::builder().store_lanes(Some(0)).build().unwrap_err().to_string().contains("must be from 1 to 64"));
+    assert!(Config::builder().store_lanes(Some(65)).build().is_err());
+}
+
+#[test]
+fn the_lane_count_is_read_from_the_environment() {
+    assert_eq!(with(&[("FLEXT_STORE_LANES", "64")]).unwrap().store().lanes, Some(64));
+    assert_eq!(with(&[("FLEXT_STORE_LANES", " 1 ")]).unwrap().store().lanes, Some(1));
+    assert_eq!(with(&[("FLEXT_STORE_LANES", "AUTO")]).unwrap().store().lanes, None);
+    assert_eq!(with(&[]).unwrap().store().lanes, None);
 }
 
 fn lenient(vars: &[(&str, &str)]) -> (Config, Vec<Error>) {

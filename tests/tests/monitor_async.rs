@@ -153,4 +153,44 @@ mod tracing_bridge {
             ]
         );
     }
+
+    /// The fields every span opened carries in its first value set, as `name=value`.
+    #[derive(Clone, Default)]
+    struct OpenedWith(Arc<Mutex<Vec<Vec<String>>>>);
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for OpenedWith {
+        fn on_new_span(&self, attrs: &tracing::span::Attributes<'_>, _: &tracing::span::Id, _: tracing_subscriber::layer::Context<'_, S>) {
+            struct Fields(Vec<String>);
+            impl tracing::field::Visit for Fields {
+                fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                    self.0.push(format!("{}={value:?}", field.name()));
+                }
+                fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+                    self.0.push(format!("{}={value}", field.name()));
+                }
+            }
+            let mut fields = Fields(Vec::new());
+            attrs.record(&mut fields);
+            self.0.lock().unwrap().push(fields.0);
+        }
+    }
+
+    #[test]
+    fn the_bridge_span_opens_with_the_trace_and_correlation_ids() {
+        let opened = OpenedWith::default();
+        let _default = tracing::subscriber::set_default(tracing_subscriber::registry().with(opened.clone()));
+        let correlation = flext_obs::CorrelationId::new();
+        assert_eq!(flext_obs::context::with_correlation_id(correlation, traced_sync), 1);
+        let span = flext_obs::trace::recent_spans().into_iter().rev().find(|s| s.name() == "traced_sync").expect("the call's span");
+        let seen = opened.0.lock().unwrap().clone();
+        assert_eq!(
+            seen,
+            vec![vec![
+                "function=traced_sync".to_owned(),
+                format!("module={}", module_path!()),
+                format!("trace_id={}", span.trace_id()),
+                format!("correlation_id={correlation}"),
+            ]]
+        );
+    }
 }

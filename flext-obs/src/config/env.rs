@@ -7,7 +7,7 @@ use super::{Config, ENV_VARS, HttpSettings, MAX_QUEUE_SIZE, MAX_TEXT_BYTES, MAX_
 use crate::entity::LogLevel;
 use crate::error::{Error, Result};
 use crate::sample::Sampler;
-use crate::store::check_buckets;
+use crate::store::{StoreSettings, check_buckets};
 use std::time::Duration;
 
 impl Config {
@@ -129,15 +129,7 @@ impl Config {
                 *slot = parse_millis(var, &v)?;
             }
         }
-        if let Some((var, v)) = get("FLEXT_HISTOGRAM_BUCKETS") {
-            let bounds: Vec<f64> = v
-                .split(',')
-                .map(|b| b.trim().parse::<f64>())
-                .collect::<std::result::Result<_, _>>()
-                .map_err(|_| env_err(var, &v, "comma-separated numbers"))?;
-            check_buckets(&bounds).map_err(|_| env_err(var, &v, "finite, strictly increasing numbers"))?;
-            builder.0.store.default_buckets = bounds.into();
-        }
+        store_shape_from_vars(&get, &mut builder.0.store)?;
         builder.0.http = HttpSettings::from_vars(&get)?;
         builder.build()
     }
@@ -200,6 +192,28 @@ impl Config {
         }
         (Config::default(), errors)
     }
+}
+
+/// The variables that shape every series: `FLEXT_HISTOGRAM_BUCKETS` and `FLEXT_STORE_LANES`.
+fn store_shape_from_vars(get: &dyn Fn(&'static str) -> Option<(&'static str, String)>, store: &mut StoreSettings) -> Result<()> {
+    if let Some((var, v)) = get("FLEXT_HISTOGRAM_BUCKETS") {
+        let bounds: Vec<f64> = v
+            .split(',')
+            .map(|b| b.trim().parse::<f64>())
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|_| env_err(var, &v, "comma-separated numbers"))?;
+        check_buckets(&bounds).map_err(|_| env_err(var, &v, "finite, strictly increasing numbers"))?;
+        store.default_buckets = bounds.into();
+    }
+    if let Some((var, v)) = get("FLEXT_STORE_LANES") {
+        store.lanes = if v.trim().eq_ignore_ascii_case("auto") {
+            None
+        } else {
+            let lanes = parse_count_upto(var, &v, crate::store::MAX_LANES);
+            Some(lanes.map_err(|_| env_err(var, &v, "a whole number from 1 to 64, or auto"))?)
+        };
+    }
+    Ok(())
 }
 
 /// `value` if it fits [`MAX_TEXT_BYTES`], else an error naming `var` (with the value's head

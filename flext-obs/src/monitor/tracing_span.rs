@@ -112,14 +112,22 @@ pub(crate) fn open(site: &'static SpanSite, span: &SpanContext, attach: bool) ->
 fn open_enabled(site: &'static SpanSite, span: &SpanContext, attach: bool) -> tracing::Span {
     let metadata = site.metadata_static();
     let fields = metadata.fields();
-    let (Some(function), Some(module)) = (fields.field("function"), fields.field("module")) else { return tracing::Span::none() };
+    let (Some(function), Some(module), Some(trace_id), Some(correlation_id)) =
+        (fields.field("function"), fields.field("module"), fields.field("trace_id"), fields.field("correlation_id"))
+    else {
+        return tracing::Span::none();
+    };
     let module_name = metadata.module_path().unwrap_or("");
-    let values = [(&function, Some(&metadata.name() as &dyn tracing::Value)), (&module, Some(&module_name as &dyn tracing::Value))];
+    let trace = tracing::field::display(span.trace_id);
+    let correlation = crate::context::current_correlation_id().map(tracing::field::display);
+    // Every fixed field in the span's first value set: one `new_span` call, no `record` after.
+    let values = [
+        (&function, Some(&metadata.name() as &dyn tracing::Value)),
+        (&module, Some(&module_name as &dyn tracing::Value)),
+        (&trace_id, Some(&trace as &dyn tracing::Value)),
+        (&correlation_id, correlation.as_ref().map(|id| id as &dyn tracing::Value)),
+    ];
     let tracing = tracing::Span::new(metadata, &fields.value_set(&values));
-    tracing.record("trace_id", tracing::field::display(span.trace_id));
-    if let Some(id) = crate::context::current_correlation_id() {
-        tracing.record("correlation_id", tracing::field::display(id));
-    }
     if let (true, Some(id)) = (attach, tracing.id()) {
         tracing::dispatcher::get_default(|d| d.enter(&id));
     }

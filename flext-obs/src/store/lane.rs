@@ -1,30 +1,81 @@
 //! Per-thread write lanes: how two threads record into one series without sharing a cache line
 //! and without a locked instruction.
 //!
-//! Every series keeps one cell per lane plus one shared cell. A thread claims a lane the first
-//! time it records and releases it when it exits; while it owns the lane it is the only writer
+//! Every series keeps one cell per lane that wrote it (made on that lane's first write, so a
+//! series costs the same memory at 4 lanes as at 64) plus a shared cell made when first needed.
+//! A thread claims a lane the first time it records and releases it when it exits; while it owns the lane it is the only writer
 //! of that lane's cells in every series, so an update is a plain load and store (no `lock`
 //! prefix). Ownership moves between threads through an acquire/release bitmask, so a new owner
 //! sees every value the previous one wrote and no increment is lost. Threads beyond the lane
 //! count, or recording from a thread-local destructor after their lane was released, use the
 //! shared cell with real atomic read-modify-writes: slower, never wrong.
+//!
+//! The lane count is one number for the whole process (a thread's lane is its lane in every
+//! series of every store), fixed when the first series or span buffer is made: by default
+//! twice the parallelism, rounded up to a power of two, between 4 and 64; or what
+//! [`StoreSettings::lanes`](super::StoreSettings::lanes) (`FLEXT_STORE_LANES`) asks for, applied
+//! when a store is built before then.
 
+use crate::error::{Error, Result};
 use crate::thread::THREAD;
 use std::cell::Cell;
-use std::sync::LazyLock;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// How many lanes exist: twice the parallelism, rounded up to a power of two, between 4 and 64.
-pub(crate) static LANES: LazyLock<usize> = LazyLock::new(|| {
-    let cpus = std::thread::available_parallelism().map_or(4, std::num::NonZero::get);
-    (cpus * 2).next_power_of_two().clamp(4, 64)
-});
+/// Most lanes a process can have: one bit each in the ownership mask.
+pub const MAX_LANES: usize = 64;
+
+/// How many lanes exist, once fixed.
+static LANES: OnceLock<usize> = OnceLock::new();
+
+/// The process's lane count, fixing it at the default if nothing asked for another.
+#[inline]
+pub(crate) fn count() -> usize {
+    *LANES.get_or_init(|| {
+        let cpus = std::thread::available_parallelism().map_or(4, std::num::NonZero::get);
+        (cpus * 2).next_power_of_two().clamp(4, MAX_LANES)
+    })
+}
+
+/// Checks a requested lane count: a whole number from 1 to [`MAX_LANES`].
+pub(crate) fn check_count(lanes: usize) -> Result<()> {
+    if (1..=MAX_LANES).contains(&lanes) {
+        Ok(())
+    } else {
+        Err(Error::invalid("store", "lanes", lanes, format!("must be from 1 to {MAX_LANES}")))
+    }
+}
+
+/// Fixes the lane count at `lanes`, or checks that it already is: an error (changing nothing)
+/// once it was fixed at another count.
+pub(crate) fn fix_count(lanes: usize) -> Result<()> {
+    check_count(lanes)?;
+    let fixed = *LANES.get_or_init(|| lanes);
+    if fixed == lanes {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "store",
+            "lanes",
+            lanes,
+            format!("the process's lane count was fixed at {fixed} when its first series or span buffer was made; set it before then"),
+        ))
+    }
+}
+
+/// How many write lanes every series of this process has (fixed at the first series or span
+/// buffer; see [`StoreSettings::lanes`](super::StoreSettings::lanes)).
+///
+/// ```
+/// let lanes = flext_obs::store::lane_count();
+/// assert!((1..=flext_obs::store::MAX_LANES).contains(&lanes));
+/// ```
+pub fn lane_count() -> usize {
+    count()
+}
 
 /// Bit `i` set = lane `i` is owned by a live thread.
 static OWNED: AtomicU64 = AtomicU64::new(0);
-/// How many lanes were ever claimed: lanes from here on were never written, so readers skip
-/// them (a store read by a scrape touches only the lanes in use).
-static USED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 pub(crate) const UNCLAIMED: usize = usize::MAX;
 const SHARED: usize = usize::MAX - 1;
@@ -93,7 +144,7 @@ fn claim_for_thread(slot: &Cell<usize>) -> Lane {
 
 #[cold]
 fn claim() -> usize {
-    let lanes = *LANES;
+    let lanes = count();
     let mut owned = OWNED.load(Ordering::Acquire);
     loop {
         let free = (!owned).trailing_zeros() as usize;
@@ -101,10 +152,7 @@ fn claim() -> usize {
             return SHARED;
         }
         match OWNED.compare_exchange_weak(owned, owned | (1u64 << free), Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => {
-                USED.fetch_max(free + 1, Ordering::AcqRel);
-                return free;
-            }
+            Ok(_) => return free,
             Err(now) => owned = now,
         }
     }
@@ -115,40 +163,126 @@ fn claim() -> usize {
 #[repr(align(128))]
 struct Block([AtomicU64; 16]);
 
-/// `words` atomic words per lane, for every lane plus the shared one, each lane on its own
-/// cache lines.
+/// No lane holds this slot yet.
+const FREE_SLOT: usize = usize::MAX;
+
+/// One lane's words in one series, allocated when that lane first writes the series.
+struct Slot {
+    /// The lane whose words these are, or [`FREE_SLOT`]; set once.
+    lane: std::sync::atomic::AtomicUsize,
+    words: OnceLock<Box<[Block]>>,
+}
+
+impl Slot {
+    const fn new() -> Self {
+        Slot { lane: std::sync::atomic::AtomicUsize::new(FREE_SLOT), words: OnceLock::new() }
+    }
+}
+
+/// Slots for the second and further lanes writing a series, four at a time.
+struct Chunk {
+    slots: [Slot; 4],
+    next: OnceLock<Box<Chunk>>,
+}
+
+/// `words` atomic words per writing lane, plus a shared set for threads without a lane.
+///
+/// Lanes get their words when they first write this series, not when it is made: the first
+/// lane to write takes the inline slot; later ones take slots in a chain of chunks of four,
+/// made as they are needed (at most one chunk per four lanes of the process). So a series
+/// written by one thread holds one 128-byte-aligned block set whatever the lane count, and one
+/// written by k threads holds k of them: no memory for lanes that never wrote it. A lane's
+/// words are written only by the thread owning the lane (no locked instruction); the slot a
+/// lane uses in a series never changes once taken.
 pub(crate) struct Cells {
-    blocks: Box<[Block]>,
-    blocks_per_lane: usize,
-    lanes: usize,
-    /// Whether the shared cell was ever written: until then readers skip it (one cache miss
-    /// less per series on a scrape).
-    shared_used: std::sync::atomic::AtomicBool,
+    first: Slot,
+    more: OnceLock<Box<Chunk>>,
+    /// Written with atomic read-modify-writes by threads without a lane; made on first use.
+    shared: OnceLock<Box<[AtomicU64]>>,
+    words: usize,
+}
+
+fn lane_words(words: usize) -> Box<[Block]> {
+    (0..words.div_ceil(16).max(1)).map(|_| Block(Default::default())).collect()
+}
+
+fn new_chunk() -> Box<Chunk> {
+    Box::new(Chunk { slots: [const { Slot::new() }; 4], next: OnceLock::new() })
+}
+
+#[inline]
+fn word_in(blocks: &[Block], word: usize) -> &AtomicU64 {
+    &blocks[word / 16].0[word % 16]
+}
+
+/// Adds `n` to a word only its lane's owner writes: a plain load and store.
+#[inline]
+fn add_owned(cell: &AtomicU64, n: u64) {
+    cell.store(cell.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+}
+
+/// Adds `x` to the `f64` in a word only its lane's owner writes.
+#[inline]
+fn add_f64_owned(cell: &AtomicU64, x: f64) {
+    cell.store((f64::from_bits(cell.load(Ordering::Relaxed)) + x).to_bits(), Ordering::Relaxed);
 }
 
 impl Cells {
-    /// Zeroed cells holding `words` words per lane.
+    /// Zeroed cells holding `words` words per writing lane (nothing is allocated until a lane
+    /// writes).
     pub(crate) fn new(words: usize) -> Self {
-        let lanes = *LANES;
-        let blocks_per_lane = words.div_ceil(16).max(1);
-        let blocks = (0..(lanes + 1) * blocks_per_lane).map(|_| Block(Default::default())).collect();
-        Cells { blocks, blocks_per_lane, lanes, shared_used: std::sync::atomic::AtomicBool::new(false) }
+        Cells { first: Slot::new(), more: OnceLock::new(), shared: OnceLock::new(), words }
     }
 
+    /// The words of lane `lane` (owned by the calling thread), allocating them on its first
+    /// write of this series.
     #[inline]
-    fn word(&self, lane: usize, word: usize) -> &AtomicU64 {
-        &self.blocks[lane * self.blocks_per_lane + word / 16].0[word % 16]
+    fn owned(&self, lane: usize) -> &[Block] {
+        if self.first.lane.load(Ordering::Relaxed) == lane {
+            // Only this lane's owner fills the slot, right after taking it.
+            return self.first.words.get_or_init(|| lane_words(self.words));
+        }
+        // The second writer's slot is checked inline too: two threads on one series is common.
+        if let Some(second) = self.more.get().map(|chunk| &chunk.slots[0]).filter(|slot| slot.lane.load(Ordering::Relaxed) == lane) {
+            return second.words.get_or_init(|| lane_words(self.words));
+        }
+        self.other_slot(lane)
+    }
+
+    /// The slot of a lane that is not the first writer: found in (or taken from) the chunks.
+    /// Bounded: every lane takes at most one slot, so the chain has at most one chunk per
+    /// four lanes of the process, plus one.
+    #[cold]
+    #[inline(never)]
+    fn other_slot(&self, lane: usize) -> &[Block] {
+        let take = |slot: &Slot| {
+            let owner = slot.lane.load(Ordering::Relaxed);
+            owner == lane
+                || (owner == FREE_SLOT && slot.lane.compare_exchange(FREE_SLOT, lane, Ordering::AcqRel, Ordering::Relaxed).is_ok())
+        };
+        if take(&self.first) {
+            return self.first.words.get_or_init(|| lane_words(self.words));
+        }
+        let mut chunk = self.more.get_or_init(new_chunk);
+        loop {
+            if let Some(slot) = chunk.slots.iter().find(|slot| take(slot)) {
+                return slot.words.get_or_init(|| lane_words(self.words));
+            }
+            chunk = chunk.next.get_or_init(new_chunk);
+        }
+    }
+
+    fn shared(&self) -> &[AtomicU64] {
+        self.shared.get_or_init(|| (0..self.words).map(|_| AtomicU64::new(0)).collect())
     }
 
     /// Adds `n` to `word` in the calling thread's lane.
     #[inline]
     pub(crate) fn add(&self, lane: Lane, word: usize, n: u64) {
         if let Some(i) = lane.owned() {
-            let cell = self.word(i, word);
-            cell.store(cell.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+            add_owned(word_in(self.owned(i), word), n);
         } else {
-            self.shared_used.store(true, Ordering::Relaxed);
-            self.word(self.lanes, word).fetch_add(n, Ordering::Relaxed);
+            self.shared()[word].fetch_add(n, Ordering::Relaxed);
         }
     }
 
@@ -156,13 +290,10 @@ impl Cells {
     #[inline]
     pub(crate) fn add_f64(&self, lane: Lane, word: usize, x: f64) {
         if let Some(i) = lane.owned() {
-            let cell = self.word(i, word);
-            let sum = f64::from_bits(cell.load(Ordering::Relaxed)) + x;
-            cell.store(sum.to_bits(), Ordering::Relaxed);
+            add_f64_owned(word_in(self.owned(i), word), x);
         } else {
-            self.shared_used.store(true, Ordering::Relaxed);
-            let cell = self.word(self.lanes, word);
-            let _ = cell.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| Some((f64::from_bits(bits) + x).to_bits()));
+            let _ =
+                self.shared()[word].fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| Some((f64::from_bits(bits) + x).to_bits()));
         }
     }
 
@@ -171,39 +302,85 @@ impl Cells {
     #[inline]
     pub(crate) fn observe(&self, lane: Lane, count_word: usize, sum_word: usize, x: f64) {
         if let Some(i) = lane.owned() {
-            let count = self.word(i, count_word);
-            count.store(count.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
-            let sum = self.word(i, sum_word);
-            sum.store((f64::from_bits(sum.load(Ordering::Relaxed)) + x).to_bits(), Ordering::Relaxed);
+            let blocks = self.owned(i);
+            add_owned(word_in(blocks, count_word), 1);
+            add_f64_owned(word_in(blocks, sum_word), x);
         } else {
             self.add(Lane::SHARED, count_word, 1);
             self.add_f64(Lane::SHARED, sum_word, x);
         }
     }
 
-    /// The lanes that may hold values: those ever claimed, and the shared one once written.
-    fn written_lanes(&self) -> impl Iterator<Item = usize> {
-        let used = USED.load(Ordering::Acquire).min(self.lanes);
-        let shared = self.shared_used.load(Ordering::Relaxed).then_some(self.lanes);
-        (0..used).chain(shared)
+    /// `word` of every lane that wrote this series, then of the shared set once made.
+    fn each_word(&self, word: usize) -> impl Iterator<Item = &AtomicU64> {
+        let chunks = std::iter::successors(self.more.get().map(|c| &**c), |c| c.next.get().map(|c| &**c));
+        let slots = std::iter::once(&self.first).chain(chunks.flat_map(|c| c.slots.iter()));
+        let lanes = slots.filter_map(|slot| slot.words.get()).map(move |blocks| word_in(blocks, word));
+        lanes.chain(self.shared.get().map(|shared| &shared[word]))
     }
 
     /// Sum of `word` over every lane.
     pub(crate) fn sum(&self, word: usize) -> u64 {
-        self.written_lanes().fold(0u64, |acc, lane| acc.wrapping_add(self.word(lane, word).load(Ordering::Relaxed)))
+        self.each_word(word).fold(0u64, |acc, cell| acc.wrapping_add(cell.load(Ordering::Relaxed)))
     }
 
     /// Sum of the `f64` in `word` over every lane.
     pub(crate) fn sum_f64(&self, word: usize) -> f64 {
-        self.written_lanes().map(|lane| f64::from_bits(self.word(lane, word).load(Ordering::Relaxed))).sum()
+        self.each_word(word).map(|cell| f64::from_bits(cell.load(Ordering::Relaxed))).sum()
     }
 
     /// Zeroes every word (for `reset()`; records racing with it may survive or be lost).
     pub(crate) fn clear(&self) {
-        for block in &*self.blocks {
-            for word in &block.0 {
-                word.store(0, Ordering::Relaxed);
+        for word in 0..self.words {
+            for cell in self.each_word(word) {
+                cell.store(0, Ordering::Relaxed);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Cells, Lane, MAX_LANES, check_count, count, fix_count};
+
+    #[test]
+    fn lanes_get_words_when_they_first_write_and_every_write_is_summed() {
+        let cells = Cells::new(20); // two blocks per lane
+        assert!(cells.first.words.get().is_none() && cells.more.get().is_none() && cells.shared.get().is_none(), "nothing before a write");
+        assert_eq!(cells.sum(19), 0);
+        cells.add(Lane(1), 19, 5);
+        assert!(cells.first.words.get().is_some() && cells.more.get().is_none(), "one writing lane: the inline slot only");
+        cells.add(Lane(1), 19, 2);
+        cells.add(Lane(0), 19, 10);
+        let more = cells.more.get().expect("a second lane makes a chunk");
+        assert_eq!(more.slots.iter().filter(|slot| slot.words.get().is_some()).count(), 1, "only the lanes that wrote hold words");
+        for lane in 2..6 {
+            cells.add(Lane(lane), 0, 1); // lanes 2..=4 fill the chunk, lane 5 chains another
+        }
+        assert!(more.next.get().is_some_and(|next| next.slots[0].lane.load(std::sync::atomic::Ordering::Relaxed) == 5));
+        assert_eq!(cells.sum(0), 4);
+        cells.add(Lane::SHARED, 19, 100);
+        cells.observe(Lane(0), 3, 4, 0.5);
+        cells.observe(Lane::SHARED, 3, 4, 0.25);
+        assert_eq!(cells.sum(19), 117);
+        assert_eq!(cells.sum(3), 2);
+        assert!((cells.sum_f64(4) - 0.75).abs() < 1e-12);
+        cells.clear();
+        assert_eq!((cells.sum(19), cells.sum(3)), (0, 0));
+        cells.add(Lane(1), 19, 1);
+        assert_eq!(cells.sum(19), 1, "the slots stay with their lanes after a clear");
+    }
+
+    #[test]
+    fn a_lane_count_is_from_1_to_64_and_fixed_once() {
+        assert!(check_count(0).is_err());
+        assert!(check_count(MAX_LANES + 1).is_err());
+        assert!(check_count(1).is_ok() && check_count(MAX_LANES).is_ok());
+        let fixed = count();
+        assert!(fix_count(fixed).is_ok(), "asking for the count in force is fine");
+        let other = if fixed == 1 { 2 } else { 1 };
+        let err = fix_count(other).expect_err("another count is refused");
+        assert!(err.to_string().contains(&format!("fixed at {fixed}")), "{err}");
+        assert_eq!(count(), fixed, "a refused request changes nothing");
     }
 }

@@ -48,6 +48,7 @@ pub(crate) use export::ExportValue;
 pub(crate) use family::counter_base;
 pub use key::Labels;
 pub(crate) use key::push_label_pair;
+pub use lane::{MAX_LANES, lane_count};
 pub use series::{Counter, Gauge, Histogram, SUMMARY_QUANTILES, Summary};
 pub use snapshot::{HistogramValue, SeriesSnapshot, SeriesValue, Snapshot, SummaryValue};
 
@@ -125,6 +126,24 @@ pub struct StoreSettings {
     pub summary_window: usize,
     /// Histogram bounds for metrics without their own ([`Store::set_buckets`]).
     pub default_buckets: Arc<[f64]>,
+    /// Write lanes per series (1 to [`MAX_LANES`]), `None` for the default: twice the cores,
+    /// rounded up to a power of two, from 4 to 64. Lanes are one count for the whole process (a
+    /// thread's lane is its lane in every series), fixed when its first series or span buffer
+    /// is made, so a store asking for a count after that, and another than the one fixed, is
+    /// refused. More lanes let more threads record without a locked instruction; each costs
+    /// memory in every series (see the README's memory figures), so a 64-core service can ask
+    /// for fewer, and a small machine can measure what 64 cost.
+    ///
+    /// ```
+    /// use flext_obs::store::{Store, StoreSettings, lane_count};
+    /// let fixed = lane_count();
+    /// let same = StoreSettings { lanes: Some(fixed), ..StoreSettings::default() };
+    /// assert!(Store::new(same, true).is_ok());
+    /// let other = StoreSettings { lanes: Some(if fixed == 8 { 16 } else { 8 }), ..StoreSettings::default() };
+    /// assert!(Store::new(other, true).is_err(), "the count is fixed for the process");
+    /// assert!(Store::new(StoreSettings { lanes: Some(65), ..StoreSettings::default() }, true).is_err());
+    /// ```
+    pub lanes: Option<usize>,
 }
 
 impl Default for StoreSettings {
@@ -137,6 +156,7 @@ impl Default for StoreSettings {
             max_series: None,
             summary_window: 1_024,
             default_buckets: DEFAULT_BUCKETS.into(),
+            lanes: None,
         }
     }
 }
@@ -213,6 +233,9 @@ impl Store {
         }
         if settings.max_series == Some(0) {
             return Err(Error::invalid("store", "max_series", 0, "must be at least 1 (or None for no cap)"));
+        }
+        if let Some(lanes) = settings.lanes {
+            lane::fix_count(lanes)?;
         }
         let shards = (0..SHARDS).map(|_| RwLock::default()).collect();
         Ok(Store {
