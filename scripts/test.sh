@@ -12,6 +12,11 @@ fi
 # ports they choose and stop them). Install only what is missing, so a rerun costs nothing.
 source scripts/install-servers.sh
 install_missing_servers
+# Headless Chromium for the /ui browser test; once it is here, the test must run (not skip).
+install_missing_browser
+if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
+  export FLEXT_REQUIRE_BROWSER=1
+fi
 
 # Start one Prometheus, Pushgateway and Alertmanager on 127.0.0.1 for the tests (which read
 # FLEXT_TEST_*), each with a temporary directory; stop them when this script exits. (Run without

@@ -1,7 +1,7 @@
 //! An instrumented service: an inventory whose impl block carries `#[flext_monitor]`, with sync
 //! and async methods, one that fails now and then and one that panics once. It serves
 //! `/metrics`, `/health` and `/ready` on `FLEXT_METRICS_ADDR` (default 127.0.0.1:9464) and opts
-//! in to `/snapshot`, `/alerts`, `/traces` and `/logs` (what it prints at the end, also served;
+//! in to `/snapshot`, `/alerts`, `/traces`, `/logs` and the live page `/ui` (what it prints at the end, also served;
 //! they show error text, so a real service keeps them off or behind `FLEXT_HTTP_TOKEN`), prints a Prometheus scrape config, and keeps serving under load until Ctrl-C
 //! (or for `--seconds N`), printing per-function calls, error rate and latency every few
 //! seconds; at the end, the recent alerts, the health report and one trace as a tree.
@@ -127,7 +127,7 @@ fn serve_endpoint(
         http.routes = flext_obs::config::Routes::ALL;
     }
     let r = http.routes;
-    let opted: Vec<&str> = [(r.snapshot, "/snapshot"), (r.alerts, "/alerts"), (r.traces, "/traces"), (r.logs, "/logs")]
+    let opted: Vec<&str> = [(r.snapshot, "/snapshot"), (r.alerts, "/alerts"), (r.traces, "/traces"), (r.logs, "/logs"), (r.ui, "/ui")]
         .into_iter()
         .filter_map(|(on, path)| on.then_some(path))
         .collect();
@@ -150,6 +150,9 @@ fn main() -> Result<(), flext_obs::Error> {
     let (server, opted) = serve_endpoint(obs, health, addr)?;
     let listen = server.local_addr();
     println!("flext-obs service example: serving http://{listen}/metrics (also /health /ready; opted in: {opted})");
+    if opted.split(' ').any(|path| path == "/ui") {
+        println!("live page: open http://{listen}/ui in a browser");
+    }
     println!(
         "Prometheus scrape config:\n  scrape_configs:\n    - job_name: flext-service\n      static_configs:\n        - targets: ['{listen}']\n"
     );

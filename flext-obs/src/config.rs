@@ -32,7 +32,7 @@
 //! | `FLEXT_EXPORT_REQUEST_TIMEOUT_MS` | longest one Pushgateway push or Alertmanager batch (retries included) may take | milliseconds from 1 to 3,600,000 (default 5,000) |
 //! | `FLEXT_PUSH_STOP_TIMEOUT_MS` | longest stopping the Pushgateway pusher (its final push included) may take | milliseconds from 1 to 3,600,000 (default 5,000) |
 //! | `FLEXT_ALERTMANAGER_STOP_TIMEOUT_MS` | longest dropping the Alertmanager sink may take (what is not sent by then is dropped and counted) | milliseconds from 1 to 3,600,000 (default 5,000) |
-//! | `FLEXT_HTTP_ROUTES` | opt-in endpoint routes besides `/metrics`, `/health`, `/ready` (they show error text, log fields, span attributes) | comma-separated `snapshot`, `alerts`, `traces`, `logs`; or `all`; or `none` (default) |
+//! | `FLEXT_HTTP_ROUTES` | opt-in endpoint routes besides `/metrics`, `/health`, `/ready` (they show error text, log fields, span attributes) | comma-separated `snapshot`, `alerts`, `traces`, `logs`, `ui`; or `all`; or `none` (default) |
 //! | `FLEXT_HTTP_TOKEN` | bearer token the opt-in routes require | 1 to 512 of letters, digits, `-._~+/`, then `=` padding |
 //! | `FLEXT_HTTP_TOKEN_ALL_ROUTES` | the token guards `/metrics`, `/health`, `/ready` too | boolean (default false) |
 //! | `FLEXT_HTTP_HEADER_TIMEOUT_MS` | time to send a whole request head (slowloris bound) | milliseconds, 1 to 3600000 (default 5000) |

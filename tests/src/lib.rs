@@ -1,5 +1,6 @@
 //! Behaviour tests for flext-obs live in `tests/`; this library only holds shared helpers.
 
+pub mod example;
 pub mod faults;
 pub mod otlp_receiver;
 

@@ -4,34 +4,15 @@
 //! substituted as Grafana does), a panicking call shows in the error rate, and the public
 //! Autometrics dashboards' `build_info` join runs without error.
 
+use flext_obs_tests::example::{Example, example_command};
 use flext_obs_tests::http::get;
 use flext_obs_tests::servers::{encode, free_port, prometheus_with_rules, temp_dir};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-/// The main example, run by cargo from the workspace; killed when dropped.
-struct Example(Child);
-
-impl Drop for Example {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace root").to_path_buf()
-}
-
-fn example_command(args: &[&str]) -> Command {
-    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    command.current_dir(workspace()).args(["run", "-q", "-p", "flext-obs-examples", "--example", "service", "--"]).args(args);
-    command
-}
 
 fn query(prometheus: SocketAddr, promql: &str) -> Value {
     let response = get(prometheus, &format!("/api/v1/query?query={}", encode(promql)), &[]).expect("Prometheus answers");

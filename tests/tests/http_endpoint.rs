@@ -253,3 +253,60 @@ fn the_endpoint_settings_come_from_the_environment_and_bad_values_are_refused() 
     let err = Config::from_lookup(|name| (name == "FLEXT_HTTP_TOKEN_ALL_ROUTES").then(|| "true".to_owned())).unwrap_err();
     assert!(err.to_string().contains("needs a token"), "{err}");
 }
+
+#[test]
+fn the_ui_page_is_opt_in_its_data_is_guarded_and_unchanged_data_answers_304() {
+    for n in 1..4 {
+        let _ = served_work(n);
+    }
+    let health = HealthRegistry::builder().build().unwrap();
+    let server =
+        serve_router("127.0.0.1:0".parse().unwrap(), router_with(flext_obs::global().clone(), health.clone(), &HttpSettings::default()))
+            .unwrap();
+    for path in ["/ui", "/ui/data", "/ui/app.js"] {
+        assert_eq!(get(server.local_addr(), path, &[]).unwrap().status, 404, "{path} is opt-in");
+    }
+    server.shutdown();
+
+    let token = BearerToken::new("ui-t0ken").unwrap();
+    let settings = HttpSettings { routes: Routes { ui: true, ..Routes::NONE }, token: Some(token), ..HttpSettings::default() };
+    let server = serve_router("127.0.0.1:0".parse().unwrap(), router_with(flext_obs::global().clone(), health, &settings)).unwrap();
+    let addr = server.local_addr();
+    // The page and its assets hold no data: no token needed, and they may load this origin only.
+    for (path, kind) in [("/ui", "text/html"), ("/ui/app.js", "text/javascript"), ("/ui/app.css", "text/css")] {
+        let asset = get(addr, path, &[]).unwrap();
+        assert_eq!(asset.status, 200, "{path}");
+        assert!(asset.headers["content-type"].starts_with(kind), "{path}: {:?}", asset.headers);
+        assert!(asset.headers["content-security-policy"].contains("default-src 'none'"), "{path}");
+        assert_eq!(asset.headers["x-content-type-options"], "nosniff");
+    }
+    assert!(get(addr, "/ui", &[]).unwrap().body.contains("/ui/app.js"));
+    // The data shows error text: guarded like the other opt-in routes.
+    assert_eq!(get(addr, "/ui/data", &[]).unwrap().status, 401);
+    let auth = [("Authorization", "Bearer ui-t0ken")];
+    let data = get(addr, "/ui/data", &auth).unwrap();
+    assert_eq!(data.status, 200);
+    let json: serde_json::Value = serde_json::from_str(&data.body).unwrap();
+    let row = json["functions"].as_array().unwrap().iter().find(|f| f["function"] == "served_work").expect("a row for served_work");
+    assert!(row["calls"].as_u64().unwrap() >= 3, "{row}");
+    // With nothing recorded in between, the same tag comes back and If-None-Match gets a 304
+    // (other tests of this binary may record meanwhile: then the body and its tag change, and
+    // the newest tag is asked for again).
+    let mut tag = data.headers["etag"].clone();
+    let mut unchanged = None;
+    for _ in 0..100 {
+        let again = get(addr, "/ui/data", &[auth[0], ("If-None-Match", &tag)]).unwrap();
+        if again.status == 304 {
+            unchanged = Some(again);
+            break;
+        }
+        assert_eq!(again.status, 200);
+        assert_ne!(again.headers["etag"], tag, "a 200 to a matching tag");
+        tag = again.headers["etag"].clone();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let unchanged = unchanged.expect("a 304 once nothing changes");
+    assert!(unchanged.body.is_empty());
+    assert_eq!(unchanged.headers["etag"], tag);
+    server.shutdown();
+}

@@ -38,15 +38,19 @@ pub struct Routes {
     pub traces: bool,
     /// `/logs`: the recent log entries, with their fields.
     pub logs: bool,
+    /// `/ui`: a live page in the browser (functions, latencies, callers, traces, alerts,
+    /// health, logs), and `/ui/data`, the JSON it polls, which shows what the four routes above
+    /// show.
+    pub ui: bool,
 }
 
 impl Routes {
     /// Only `/metrics`, `/health` and `/ready` (the default).
-    pub const NONE: Routes = Routes { snapshot: false, alerts: false, traces: false, logs: false };
+    pub const NONE: Routes = Routes { snapshot: false, alerts: false, traces: false, logs: false, ui: false };
     /// Every opt-in route.
-    pub const ALL: Routes = Routes { snapshot: true, alerts: true, traces: true, logs: true };
+    pub const ALL: Routes = Routes { snapshot: true, alerts: true, traces: true, logs: true, ui: true };
     /// The names [`parse`](Routes::parse) accepts besides `all` and `none`.
-    pub const NAMES: &'static [&'static str] = &["snapshot", "alerts", "traces", "logs"];
+    pub const NAMES: &'static [&'static str] = &["snapshot", "alerts", "traces", "logs", "ui"];
 
     /// Reads a comma-separated list of [`NAMES`](Routes::NAMES), or `all`, or `none`.
     pub fn parse(list: &str) -> Result<Routes> {
@@ -59,11 +63,12 @@ impl Routes {
                 "alerts" => routes.alerts = true,
                 "traces" => routes.traces = true,
                 "logs" => routes.logs = true,
+                "ui" => routes.ui = true,
                 _ => {
                     return Err(Error::UnknownVariant {
                         kind: "HTTP route",
                         value: name.to_owned(),
-                        expected: &["snapshot", "alerts", "traces", "logs", "all", "none"],
+                        expected: &["snapshot", "alerts", "traces", "logs", "ui", "all", "none"],
                     });
                 }
             }

@@ -1,5 +1,5 @@
 //! The HTTP endpoint: `/metrics` (content negotiation), `/health`, `/ready`, and opt-in
-//! `/snapshot`, `/alerts`, `/traces`, `/logs`.
+//! `/snapshot`, `/alerts`, `/traces`, `/logs` and the live page `/ui` (module [`ui`]).
 //!
 //! It runs inside someone else's process, so every connection is bounded ([`HttpSettings`]):
 //! a request head must arrive within `header_read_timeout` (slowloris clients are closed), a
@@ -25,6 +25,7 @@
 mod conn;
 mod routes;
 mod server;
+pub mod ui;
 
 pub use routes::{router, router_with};
 pub use server::{Server, ServerStats, serve_router, serve_router_with};

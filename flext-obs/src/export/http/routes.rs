@@ -6,6 +6,7 @@
 //! JSON of the whole store) runs on the blocking pool (`spawn_blocking`), so a big `/snapshot`
 //! never holds the threads that accept connections and answer `/ready` or `/health`.
 
+use super::ui;
 use crate::api::Observability;
 use crate::config::{BearerToken, HttpSettings, Routes};
 use crate::export::prometheus::{Format, render_export};
@@ -64,7 +65,7 @@ pub fn router(obs: Observability, health: HealthRegistry) -> Router {
 /// # Ok::<(), flext_obs::Error>(())
 /// ```
 pub fn router_with(obs: Observability, health: HealthRegistry, settings: &HttpSettings) -> Router {
-    let Routes { snapshot: with_snapshot, alerts: with_alerts, traces: with_traces, logs: with_logs } = settings.routes;
+    let Routes { snapshot: with_snapshot, alerts: with_alerts, traces: with_traces, logs: with_logs, ui: with_ui } = settings.routes;
     let mut app = Router::new().route("/metrics", get(metrics)).route("/health", get(health_report)).route("/ready", get(ready));
     if with_snapshot {
         app = app.route("/snapshot", get(snapshot));
@@ -77,6 +78,13 @@ pub fn router_with(obs: Observability, health: HealthRegistry, settings: &HttpSe
     }
     if with_logs {
         app = app.route("/logs", get(logs));
+    }
+    if with_ui {
+        app = app
+            .route("/ui", get(|| async { ui_asset("text/html; charset=utf-8", ui::PAGE) }))
+            .route("/ui/app.js", get(|| async { ui_asset("text/javascript; charset=utf-8", ui::SCRIPT) }))
+            .route("/ui/app.css", get(|| async { ui_asset("text/css; charset=utf-8", ui::STYLE) }))
+            .route("/ui/data", get(ui_data));
     }
     app.with_state(Shared {
         obs,
@@ -125,9 +133,23 @@ fn same_token(given: &[u8], expected: &[u8]) -> bool {
 
 /// Runs an opt-in route's `render` when its turn comes (503 if it does not come in time).
 async fn opt_in(shared: &Shared, render: impl FnOnce() -> String + Send + 'static) -> Response {
+    match in_turn(shared, render).await {
+        Ok(body) => ([(header::CONTENT_TYPE, HeaderValue::from_static(JSON))], body).into_response(),
+        Err(refused) => refused,
+    }
+}
+
+/// `render`'s result, run on the blocking pool when an opt-in render turn comes; the response
+/// to send instead when it does not come in time (503) or the render panicked (500).
+async fn in_turn<T: Send + 'static>(shared: &Shared, render: impl FnOnce() -> T + Send + 'static) -> Result<T, Response> {
     match tokio::time::timeout(shared.opt_in_wait, shared.opt_in_renders.acquire()).await {
-        Ok(Ok(_turn)) => off_thread(JSON, render).await,
-        _ => (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, HeaderValue::from_static("1"))], "busy rendering\n").into_response(),
+        Ok(Ok(_turn)) => tokio::task::spawn_blocking(render)
+            .await
+            .map_err(|err| (StatusCode::INTERNAL_SERVER_ERROR, format!("rendering failed: {err}\n")).into_response()),
+        _ => {
+            Err((StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, HeaderValue::from_static("1"))], "busy rendering\n")
+                .into_response())
+        }
     }
 }
 
@@ -215,6 +237,42 @@ async fn logs(State(shared): State<Shared>, headers: HeaderMap) -> Response {
         return refused;
     }
     opt_in(&shared, || json(&crate::log::recent())).await
+}
+
+/// The page or one of its assets: static text, no data, so no token; never framed, and what it
+/// may load is this origin only.
+fn ui_asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(ui::CONTENT_SECURITY_POLICY)),
+            (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+            (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// What the page polls: [`ui::UiData`] as JSON with an entity tag; `304` when the caller's
+/// `If-None-Match` names the current one.
+async fn ui_data(State(shared): State<Shared>, headers: HeaderMap) -> Response {
+    if let Some(refused) = shared.refuse(Guard::OptIn, &headers) {
+        return refused;
+    }
+    let obs = shared.obs.clone();
+    let (body, tag) = match in_turn(&shared, move || ui::render(&obs)).await {
+        Ok(rendered) => rendered,
+        Err(refused) => return refused,
+    };
+    let tag_header = HeaderValue::from_str(&tag).unwrap_or_else(|_| HeaderValue::from_static("\"none\""));
+    let cache = (header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    let given = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());
+    if given.is_some_and(|given| ui::matches(given, &tag)) {
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, tag_header), cache]).into_response();
+    }
+    ([(header::ETAG, tag_header), cache, (header::CONTENT_TYPE, HeaderValue::from_static(JSON))], body).into_response()
 }
 
 #[cfg(test)]
