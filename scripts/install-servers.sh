@@ -28,3 +28,20 @@ install_missing_browser() {
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q --no-install-recommends chromium chromium-driver \
     || echo "WARNING: chromium could not be installed: the /ui browser test will be skipped" >&2
 }
+
+# Firefox for the same test: Debian's firefox-esr, and Mozilla's geckodriver from crates.io
+# (Debian does not package it; `cargo install --locked` builds the version Mozilla published).
+install_missing_firefox() {
+  if ! command -v firefox-esr >/dev/null 2>&1; then
+    echo "installing firefox-esr"
+    local sudo_cmd=""
+    [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q --no-install-recommends firefox-esr \
+      || echo "WARNING: firefox-esr could not be installed: the /ui test will skip Firefox" >&2
+  fi
+  if ! command -v geckodriver >/dev/null 2>&1; then
+    echo "installing geckodriver (cargo install --locked geckodriver)"
+    cargo install --locked --quiet geckodriver@0.37.1 \
+      || echo "WARNING: geckodriver could not be installed: the /ui test will skip Firefox" >&2
+  fi
+}

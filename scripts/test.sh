@@ -17,6 +17,10 @@ install_missing_browser
 if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
   export FLEXT_REQUIRE_BROWSER=1
 fi
+install_missing_firefox
+if command -v firefox-esr >/dev/null 2>&1 && command -v geckodriver >/dev/null 2>&1; then
+  export FLEXT_REQUIRE_FIREFOX=1
+fi
 
 # Start one Prometheus, Pushgateway and Alertmanager on 127.0.0.1 for the tests (which read
 # FLEXT_TEST_*), each with a temporary directory; stop them when this script exits. (Run without

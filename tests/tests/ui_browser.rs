@@ -1,14 +1,15 @@
-//! The `/ui` page of the main example in a real headless Chromium (Debian's `chromium` driven by
-//! its `chromedriver` over `WebDriver`, with fantoccini): the function table shows
+//! The `/ui` page of the main example in real headless browsers, Debian's `chromium` (driven by
+//! its `chromedriver`) and `firefox-esr` (driven by geckodriver, from crates.io), over
+//! `WebDriver` with fantoccini: the function table shows
 //! `Inventory::place_order` with a call rate that is not zero and changes between updates, the
 //! rows sort and take the keyboard, a trace renders as a waterfall, errors show (in the table,
 //! the alerts and a failed span), the page fits a phone's width, it made no request off
 //! 127.0.0.1 and the browser logged no error. It saves a screenshot (`FLEXT_UI_SCREENSHOT`
 //! names where; the README's is `docs/ui.png`).
 //!
-//! Without chromium and chromedriver the test says so loudly and returns, unless
-//! `FLEXT_REQUIRE_BROWSER=1` (set by `scripts/test.sh` once it has installed them), when it
-//! fails.
+//! Without a browser or its driver the test says so loudly and skips that browser, unless
+//! `FLEXT_REQUIRE_BROWSER=1` (Chromium) or `FLEXT_REQUIRE_FIREFOX=1` (set by `scripts/test.sh`
+//! once it has installed them), when it fails. The console log is read in Chromium only.
 
 use fantoccini::key::Key;
 use fantoccini::wd::WebDriverCompatibleCommand;
@@ -83,22 +84,113 @@ fn rate_of(cells: &[String]) -> f64 {
     cells[1].trim().parse().unwrap_or_else(|_| panic!("a calls/s cell: {cells:?}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_ui_page_shows_the_main_example_live_in_a_real_chromium() {
-    let (Some(driver_path), true) = (which("chromedriver"), std::path::Path::new(CHROMIUM).exists()) else {
-        assert!(
-            std::env::var("FLEXT_REQUIRE_BROWSER").as_deref() != Ok("1"),
-            "FLEXT_REQUIRE_BROWSER=1 but chromium or chromedriver is missing"
-        );
-        eprintln!(
-            "\n\n*** SKIPPED: the /ui browser test needs {CHROMIUM} and chromedriver (Debian: apt-get install chromium chromium-driver) ***\n\n"
-        );
-        return;
-    };
+/// A browser and its `WebDriver` server, as Debian (and crates.io, for geckodriver) ship them.
+#[derive(Clone, Copy, PartialEq)]
+enum Browser {
+    Chromium,
+    Firefox,
+}
 
+impl Browser {
+    fn name(self) -> &'static str {
+        match self {
+            Browser::Chromium => "chromium",
+            Browser::Firefox => "firefox",
+        }
+    }
+    fn binary(self) -> &'static str {
+        match self {
+            Browser::Chromium => CHROMIUM,
+            Browser::Firefox => FIREFOX,
+        }
+    }
+    fn driver(self) -> &'static str {
+        match self {
+            Browser::Chromium => "chromedriver",
+            Browser::Firefox => "geckodriver",
+        }
+    }
+    /// The variable `scripts/test.sh` sets once it installed this browser: then a missing one
+    /// fails the test instead of skipping it.
+    fn required_by(self) -> &'static str {
+        match self {
+            Browser::Chromium => "FLEXT_REQUIRE_BROWSER",
+            Browser::Firefox => "FLEXT_REQUIRE_FIREFOX",
+        }
+    }
+    fn capabilities(self, profile: &std::path::Path) -> Value {
+        match self {
+            Browser::Chromium => json!({
+                "browserName": "chrome",
+                "goog:loggingPrefs": {"browser": "ALL"},
+                "goog:chromeOptions": {
+                    "binary": CHROMIUM,
+                    // Headless as root in a container; no background traffic (the network is closed).
+                    "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
+                             "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-extensions",
+                             "--window-size=1280,1400", format!("--user-data-dir={}", profile.display())],
+                },
+            }),
+            Browser::Firefox => json!({
+                "browserName": "firefox",
+                "moz:firefoxOptions": {
+                    "binary": FIREFOX,
+                    "args": ["-headless", "-width=1280", "-height=1400"],
+                    // No update, telemetry or safe-browsing traffic (the network is closed).
+                    "prefs": {"app.update.disabledForTesting": true, "browser.safebrowsing.malware.enabled": false,
+                              "browser.safebrowsing.phishing.enabled": false, "datareporting.policy.dataSubmissionEnabled": false,
+                              "toolkit.telemetry.enabled": false, "network.captive-portal-service.enabled": false},
+                },
+            }),
+        }
+    }
+}
+
+const FIREFOX: &str = "/usr/bin/firefox-esr";
+
+/// Starts `browser`'s `WebDriver` server and a session, or says loudly why it cannot (and fails
+/// when the browser was required).
+async fn session(browser: Browser) -> Option<(Driver, Client)> {
+    let found = which(browser.driver()).filter(|_| std::path::Path::new(browser.binary()).exists());
+    let Some(driver_path) = found else {
+        let name = browser.name();
+        assert!(
+            std::env::var(browser.required_by()).as_deref() != Ok("1"),
+            "{}=1 but {} or {} is missing",
+            browser.required_by(),
+            browser.binary(),
+            browser.driver()
+        );
+        eprintln!("\n\n*** SKIPPED in {name}: the /ui browser test needs {} and {} ***\n\n", browser.binary(), browser.driver());
+        return None;
+    };
+    let driver_port = free_port();
+    let driver = Driver(
+        Command::new(driver_path)
+            .arg(format!("--port={driver_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the WebDriver server starts"),
+    );
+    let driver_addr = SocketAddr::from(([127, 0, 0, 1], driver_port));
+    // A listening port is enough: fantoccini asks for the session and says what fails.
+    let up = eventually(Duration::from_secs(30), async || std::net::TcpStream::connect(driver_addr).ok()).await;
+    assert!(up.is_some(), "{} listens", browser.driver());
+    let profile = temp_dir("ui-browser-profile");
+    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(browser.capabilities(&profile).as_object().expect("an object").clone())
+        .connect(&format!("http://{driver_addr}"))
+        .await
+        .unwrap_or_else(|e| panic!("a {} session: {e}", browser.name()));
+    Some((driver, client))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ui_page_shows_the_main_example_live_in_real_chromium_and_firefox() {
     let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let _example = Example(
-        example_command(&["--seconds", "240"])
+        example_command(&["--seconds", "300"])
             .env("FLEXT_METRICS_ADDR", addr.to_string())
             .env_remove("FLEXT_HTTP_ROUTES")
             .env_remove("FLEXT_HTTP_TOKEN")
@@ -110,44 +202,16 @@ async fn the_ui_page_shows_the_main_example_live_in_a_real_chromium() {
     let serving = eventually(Duration::from_secs(180), async || get(addr, "/ui/data", &[]).ok().filter(|r| r.status == 200)).await;
     assert!(serving.is_some(), "the example serves /ui/data");
 
-    let driver_port = free_port();
-    let _driver = Driver(
-        Command::new(driver_path)
-            .arg(format!("--port={driver_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver starts"),
-    );
-    let driver_addr = SocketAddr::from(([127, 0, 0, 1], driver_port));
-    // A listening port is enough: fantoccini asks for the session and says what fails.
-    let up = eventually(Duration::from_secs(30), async || std::net::TcpStream::connect(driver_addr).ok()).await;
-    assert!(up.is_some(), "chromedriver listens");
-
-    let profile = temp_dir("ui-browser-profile");
-    let capabilities = json!({
-        "browserName": "chrome",
-        "goog:loggingPrefs": {"browser": "ALL"},
-        "goog:chromeOptions": {
-            "binary": CHROMIUM,
-            // Headless as root in a container; no background traffic (the network is closed).
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-extensions",
-                     "--window-size=1280,1400", format!("--user-data-dir={}", profile.display())],
-        },
-    });
-    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(capabilities.as_object().expect("an object").clone())
-        .connect(&format!("http://{driver_addr}"))
-        .await
-        .expect("a WebDriver session");
-
-    let result = check_page(&client, addr).await;
-    let _ = client.close().await;
-    result.unwrap_or_else(|failure| panic!("{failure}"));
+    for browser in [Browser::Chromium, Browser::Firefox] {
+        let Some((_driver, client)) = session(browser).await else { continue };
+        let result = check_page(&client, addr, browser).await;
+        let _ = client.close().await;
+        result.unwrap_or_else(|failure| panic!("in {}: {failure}", browser.name()));
+        eprintln!("/ui passed in {}", browser.name());
+    }
 }
 
-async fn check_page(client: &Client, addr: SocketAddr) -> Result<(), String> {
+async fn check_page(client: &Client, addr: SocketAddr, browser: Browser) -> Result<(), String> {
     let origin = format!("http://{addr}");
     client.goto(&format!("{origin}/ui")).await.map_err(|e| e.to_string())?;
 
@@ -182,7 +246,8 @@ async fn check_page(client: &Client, addr: SocketAddr) -> Result<(), String> {
     // The screenshot at 1280 px, for the README, once the sparklines have a few points.
     eventually(Duration::from_secs(20), async || script(client, "return window.flextUi.reads").await.as_u64().filter(|n| *n >= 12)).await;
     let png = client.screenshot().await.map_err(|e| e.to_string())?;
-    let shot = std::env::var_os("FLEXT_UI_SCREENSHOT").map_or_else(|| temp_dir("ui-screenshot").join("ui.png"), Into::into);
+    let readme = std::env::var_os("FLEXT_UI_SCREENSHOT").filter(|_| browser == Browser::Chromium);
+    let shot = readme.map_or_else(|| temp_dir("ui-screenshot").join(format!("ui-{}.png", browser.name())), Into::into);
     std::fs::write(&shot, &png).map_err(|e| format!("{}: {e}", shot.display()))?;
     eprintln!(
         "screenshot ({} bytes) in {}; {bars} span bars, {failed} failed; calls/s {} then {}",
@@ -191,7 +256,7 @@ async fn check_page(client: &Client, addr: SocketAddr) -> Result<(), String> {
         first[1],
         changed[1]
     );
-    check_phone_width_requests_and_console(client, &origin).await
+    check_phone_width_requests_and_console(client, &origin, browser).await
 }
 
 /// A trace renders as a waterfall with bars; a failed trace shows its failed span. Returns the
@@ -261,7 +326,7 @@ async fn check_keyboard_and_sorting(client: &Client) -> Result<(), String> {
 }
 
 /// A phone's width fits; every request went to the example; the console has no error.
-async fn check_phone_width_requests_and_console(client: &Client, origin: &str) -> Result<(), String> {
+async fn check_phone_width_requests_and_console(client: &Client, origin: &str, browser: Browser) -> Result<(), String> {
     // A phone's width: the page itself never scrolls sideways (wide tables scroll inside).
     client.set_window_size(390, 844).await.map_err(|e| e.to_string())?;
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -276,8 +341,9 @@ async fn check_phone_width_requests_and_console(client: &Client, origin: &str) -
     if urls.len() < 4 || urls.iter().any(|u| !u.starts_with(&format!("{origin}/"))) {
         return Err(format!("requests off {origin}: {urls:?}"));
     }
-    // No error in the browser's console, nor one the page caught.
-    let log = client.issue_cmd(BrowserLog).await.map_err(|e| e.to_string())?;
+    // No error in the browser's console (Chromium's log; geckodriver has no log command), nor
+    // one the page caught.
+    let log = if browser == Browser::Chromium { client.issue_cmd(BrowserLog).await.map_err(|e| e.to_string())? } else { Value::Null };
     let severe: Vec<&Value> = log.as_array().into_iter().flatten().filter(|entry| entry["level"] == "SEVERE").collect();
     let caught = script(client, "return window.flextUi.errors").await;
     if !severe.is_empty() || caught.as_array().is_none_or(|e| !e.is_empty()) {
