@@ -3,7 +3,7 @@
 //! | variable | meaning | accepted values |
 //! |---|---|---|
 //! | `FLEXT_OBSERVABILITY_ENABLED` | record at all | `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off` |
-//! | `FLEXT_LOG_LEVEL` | lowest level logged | `debug`, `info`, `warning`, `error`, `critical` |
+//! | `FLEXT_LOG_LEVEL` | lowest level logged (also by the `log` bridge) | `debug`, `info`, `warning` (or `warn`), `error`, `critical` |
 //! | `AUTOMETRICS_SERVICE_NAME`, then `OTEL_SERVICE_NAME`, then `FLEXT_SERVICE_NAME` | the one `service_name` label of every series (default: the executable's name, without the hash cargo adds to test binaries) | non-empty text, at most [`MAX_TEXT_BYTES`] bytes |
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT` | OTLP/HTTP collector | `http://` URL (`https://` is refused: no TLS yet) |
 //! | `PROMETHEUS_PUSH_GATEWAY` | Pushgateway for batch jobs | `http://` URL (`https://` is refused: no TLS yet) |

@@ -29,6 +29,7 @@
 pub mod alert;
 pub mod api;
 mod attributes;
+pub mod bridge;
 mod clock;
 pub mod config;
 pub mod context;

@@ -49,8 +49,10 @@ impl Config {
             builder = builder.enabled(parse_bool(var, &v)?);
         }
         if let Some((var, v)) = get("FLEXT_LOG_LEVEL") {
-            let level =
-                v.trim().to_ascii_lowercase().parse().map_err(|_| env_err(var, &v, format!("one of {}", LogLevel::NAMES.join(", "))))?;
+            // `warn` too: the spelling of `log`, `tracing` and most loggers.
+            let name = v.trim().to_ascii_lowercase();
+            let name = if name == "warn" { "warning".to_owned() } else { name };
+            let level = name.parse().map_err(|_| env_err(var, &v, format!("one of {} (or warn)", LogLevel::NAMES.join(", "))))?;
             builder = builder.log_level(level);
         }
         // The Autometrics specification's order: its own variable, then OpenTelemetry's, then ours.

@@ -1,0 +1,9 @@
+//! Bridges from the facades a service's other crates already report through into the
+//! flext-obs store, so one pipeline serves everything: the `metrics` facade's recorder
+//! ([`metrics`], feature `bridge-metrics`) and the `log` facade's logger ([`log`], feature
+//! `bridge-log`). Each is behind its own feature, off by default.
+
+#[cfg(feature = "bridge-log")]
+pub mod log;
+#[cfg(feature = "bridge-metrics")]
+pub mod metrics;
