@@ -13,6 +13,7 @@ pub(crate) struct Worker {
     stop: Option<Sender<()>>,
     thread: Option<JoinHandle<()>>,
     /// Disconnected when the body has returned (or unwound): what `stop_within` waits on.
+    #[cfg_attr(not(feature = "push"), allow(dead_code))] // only the pusher stops within a deadline
     done: std::sync::Mutex<Receiver<()>>,
 }
 
@@ -38,6 +39,7 @@ impl Worker {
     /// Signals the thread and waits at most `timeout` for it; true when it finished. A thread
     /// still busy then (a request to a peer that does not answer) is left to end on its own: its
     /// body must bound its own waits.
+    #[cfg_attr(not(feature = "push"), allow(dead_code))]
     pub(crate) fn stop_within(&mut self, timeout: Duration) -> bool {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());

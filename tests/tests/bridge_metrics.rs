@@ -140,3 +140,28 @@ fn the_series_limit_and_retention_apply_to_bridged_series() {
     assert!(obs.store().sweep() >= 3, "the three let-go series are evicted");
     assert!(obs.snapshot().series.iter().filter(|s| s.name == "logins" && s.labels.get("user").is_some_and(|u| u == "0")).count() == 0);
 }
+
+#[test]
+fn bridged_metrics_are_exported_over_otlp() {
+    use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
+    let obs = instance(Config::builder());
+    let recorder = Recorder::builder(obs.clone()).build();
+    metrics::with_local_recorder(&recorder, || metrics::counter!("jobs.done", "queue" => "mail").increment(3));
+    let receiver = flext_obs_tests::otlp_receiver::Receiver::start();
+    let settings = flext_obs::config::OtlpSettings { schedule_delay: Duration::from_millis(50), ..Default::default() };
+    let handle = flext_obs::export::otlp::OtlpExporter::new(&receiver.endpoint())
+        .unwrap()
+        .settings(settings)
+        .metrics(true)
+        .install(obs.clone())
+        .unwrap();
+    handle.flush().unwrap();
+    let requests = receiver.metric_requests();
+    let metrics = &requests.last().expect("a metrics request").resource_metrics[0].scope_metrics[0].metrics;
+    let jobs = metrics.iter().find(|m| m.name == "jobs_done").expect("the bridged counter in OTLP");
+    let Some(metric::Data::Sum(sum)) = &jobs.data else { panic!("a counter is a sum: {jobs:?}") };
+    let point = sum.data_points.first().expect("its point");
+    assert_eq!(point.value, Some(number_data_point::Value::AsDouble(3.0)));
+    assert_eq!(flext_obs_tests::otlp_receiver::string_attr(&point.attributes, "queue").as_deref(), Some("mail"));
+    handle.shutdown().unwrap();
+}

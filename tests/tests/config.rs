@@ -62,7 +62,7 @@ fn service_name_follows_the_autometrics_order_and_empty_counts_as_unset() {
 fn malformed_values_name_the_variable_the_value_and_what_was_expected() {
     let cases = [
         ("FLEXT_OBSERVABILITY_ENABLED", "maybe", "a boolean: true/false, 1/0, yes/no, on/off"),
-        ("FLEXT_LOG_LEVEL", "verbose", "one of debug, info, warning, error, critical"),
+        ("FLEXT_LOG_LEVEL", "verbose", "one of debug, info, warning, error, critical (or warn)"),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4318", "an http:// URL with a host"),
         ("PROMETHEUS_PUSH_GATEWAY", "http://", "an http:// URL with a host"),
         ("FLEXT_ALERTMANAGER_URL", "ftp://x", "an http:// URL with a host"),
@@ -178,4 +178,12 @@ fn the_new_store_bounds_are_read_from_the_environment() {
     assert_eq!(with(&[]).unwrap().store().raw_history_names, 256);
     let err = with(&[("FLEXT_RAW_HISTORY_NAMES", "-1")]).unwrap_err();
     assert_eq!(err.to_string(), "environment variable FLEXT_RAW_HISTORY_NAMES=\"-1\" is invalid: expected a whole number >= 0");
+}
+
+#[test]
+fn the_log_level_takes_warn_as_well_as_warning() {
+    for spelling in ["warn", "WARN", "warning"] {
+        let config = Config::from_lookup(|var| (var == "FLEXT_LOG_LEVEL").then(|| spelling.to_owned())).unwrap();
+        assert_eq!(config.log_level(), LogLevel::Warning, "{spelling}");
+    }
 }
