@@ -1,8 +1,11 @@
 //! Bridges from the facades a service's other crates already report through into the
 //! flext-obs store, so one pipeline serves everything: the `metrics` facade's recorder
-//! ([`metrics`], feature `bridge-metrics`) and the `log` facade's logger ([`log`], feature
-//! `bridge-log`). Each is behind its own feature, off by default.
+//! ([`metrics`], feature `bridge-metrics`), the `log` facade's logger ([`log`], feature
+//! `bridge-log`), and HTTP middleware for axum/hyper servers and outgoing requests ([`http`],
+//! feature `bridge-http`). Each is behind its own feature, off by default.
 
+#[cfg(feature = "bridge-http")]
+pub mod http;
 #[cfg(feature = "bridge-log")]
 pub mod log;
 #[cfg(feature = "bridge-metrics")]

@@ -17,6 +17,25 @@ pub const MAX_DYNAMIC_SITES: usize = 1_000;
 /// `#[flext_monitor]` records. The outcome is ok unless [`Call::mark_error`] is called (or the
 /// thread panics before the guard is dropped).
 pub fn call(name: &str) -> Result<Call> {
+    Ok(Call::enter(site_named(name)?))
+}
+
+/// Like [`call`], for work that runs as a future: the call's span is not attached to the
+/// thread; run the work in [`Call::context`] on every poll (as the HTTP middleware does).
+///
+/// ```
+/// let call = flext_obs::monitor::call_async("GET /orders/{id}")?;
+/// let context = call.context(); // attach it around each poll of the work
+/// assert!(context.span().is_some());
+/// drop(call);
+/// # Ok::<(), flext_obs::Error>(())
+/// ```
+pub fn call_async(name: &str) -> Result<Call> {
+    Ok(Call::enter_async(site_named(name)?))
+}
+
+/// The call site of run-time name `name`, made on its first use.
+fn site_named(name: &str) -> Result<&'static CallSite> {
     validate::text("monitor", "name", name)?;
     if name.len() > validate::MAX_NAME_LEN {
         return Err(Error::invalid("monitor", "name", name, format!("must be at most {} bytes", validate::MAX_NAME_LEN)));
@@ -41,7 +60,7 @@ pub fn call(name: &str) -> Result<Call> {
             }
         }
     };
-    Ok(Call::enter(site))
+    Ok(site)
 }
 
 /// Runs `work` as a monitored call named `name`; an `Err` is recorded as an error (alert
