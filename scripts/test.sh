@@ -96,7 +96,7 @@ cargo test --workspace
 cargo check -q -p flext-obs --no-default-features
 cargo check -q -p flext-obs
 cargo check -q -p flext-obs --no-default-features --features otlp
-cargo check -q -p flext-obs --no-default-features --features bridge-metrics,bridge-log,bridge-http
+cargo check -q -p flext-obs --no-default-features --features bridge-metrics,bridge-log,bridge-http,bridge-tracing
 
 # With monitoring compiled out, #[flext_monitor] must leave items unchanged.
 cargo test -p flext-obs-tests --features disable-monitoring --test disabled

@@ -219,9 +219,13 @@ pub fn clear() {
 /// Keeps a finished manual span if the sampler says so (manual spans have no rate limit: they
 /// are made by hand, not per call).
 fn keep_manual(span: Span, sampled: bool) {
-    if !crate::sample::keeps_unlimited(sampled, span.status() == SpanStatus::Error) {
-        return;
+    if crate::sample::keeps_unlimited(sampled, span.status() == SpanStatus::Error) {
+        keep_finished(span);
     }
+}
+
+/// Keeps a finished span the sampler kept: exported (when OTLP is on) and in the buffer.
+fn keep_finished(span: Span) {
     #[cfg(feature = "otlp")]
     if crate::outbox::is_open() {
         crate::outbox::offer(crate::outbox::Item::Manual(Box::new(span.clone())));
@@ -324,6 +328,20 @@ impl ActiveSpan {
         span.finish(status);
         keep_manual(span.clone(), self.sampled);
         span
+    }
+}
+
+impl ActiveSpan {
+    /// Ends the span with `status` and keeps it if the sampler and `limiter` (a rate per
+    /// second, as a monitored function has) admit it: for spans made per call by a bridge.
+    #[cfg(feature = "bridge-tracing")]
+    pub(crate) fn finish_rate_limited(mut self, status: SpanStatus, limiter: &crate::sample::RateLimiter) {
+        let mut span = self.span.take().unwrap_or_else(|| unreachable!("finish consumes the span once"));
+        span.finish(status);
+        let verdict = crate::sample::keep(self.sampled, status == SpanStatus::Error, limiter, crate::clock::now());
+        if verdict == crate::sample::Verdict::Keep {
+            keep_finished(span);
+        }
     }
 }
 

@@ -1,0 +1,95 @@
+//! `tracing` spans as flext-obs spans (`bridge::tracing::SpanLayer`) under a real
+//! `tracing_subscriber::registry()`: `#[instrument]` around a monitored call around an
+//! `#[instrument]` is one trace with the right parents both ways, fields (at creation and
+//! recorded later) are attributes, `ERROR` events and `#[instrument(err)]` make the status
+//! error, the monitored call's own `tracing` span is not recorded twice, and log lines inside an
+//! entered span carry its IDs.
+
+use flext_obs::bridge::tracing::SpanLayer;
+use flext_obs::{Span, SpanStatus, flext_monitor};
+use serde_json::Value;
+use tracing_subscriber::layer::SubscriberExt as _;
+
+#[tracing::instrument(fields(order = 42, state = tracing::field::Empty))]
+fn bridge_outer() -> u64 {
+    tracing::Span::current().record("state", "checked");
+    bridge_monitored() + 1
+}
+
+#[flext_monitor]
+fn bridge_monitored() -> u64 {
+    bridge_leaf(2)
+}
+
+#[tracing::instrument]
+fn bridge_leaf(n: u64) -> u64 {
+    flext_obs::log::info("inside the leaf", &[]).unwrap();
+    n * 10
+}
+
+#[tracing::instrument(err)]
+fn bridge_fails(n: u64) -> Result<u64, String> {
+    if n > 1 { Err(format!("{n} is too many")) } else { Ok(n) }
+}
+
+#[tracing::instrument]
+fn bridge_logs_an_error() {
+    tracing::error!(code = 7, "the disk is gone");
+}
+
+fn spans_named(name: &str) -> Vec<Span> {
+    flext_obs::trace::recent_spans().into_iter().filter(|s| s.name() == name).collect()
+}
+
+#[test]
+fn instrumented_and_monitored_calls_nest_in_one_trace_both_ways() {
+    let captured = flext_obs::log::capture();
+    let subscriber = tracing_subscriber::registry().with(SpanLayer::new());
+    let result = tracing::subscriber::with_default(subscriber, bridge_outer);
+    assert_eq!(result, 21);
+
+    let outer = spans_named("bridge_outer");
+    let monitored = spans_named("bridge_monitored");
+    let leaf = spans_named("bridge_leaf");
+    assert_eq!((outer.len(), monitored.len(), leaf.len()), (1, 1, 1), "one span each, none twice");
+    let (outer, monitored, leaf) = (&outer[0], &monitored[0], &leaf[0]);
+    assert_eq!(outer.parent_span_id(), None, "a root");
+    assert_eq!(monitored.trace_id(), outer.trace_id());
+    assert_eq!(monitored.parent_span_id(), Some(outer.span_id()), "the monitored call is the instrumented span's child");
+    assert_eq!(leaf.trace_id(), outer.trace_id());
+    assert_eq!(leaf.parent_span_id(), Some(monitored.span_id()), "the instrumented leaf is the monitored call's child");
+    assert_eq!(outer.attributes().get("order").map(String::as_str), Some("42"));
+    assert_eq!(outer.attributes().get("state").map(String::as_str), Some("checked"), "recorded after creation");
+    assert_eq!(leaf.attributes().get("n").map(String::as_str), Some("2"));
+    assert_eq!(outer.status(), SpanStatus::Completed);
+
+    // The log line written inside the leaf carries the leaf's IDs.
+    let line: Value =
+        captured.lines().iter().map(|l| serde_json::from_str::<Value>(l).unwrap()).find(|l| l["message"] == "inside the leaf").unwrap();
+    assert_eq!(line["trace.id"], outer.trace_id().to_string());
+    assert_eq!(line["span.id"], leaf.span_id().to_string());
+}
+
+#[test]
+fn error_events_and_instrumented_errors_set_the_span_status() {
+    let subscriber = tracing_subscriber::registry().with(SpanLayer::new());
+    tracing::subscriber::with_default(subscriber, || {
+        let _ = bridge_fails(1);
+        let _ = bridge_fails(5);
+        bridge_logs_an_error();
+    });
+    let mut statuses: Vec<SpanStatus> = spans_named("bridge_fails").iter().map(Span::status).collect();
+    statuses.sort_by_key(|s| s.as_str());
+    assert_eq!(statuses, [SpanStatus::Completed, SpanStatus::Error]);
+    assert_eq!(spans_named("bridge_logs_an_error")[0].status(), SpanStatus::Error);
+}
+
+#[test]
+fn without_the_layer_nothing_is_recorded_for_tracing_spans() {
+    let subscriber = tracing_subscriber::registry();
+    tracing::subscriber::with_default(subscriber, || {
+        let span = tracing::info_span!("bridge_unrecorded");
+        let _entered = span.enter();
+    });
+    assert!(spans_named("bridge_unrecorded").is_empty());
+}
