@@ -96,24 +96,24 @@ pub fn log(level: LogLevel, message: &str, fields: &[(&str, Value)]) -> Result<(
     Ok(())
 }
 
-/// [`log`] at debug level.
+/// [`log`](fn@log) at debug level.
 pub fn debug(message: &str, fields: &[(&str, Value)]) -> Result<()> {
     log(LogLevel::Debug, message, fields)
 }
-/// [`log`] at info level.
+/// [`log`](fn@log) at info level.
 pub fn info(message: &str, fields: &[(&str, Value)]) -> Result<()> {
     log(LogLevel::Info, message, fields)
 }
-/// [`log`] at warning level.
+/// [`log`](fn@log) at warning level.
 pub fn warning(message: &str, fields: &[(&str, Value)]) -> Result<()> {
     log(LogLevel::Warning, message, fields)
 }
-/// [`log`] at error level; put `error.type` / `error.message` in `fields` to fill ECS' error
+/// [`log`](fn@log) at error level; put `error.type` / `error.message` in `fields` to fill ECS' error
 /// fields.
 pub fn error(message: &str, fields: &[(&str, Value)]) -> Result<()> {
     log(LogLevel::Error, message, fields)
 }
-/// [`log`] at critical level.
+/// [`log`](fn@log) at critical level.
 pub fn critical(message: &str, fields: &[(&str, Value)]) -> Result<()> {
     log(LogLevel::Critical, message, fields)
 }
