@@ -25,11 +25,13 @@
 use crate::api::Observability;
 use crate::context::{CORRELATION_ID, Context, FutureExt as _, WithContext};
 use crate::entity::CorrelationId;
-use crate::monitor::Call;
+use crate::monitor::{Call, CallSite};
 use crate::store::{Gauge, Histogram};
 use axum::http::{HeaderValue, Method, Request, Response};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::task::{Context as TaskContext, Poll};
 use std::time::Instant;
 
@@ -45,7 +47,59 @@ pub const DURATION_BOUNDS: [f64; 14] = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.
 /// The `tower` layer (see the [module docs](self)).
 #[derive(Debug, Clone)]
 pub struct HttpLayer {
+    routes: Arc<Routes>,
+}
+
+/// What each route needs per request, made on its first request: its call site and series
+/// handles (so a request takes two map look-ups under a read lock, not store look-ups by
+/// name and labels).
+#[derive(Debug)]
+struct Routes {
     obs: Observability,
+    /// By method, then route template; bounded by the router's routes times the known methods.
+    by_method: RwLock<HashMap<&'static str, HashMap<String, Arc<Route>>>>,
+}
+
+#[derive(Debug)]
+struct Route {
+    /// The route template (`unmatched` when no route matched).
+    name: String,
+    site: Option<&'static CallSite>,
+    active: Option<Gauge>,
+    /// The duration histogram by status code (and `error_type` for 5xx).
+    durations: RwLock<HashMap<u16, Option<Histogram>>>,
+}
+
+impl Routes {
+    fn route(&self, method: &'static str, route: &str) -> Arc<Route> {
+        if let Some(found) = self.by_method.read().unwrap_or_else(PoisonError::into_inner).get(method).and_then(|m| m.get(route)) {
+            return Arc::clone(found);
+        }
+        let made = Arc::new(Route {
+            name: route.to_owned(),
+            site: crate::monitor::site_named(&format!("{method} {route}")).ok(),
+            active: self.obs.store().gauge(ACTIVE_REQUESTS, &[("http_request_method", method), ("http_route", route)]).ok(),
+            durations: RwLock::default(),
+        });
+        let mut write = self.by_method.write().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(write.entry(method).or_default().entry(route.to_owned()).or_insert(made))
+    }
+}
+
+impl Route {
+    fn duration(&self, obs: &Observability, method: &str, status: u16) -> Option<Histogram> {
+        let route = self.name.as_str();
+        if let Some(found) = self.durations.read().unwrap_or_else(PoisonError::into_inner).get(&status) {
+            return found.clone();
+        }
+        let code = status.to_string();
+        let mut labels = vec![("http_request_method", method), ("http_route", route), ("http_response_status_code", code.as_str())];
+        if status >= 500 {
+            labels.push(("error_type", code.as_str()));
+        }
+        let histogram = obs.store().histogram(REQUEST_DURATION, &labels).ok();
+        self.durations.write().unwrap_or_else(PoisonError::into_inner).entry(status).or_insert(histogram).clone()
+    }
 }
 
 impl HttpLayer {
@@ -54,14 +108,14 @@ impl HttpLayer {
     pub fn new(obs: Observability) -> Self {
         // Refused only when the name already has other bounds: those stay.
         let _ = obs.store().set_buckets(REQUEST_DURATION, &DURATION_BOUNDS);
-        HttpLayer { obs }
+        HttpLayer { routes: Arc::new(Routes { obs, by_method: RwLock::default() }) }
     }
 }
 
 impl<S> tower_layer::Layer<S> for HttpLayer {
     type Service = HttpService<S>;
     fn layer(&self, inner: S) -> HttpService<S> {
-        HttpService { inner, obs: self.obs.clone() }
+        HttpService { inner, routes: Arc::clone(&self.routes) }
     }
 }
 
@@ -69,7 +123,7 @@ impl<S> tower_layer::Layer<S> for HttpLayer {
 #[derive(Debug, Clone)]
 pub struct HttpService<S> {
     inner: S,
-    obs: Observability,
+    routes: Arc<Routes>,
 }
 
 /// `method` as the `http.request.method` convention writes it: the known methods, else `_OTHER`
@@ -103,28 +157,26 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let method = method_label(request.method());
-        let route: String =
-            request.extensions().get::<axum::extract::MatchedPath>().map_or_else(|| UNMATCHED.to_owned(), |p| p.as_str().to_owned());
+        let matched = request.extensions().get::<axum::extract::MatchedPath>();
+        let route = self.routes.route(method, matched.map_or(UNMATCHED, axum::extract::MatchedPath::as_str));
         let incoming = Context::extract(request.headers()).context;
-        let correlation = incoming.correlation_id().unwrap_or_default() /* a new one */;
+        let correlation = incoming.correlation_id().unwrap_or_default(); // a new one when absent
         let incoming = incoming.with_correlation_id(correlation);
         // The call starts in the caller's context: its span is the caller's child.
-        let mut call = incoming.run(|| crate::monitor::call_async(&format!("{method} {route}")).ok());
+        let mut call = route.site.map(|site| incoming.run(|| Call::enter_async(site)));
         let context = call.as_ref().map_or(incoming, Call::context);
-        if let Some(call) = call.as_mut() {
+        if let Some(call) = call.as_mut().filter(|c| c.is_recording()) {
             call.record_field("http.request.method", &method);
-            call.record_field("http.route", &route);
+            call.record_field("http.route", &route.name);
         }
-        let labels = [("http_request_method", method), ("http_route", route.as_str())];
-        let active = self.obs.store().gauge(ACTIVE_REQUESTS, &labels).ok();
-        if let Some(active) = &active {
+        if let Some(active) = &route.active {
             active.increment();
         }
         // The handler's synchronous part runs in the context too.
         let inner = context.run(|| self.inner.call(request));
         ResponseFuture {
             inner: inner.with_context(context),
-            state: Some(InFlight { call, active, obs: self.obs.clone(), method, route, correlation, start: Instant::now() }),
+            state: Some(InFlight { call, obs: self.routes.obs.clone(), route, method, correlation, start: Instant::now() }),
         }
     }
 }
@@ -132,28 +184,16 @@ where
 /// What a request in flight carries until its response.
 struct InFlight {
     call: Option<Call>,
-    active: Option<Gauge>,
     obs: Observability,
+    route: Arc<Route>,
     method: &'static str,
-    route: String,
     correlation: CorrelationId,
     start: Instant,
 }
 
-impl InFlight {
-    fn duration(&self, status: &str, error_type: Option<&str>) -> Option<Histogram> {
-        let mut labels =
-            vec![("http_request_method", self.method), ("http_route", self.route.as_str()), ("http_response_status_code", status)];
-        if let Some(error_type) = error_type {
-            labels.push(("error_type", error_type));
-        }
-        self.obs.store().histogram(REQUEST_DURATION, &labels).ok()
-    }
-}
-
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if let Some(active) = &self.active {
+        if let Some(active) = &self.route.active {
             active.decrement();
         }
     }
@@ -187,24 +227,21 @@ where
         let elapsed = state.start.elapsed();
         if let Ok(response) = &result {
             let status = response.status();
-            let code = status.as_str().to_owned();
             let failed = status.is_server_error();
-            if let Some(histogram) = state.duration(&code, failed.then_some(code.as_str())) {
+            if let Some(histogram) = state.route.duration(&state.obs, state.method, status.as_u16()) {
                 histogram.record_duration(elapsed);
             }
             if let Some(call) = state.call.as_mut() {
-                call.record_field("http.response.status_code", &code);
+                if call.is_recording() {
+                    call.record_field("http.response.status_code", &status.as_u16());
+                }
                 if failed {
-                    call.mark_error(format_args!("{} {} answered {status}", state.method, state.route));
+                    call.mark_error(format_args!("{} {} answered {status}", state.method, state.route.name));
                 }
             }
-        } else {
-            if let Some(histogram) = state.duration("", Some("_OTHER")) {
-                histogram.record_duration(elapsed);
-            }
-            if let Some(call) = state.call.as_mut() {
-                call.mark_error(format_args!("{} {} failed before a response", state.method, state.route));
-            }
+        } else if let Some(call) = state.call.as_mut() {
+            // No response, so no status code to record the duration under.
+            call.mark_error(format_args!("{} {} failed before a response", state.method, state.route.name));
         }
         let correlation = state.correlation;
         drop(state); // the call ends here, before the response leaves

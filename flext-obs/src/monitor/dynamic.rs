@@ -34,8 +34,11 @@ pub fn call_async(name: &str) -> Result<Call> {
     Ok(Call::enter_async(site_named(name)?))
 }
 
-/// The call site of run-time name `name`, made on its first use.
-fn site_named(name: &str) -> Result<&'static CallSite> {
+/// The call site of run-time name `name`, made on its first use (at most
+/// [`MAX_DYNAMIC_SITES`] names): for callers that start many calls of one name and keep the
+/// site, as the HTTP middleware does per route.
+#[doc(hidden)]
+pub fn site_named(name: &str) -> Result<&'static CallSite> {
     validate::text("monitor", "name", name)?;
     if name.len() > validate::MAX_NAME_LEN {
         return Err(Error::invalid("monitor", "name", name, format!("must be at most {} bytes", validate::MAX_NAME_LEN)));
