@@ -1,7 +1,9 @@
 //! The second process of the cross-process trace test: an HTTP service on 127.0.0.1 whose
 //! monitored handlers join the caller's trace through the `traceparent` header and export
 //! their spans over OTLP (`OTEL_EXPORTER_OTLP_ENDPOINT`). It prints `listening <addr>`, serves
-//! until `POST /stop`, then flushes the exporter and exits.
+//! until `POST /stop`, then flushes the exporter and exits. With `FLEXT_PEER_MIDDLEWARE=1` its
+//! routes run under `bridge::http::HttpLayer`, and `/served/{item}` is the handler that relies
+//! on it (no extraction of its own).
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -40,6 +42,14 @@ async fn quote(headers: HeaderMap, Path(item): Path<String>) -> (StatusCode, Str
     }
 }
 
+/// The handler of a service under the middleware: the request's context is already current.
+async fn served(Path(item): Path<String>) -> (StatusCode, String) {
+    match price_quote(item).await {
+        Ok(price) => (StatusCode::OK, price.to_string()),
+        Err(err) => (StatusCode::NOT_FOUND, err),
+    }
+}
+
 async fn stop(State(done): State<Arc<Notify>>) -> StatusCode {
     done.notify_one();
     StatusCode::OK
@@ -69,7 +79,14 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     runtime.block_on(async {
         let done = Arc::new(Notify::new());
-        let app = Router::new().route("/quote/{item}", get(quote)).route("/stop", post(stop)).with_state(Arc::clone(&done));
+        let mut app = Router::new()
+            .route("/quote/{item}", get(quote))
+            .route("/served/{item}", get(served))
+            .route("/stop", post(stop))
+            .with_state(Arc::clone(&done));
+        if std::env::var("FLEXT_PEER_MIDDLEWARE").as_deref() == Ok("1") {
+            app = app.layer(flext_obs::bridge::http::HttpLayer::new(obs.clone()));
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
         println!("listening {}", listener.local_addr().expect("address"));
         std::io::stdout().flush().ok();
