@@ -57,7 +57,15 @@ use std::time::Duration;
 
 mod env;
 mod http;
+mod otel;
+mod otlp;
+mod tls;
+mod url;
 pub use self::http::{BearerToken, HttpSettings, Routes};
+pub use otel::{Propagators, ResourceAttributes};
+pub use otlp::{DEFAULT_REQUEST_TIMEOUT, OtlpCompression, OtlpProtocol, OtlpTarget, OtlpTransport, OtlpTransports, Signal};
+pub use tls::{HttpAuth, PeerAccess, TlsFiles};
+pub(crate) use url::check_url;
 mod export;
 #[cfg_attr(not(feature = "push"), allow(unused_imports))]
 pub(crate) use export::check_wait;
@@ -71,6 +79,41 @@ pub const ENV_VARS: &[&str] = &[
     "OTEL_SERVICE_NAME",
     "FLEXT_SERVICE_NAME",
     "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_COMPRESSION",
+    "OTEL_EXPORTER_OTLP_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+    "OTEL_EXPORTER_OTLP_INSECURE",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+    "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
+    "OTEL_EXPORTER_OTLP_TRACES_INSECURE",
+    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+    "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION",
+    "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY",
+    "OTEL_EXPORTER_OTLP_METRICS_INSECURE",
+    "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
+    "OTEL_EXPORTER_OTLP_LOGS_COMPRESSION",
+    "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY",
+    "OTEL_EXPORTER_OTLP_LOGS_INSECURE",
     "PROMETHEUS_PUSH_GATEWAY",
     "FLEXT_ALERTMANAGER_URL",
     "FLEXT_METRICS_ADDR",
@@ -108,6 +151,24 @@ pub const ENV_VARS: &[&str] = &[
     "FLEXT_EXPORT_REQUEST_TIMEOUT_MS",
     "FLEXT_PUSH_STOP_TIMEOUT_MS",
     "FLEXT_ALERTMANAGER_STOP_TIMEOUT_MS",
+    "FLEXT_PUSH_GATEWAY_CERTIFICATE",
+    "FLEXT_PUSH_GATEWAY_CLIENT_CERTIFICATE",
+    "FLEXT_PUSH_GATEWAY_CLIENT_KEY",
+    "FLEXT_PUSH_GATEWAY_USER",
+    "FLEXT_PUSH_GATEWAY_PASSWORD",
+    "FLEXT_PUSH_GATEWAY_BEARER_TOKEN",
+    "FLEXT_ALERTMANAGER_CERTIFICATE",
+    "FLEXT_ALERTMANAGER_CLIENT_CERTIFICATE",
+    "FLEXT_ALERTMANAGER_CLIENT_KEY",
+    "FLEXT_ALERTMANAGER_USER",
+    "FLEXT_ALERTMANAGER_PASSWORD",
+    "FLEXT_ALERTMANAGER_BEARER_TOKEN",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_SDK_DISABLED",
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_TRACES_SAMPLER_ARG",
+    "OTEL_PROPAGATORS",
+    "OTEL_METRIC_EXPORT_TIMEOUT",
 ];
 
 /// The validated configuration of an [`crate::Observability`] instance.
@@ -128,9 +189,14 @@ pub struct Config {
     enabled: bool,
     log_level: LogLevel,
     service_name: String,
-    otlp_endpoint: Option<String>,
+    otlp_transports: OtlpTransports,
     push_gateway: Option<String>,
+    push_access: PeerAccess,
     alertmanager_url: Option<String>,
+    alertmanager_access: PeerAccess,
+    resource_attributes: ResourceAttributes,
+    sdk_disabled: bool,
+    propagators: Propagators,
     metrics_addr: Option<SocketAddr>,
     sweep_interval: Option<Duration>,
     version: Option<String>,
@@ -149,9 +215,14 @@ impl Default for Config {
             enabled: true,
             log_level: LogLevel::Info,
             service_name: default_service_name(),
-            otlp_endpoint: None,
+            otlp_transports: OtlpTransports::default(),
             push_gateway: None,
+            push_access: PeerAccess::default(),
             alertmanager_url: None,
+            alertmanager_access: PeerAccess::default(),
+            resource_attributes: ResourceAttributes::default(),
+            sdk_disabled: false,
+            propagators: Propagators::default(),
             metrics_addr: None,
             sweep_interval: None,
             version: None,
@@ -202,17 +273,62 @@ impl Config {
     pub fn service_name(&self) -> &str {
         &self.service_name
     }
-    /// OTLP/HTTP collector endpoint.
+    /// The generic OTLP/HTTP collector endpoint (`OTEL_EXPORTER_OTLP_ENDPOINT`); see
+    /// [`otlp_transports`](Config::otlp_transports) for each signal's.
     pub fn otlp_endpoint(&self) -> Option<&str> {
-        self.otlp_endpoint.as_deref()
+        self.otlp_transports.generic.endpoint.as_deref()
+    }
+    /// Where and how each OTLP signal is sent (the `OTEL_EXPORTER_OTLP_*` variables).
+    ///
+    /// ```
+    /// use flext_obs::config::{OtlpCompression, Signal};
+    /// let config = flext_obs::Config::from_lookup(|var| match var {
+    ///     "OTEL_EXPORTER_OTLP_ENDPOINT" => Some("http://collector:4318".to_owned()),
+    ///     "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT" => Some("http://metrics:9090/api/v1/otlp/v1/metrics".to_owned()),
+    ///     "OTEL_EXPORTER_OTLP_HEADERS" => Some("api-key=a%20b".to_owned()),
+    ///     "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION" => Some("gzip".to_owned()),
+    ///     _ => None,
+    /// })?;
+    /// let traces = config.otlp_transports().target(Signal::Traces).unwrap();
+    /// assert_eq!(traces.url, "http://collector:4318/v1/traces");
+    /// assert_eq!(traces.compression, OtlpCompression::Gzip);
+    /// assert_eq!(traces.headers, [("api-key".to_owned(), "a b".to_owned())]);
+    /// let metrics = config.otlp_transports().target(Signal::Metrics).unwrap();
+    /// assert_eq!(metrics.url, "http://metrics:9090/api/v1/otlp/v1/metrics");
+    /// # Ok::<(), flext_obs::Error>(())
+    /// ```
+    pub fn otlp_transports(&self) -> &OtlpTransports {
+        &self.otlp_transports
     }
     /// Pushgateway URL.
     pub fn push_gateway(&self) -> Option<&str> {
         self.push_gateway.as_deref()
     }
+    /// TLS files and authentication for the Pushgateway.
+    pub fn push_access(&self) -> &PeerAccess {
+        &self.push_access
+    }
     /// Alertmanager URL.
     pub fn alertmanager_url(&self) -> Option<&str> {
         self.alertmanager_url.as_deref()
+    }
+    /// TLS files and authentication for Alertmanager.
+    pub fn alertmanager_access(&self) -> &PeerAccess {
+        &self.alertmanager_access
+    }
+    /// Attributes of the OTLP resource (`OTEL_RESOURCE_ATTRIBUTES`); `service.name` comes from
+    /// [`service_name`](Config::service_name) whatever they say.
+    pub fn resource_attributes(&self) -> &ResourceAttributes {
+        &self.resource_attributes
+    }
+    /// Whether OpenTelemetry export is off (`OTEL_SDK_DISABLED=true`): no OTLP exporter is
+    /// started from this configuration; metrics, the endpoint and alerts are not affected.
+    pub fn sdk_disabled(&self) -> bool {
+        self.sdk_disabled
+    }
+    /// The context propagation formats asked for (`OTEL_PROPAGATORS`).
+    pub fn propagators(&self) -> Propagators {
+        self.propagators
     }
     /// Address to serve `/metrics` on.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
@@ -273,19 +389,51 @@ impl ConfigBuilder {
         self.0.service_name = name.into();
         self
     }
-    /// OTLP/HTTP collector endpoint (`http://`; `https://` is refused until TLS lands).
+    /// The generic OTLP/HTTP collector endpoint (`http://`, or `https://` with the cargo
+    /// feature `tls`); each signal's requests go to `/v1/<signal>` under it.
     pub fn otlp_endpoint(mut self, url: impl Into<String>) -> Self {
-        self.0.otlp_endpoint = Some(url.into());
+        self.0.otlp_transports.generic.endpoint = Some(url.into());
         self
     }
-    /// Pushgateway URL (`http://`; `https://` is refused until TLS lands).
+    /// Every OTLP transport setting, generic and per signal (replaces
+    /// [`otlp_endpoint`](ConfigBuilder::otlp_endpoint)).
+    pub fn otlp_transports(mut self, transports: OtlpTransports) -> Self {
+        self.0.otlp_transports = transports;
+        self
+    }
+    /// Pushgateway URL (`http://`, or `https://` with the cargo feature `tls`).
     pub fn push_gateway(mut self, url: impl Into<String>) -> Self {
         self.0.push_gateway = Some(url.into());
         self
     }
-    /// Alertmanager URL (`http://`; `https://` is refused until TLS lands).
+    /// TLS files and authentication for the Pushgateway.
+    pub fn push_access(mut self, access: PeerAccess) -> Self {
+        self.0.push_access = access;
+        self
+    }
+    /// Alertmanager URL (`http://`, or `https://` with the cargo feature `tls`).
     pub fn alertmanager_url(mut self, url: impl Into<String>) -> Self {
         self.0.alertmanager_url = Some(url.into());
+        self
+    }
+    /// TLS files and authentication for Alertmanager.
+    pub fn alertmanager_access(mut self, access: PeerAccess) -> Self {
+        self.0.alertmanager_access = access;
+        self
+    }
+    /// Attributes of the OTLP resource (besides `service.name`).
+    pub fn resource_attributes(mut self, attributes: ResourceAttributes) -> Self {
+        self.0.resource_attributes = attributes;
+        self
+    }
+    /// Turns OpenTelemetry export off (see [`Config::sdk_disabled`]).
+    pub fn sdk_disabled(mut self, disabled: bool) -> Self {
+        self.0.sdk_disabled = disabled;
+        self
+    }
+    /// The context propagation formats (default: `tracecontext` and `baggage`).
+    pub fn propagators(mut self, propagators: Propagators) -> Self {
+        self.0.propagators = propagators;
         self
     }
     /// Address to serve `/metrics` on.
@@ -403,18 +551,15 @@ impl ConfigBuilder {
         if c.store.max_series == Some(0) {
             return Err(Error::invalid("Config", "max_series", 0, "must be at least 1 (or None for no cap)"));
         }
-        for (field, url) in
-            [("otlp_endpoint", &c.otlp_endpoint), ("push_gateway", &c.push_gateway), ("alertmanager_url", &c.alertmanager_url)]
-        {
+        for (field, url) in [("push_gateway", &c.push_gateway), ("alertmanager_url", &c.alertmanager_url)] {
             if let Some(url) = url {
-                if url.trim().starts_with("https://") {
-                    return Err(Error::invalid("Config", field, url, TLS_NOT_YET));
-                }
-                if !is_http_url(url) {
-                    return Err(Error::invalid("Config", field, url, "must be an http:// URL with a host"));
-                }
+                check_url(url).map_err(|why| Error::invalid("Config", field, url, why))?;
             }
         }
+        c.otlp_transports.check()?;
+        c.push_access.tls.check("Config")?;
+        c.alertmanager_access.tls.check("Config")?;
+        c.resource_attributes.check()?;
         if c.store.max_series_per_metric == 0 {
             return Err(Error::invalid("Config", "max_series_per_metric", 0, "must be at least 1"));
         }
@@ -452,15 +597,4 @@ pub const MAX_TEXT_BYTES: usize = crate::entity::MAX_LABEL_VALUE_LEN;
 pub(super) fn text_head(text: &str) -> String {
     let head: String = text.chars().take(32).collect();
     format!("{head}...<{} bytes>", text.len())
-}
-
-/// Why `https://` exporter URLs are refused, until a release with TLS.
-pub(super) const TLS_NOT_YET: &str = "https:// is not supported yet (this build has no TLS); use an http:// URL";
-
-pub(super) fn is_http_url(url: &str) -> bool {
-    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
-    rest.is_some_and(|rest| {
-        let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-        !host.is_empty() && !host.starts_with(':') && !url.chars().any(char::is_whitespace)
-    })
 }
