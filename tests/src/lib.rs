@@ -2,6 +2,7 @@
 
 pub mod faults;
 pub mod otlp_receiver;
+pub mod tls_peer;
 
 use flext_obs::store::SeriesValue;
 use flext_obs::{Config, Observability};

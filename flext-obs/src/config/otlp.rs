@@ -357,23 +357,18 @@ pub(super) fn transports_from_vars(get: &Get<'_>) -> Result<OtlpTransports> {
     for (signal, names) in Signal::ALL.into_iter().zip(&LEVELS[1..]) {
         if let Some(target) = transports.target(signal) {
             let own = transports.signal(signal);
-            let blame = |own_set: bool, mine: &'static str, generic: &'static str| if own_set { mine } else { generic };
+            // The variable set, and its counterpart at the same level.
+            let level = |own_set: bool| if own_set { names } else { &LEVELS[0] };
             match (&target.tls.client_certificate, &target.tls.client_key) {
                 (Some(path), None) => {
-                    let var = blame(own.client_certificate.is_some(), names.client_certificate, LEVELS[0].client_certificate);
-                    return Err(env_err(
-                        var,
-                        &path.display().to_string(),
-                        format!("a client certificate needs its key in {}", names.client_key),
-                    ));
+                    let at = level(own.client_certificate.is_some());
+                    let why = format!("a client certificate needs its key in {}", at.client_key);
+                    return Err(env_err(at.client_certificate, &path.display().to_string(), why));
                 }
                 (None, Some(path)) => {
-                    let var = blame(own.client_key.is_some(), names.client_key, LEVELS[0].client_key);
-                    return Err(env_err(
-                        var,
-                        &path.display().to_string(),
-                        format!("a client key needs its certificate in {}", names.client_certificate),
-                    ));
+                    let at = level(own.client_key.is_some());
+                    let why = format!("a client key needs its certificate in {}", at.client_certificate);
+                    return Err(env_err(at.client_key, &path.display().to_string(), why));
                 }
                 _ => {}
             }

@@ -80,11 +80,8 @@ impl Channel {
         let mut response = match client::with_timeout(request, timeout).send(body) {
             Ok(response) => response,
             Err(err) => {
-                return Attempt::Failed {
-                    error: Error::Transport { service: SERVICE, message: err.to_string() },
-                    retry: true,
-                    after: None,
-                };
+                let retry = network_error(&err);
+                return Attempt::Failed { error: Error::Transport { service: SERVICE, message: err.to_string() }, retry, after: None };
             }
         };
         let status = response.status().as_u16();
@@ -109,6 +106,19 @@ impl Channel {
             OtlpProtocol::HttpProtobuf | OtlpProtocol::Grpc => R::decode(answer).ok(),
         };
         decoded.map_or((0, String::new()), |r| r.rejected())
+    }
+}
+
+/// Whether `err` is a network error, which the specification retries; a certificate the
+/// client does not trust, or a request that cannot be built, fails the same way next time.
+/// (rustls reports a refused handshake, such as an unknown issuer, as `InvalidData` I/O.)
+fn network_error(err: &ureq::Error) -> bool {
+    match err {
+        ureq::Error::Tls(_) | ureq::Error::BadUri(_) | ureq::Error::Http(_) => false,
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => false,
+        #[cfg(feature = "tls")]
+        ureq::Error::Rustls(_) => false,
+        _ => true,
     }
 }
 
