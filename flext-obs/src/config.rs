@@ -4,10 +4,24 @@
 //! |---|---|---|
 //! | `FLEXT_OBSERVABILITY_ENABLED` | record at all | `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off` |
 //! | `FLEXT_LOG_LEVEL` | lowest level logged | `debug`, `info`, `warning`, `error`, `critical` |
-//! | `AUTOMETRICS_SERVICE_NAME`, then `OTEL_SERVICE_NAME`, then `FLEXT_SERVICE_NAME` | the one `service_name` label of every series (default: the executable's name, without the hash cargo adds to test binaries) | non-empty text, at most [`MAX_TEXT_BYTES`] bytes |
-//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | OTLP/HTTP collector | `http://` URL (`https://` is refused: no TLS yet) |
-//! | `PROMETHEUS_PUSH_GATEWAY` | Pushgateway for batch jobs | `http://` URL (`https://` is refused: no TLS yet) |
-//! | `FLEXT_ALERTMANAGER_URL` | Alertmanager to post alerts to | `http://` URL (`https://` is refused: no TLS yet) |
+//! | `AUTOMETRICS_SERVICE_NAME`, then `OTEL_SERVICE_NAME`, then `FLEXT_SERVICE_NAME`, then `service.name` of `OTEL_RESOURCE_ATTRIBUTES` | the one `service_name` label of every series and the OTLP resource's `service.name` (default: the executable's name, without the hash cargo adds to test binaries) | non-empty text, at most [`MAX_TEXT_BYTES`] bytes |
+//! | `OTEL_RESOURCE_ATTRIBUTES` | attributes of the OTLP resource (`service.version` used when no version is configured) | `key=value` list, values %-encoded, at most 128 |
+//! | `OTEL_SDK_DISABLED` | `true`: no OTLP exporter is started from the configuration (metrics, endpoint, alerts unaffected) | boolean (default false) |
+//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | OTLP/HTTP collector; each signal goes to `/v1/traces`, `/v1/metrics`, `/v1/logs` under it | `http://` URL, `https://` with the cargo feature `tls`; port 4317 (gRPC) refused |
+//! | `OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_ENDPOINT` | one signal's full URL, used verbatim (a signal with no endpoint, its own or the generic one, is not exported) | as above |
+//! | `OTEL_EXPORTER_OTLP[_{TRACES,METRICS,LOGS}]_HEADERS` | headers of every request (a signal's list replaces the generic one) | `key=value` list, values %-encoded; names HTTP tokens |
+//! | `OTEL_EXPORTER_OTLP[_{TRACES,METRICS,LOGS}]_COMPRESSION` | request body compression | `gzip` or `none` (default) |
+//! | `OTEL_EXPORTER_OTLP[_{TRACES,METRICS,LOGS}]_TIMEOUT` | longest one request may take (retries: see `OTEL_BSP_EXPORT_TIMEOUT`) | milliseconds from 1 to 3,600,000 (default 10,000) |
+//! | `OTEL_EXPORTER_OTLP[_{TRACES,METRICS,LOGS}]_PROTOCOL` | wire format | `http/protobuf` (default) or `http/json`; `grpc` is refused (it needs the cargo feature `otlp-grpc`, not in this build) |
+//! | `OTEL_EXPORTER_OTLP[_{TRACES,METRICS,LOGS}]_CERTIFICATE` | CA certificates trusted for `https://`, instead of the platform's roots | path of a PEM file |
+//! | `OTEL_EXPORTER_OTLP[_{TRACES,METRICS,LOGS}]_CLIENT_CERTIFICATE`, `OTEL_EXPORTER_OTLP[_{TRACES,METRICS,LOGS}]_CLIENT_KEY` | client certificate chain and key (mutual TLS) | paths of PEM files, both or neither |
+//! | `OTEL_EXPORTER_OTLP[_{TRACES,METRICS,LOGS}]_INSECURE` | gRPC only (plain text for an endpoint without a scheme): read and checked, no effect on the HTTP protocols, which take the scheme from the URL | boolean |
+//! | `PROMETHEUS_PUSH_GATEWAY` | Pushgateway for batch jobs | `http://` URL, `https://` with the cargo feature `tls` |
+//! | `FLEXT_PUSH_GATEWAY_CERTIFICATE`, `FLEXT_PUSH_GATEWAY_CLIENT_CERTIFICATE`, `FLEXT_PUSH_GATEWAY_CLIENT_KEY` | the Pushgateway's CA, client certificate and key | paths of PEM files (client pair both or neither) |
+//! | `FLEXT_PUSH_GATEWAY_USER`, `FLEXT_PUSH_GATEWAY_PASSWORD` or `FLEXT_PUSH_GATEWAY_BEARER_TOKEN` | `Authorization: Basic` or `Bearer` for the Pushgateway | user without `:`; token letters, digits, `-._~+/` then `=`; not both kinds |
+//! | `FLEXT_ALERTMANAGER_URL` | Alertmanager to post alerts to | `http://` URL, `https://` with the cargo feature `tls` |
+//! | `FLEXT_ALERTMANAGER_CERTIFICATE`, `FLEXT_ALERTMANAGER_CLIENT_CERTIFICATE`, `FLEXT_ALERTMANAGER_CLIENT_KEY` | Alertmanager's CA, client certificate and key | as for the Pushgateway |
+//! | `FLEXT_ALERTMANAGER_USER`, `FLEXT_ALERTMANAGER_PASSWORD` or `FLEXT_ALERTMANAGER_BEARER_TOKEN` | authentication for Alertmanager | as for the Pushgateway |
 //! | `FLEXT_METRICS_ADDR` | where to serve `/metrics` | socket address, e.g. `127.0.0.1:9464` |
 //! | `FLEXT_MAX_SERIES_PER_METRIC` | cardinality limit per metric | whole number >= 1 |
 //! | `FLEXT_SERIES_RETENTION_SECS` | evict idle series after | seconds >= 1, or `off` |
@@ -19,6 +33,8 @@
 //! | `FLEXT_STORE_LANES` | write lanes per series, one count for the process (more: more threads record without a locked instruction; fewer: less memory per series) | whole number from 1 to 64, or `auto` (default: twice the cores, rounded up to a power of two, from 4 to 64) |
 //! | `FLEXT_HISTOGRAM_BUCKETS` | default histogram bounds (seconds) | comma-separated increasing numbers |
 //! | `FLEXT_SERVICE_VERSION`, `FLEXT_SERVICE_COMMIT` | `build_info{version, commit}` | text, at most [`MAX_TEXT_BYTES`] bytes (overrides [`crate::set_build_info!`]) |
+//! | `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG` | mapped onto the sampler: `always_on` (ratio 1), `always_off` (ratio 0, failed calls not kept either), `traceidratio` (ratio = the argument), `parentbased_*` the same with the parent's flag followed; the `FLEXT_TRACE_*` variables win where both are set | `always_on`, `always_off`, `traceidratio`, `parentbased_always_on` (default), `parentbased_always_off`, `parentbased_traceidratio`; argument a number from 0 to 1 (default 1) |
+//! | `OTEL_PROPAGATORS` | the context formats asked for, kept in [`Config::propagators`] | comma-separated `tracecontext`, `baggage`, or `none` (default `tracecontext,baggage`; b3, jaeger, xray are refused) |
 //! | `FLEXT_TRACE_SAMPLE_RATIO` | share of new traces whose spans are kept | number from 0 to 1 |
 //! | `FLEXT_TRACE_PARENT_BASED` | follow the incoming `traceparent` sampled flag | boolean |
 //! | `FLEXT_TRACE_KEEP_ERRORS` | keep failed calls' spans whatever the sampling | boolean |
@@ -27,7 +43,8 @@
 //! | `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` | spans per OTLP request | whole number from 1 to the queue size |
 //! | `OTEL_BSP_SCHEDULE_DELAY` | OTLP span export interval | milliseconds from 1 to 3,600,000 (1 h) |
 //! | `OTEL_METRIC_EXPORT_INTERVAL` | OTLP metrics export interval | milliseconds from 1 to 3,600,000 |
-//! | `OTEL_BSP_EXPORT_TIMEOUT` | longest one OTLP export (a request and its retries) or a `flush()` may take | milliseconds from 1 to 3,600,000 (default 30,000) |
+//! | `OTEL_BSP_EXPORT_TIMEOUT` | longest one OTLP span or log export (its requests and retries) or a `flush()` may take | milliseconds from 1 to 3,600,000 (default 30,000) |
+//! | `OTEL_METRIC_EXPORT_TIMEOUT` | longest one OTLP metrics export (its requests and retries) may take | milliseconds from 1 to 3,600,000 (default 30,000) |
 //! | `FLEXT_OTLP_SHUTDOWN_TIMEOUT_MS` | longest the OTLP shutdown waits (what is not sent by then is dropped and counted) | milliseconds from 1 to 3,600,000 (default 5,000) |
 //! | `FLEXT_EXPORT_REQUEST_TIMEOUT_MS` | longest one Pushgateway push or Alertmanager batch (retries included) may take | milliseconds from 1 to 3,600,000 (default 5,000) |
 //! | `FLEXT_PUSH_STOP_TIMEOUT_MS` | longest stopping the Pushgateway pusher (its final push included) may take | milliseconds from 1 to 3,600,000 (default 5,000) |

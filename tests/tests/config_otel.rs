@@ -193,3 +193,43 @@ fn export_timeouts_and_peer_access_are_read() {
     let both = with(&[("FLEXT_ALERTMANAGER_USER", "u"), ("FLEXT_ALERTMANAGER_BEARER_TOKEN", "t")]).unwrap_err();
     assert!(matches!(both, Error::Env { var: "FLEXT_ALERTMANAGER_BEARER_TOKEN", .. }), "{both}");
 }
+
+/// The variable names a table row covers: its backticked names, with
+/// `OTEL_EXPORTER_OTLP[_{TRACES,METRICS,LOGS}]_X` (generic and per signal) and
+/// `OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_X` (per signal) spelled out.
+fn covered(table: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for token in table.split('`').skip(1).step_by(2) {
+        if let Some(suffix) = token.strip_prefix("OTEL_EXPORTER_OTLP[_{TRACES,METRICS,LOGS}]_") {
+            names.push(format!("OTEL_EXPORTER_OTLP_{suffix}"));
+            names.extend(["TRACES", "METRICS", "LOGS"].map(|s| format!("OTEL_EXPORTER_OTLP_{s}_{suffix}")));
+        } else if let Some(suffix) = token.strip_prefix("OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_") {
+            names.extend(["TRACES", "METRICS", "LOGS"].map(|s| format!("OTEL_EXPORTER_OTLP_{s}_{suffix}")));
+        } else {
+            names.push(token.to_owned());
+        }
+    }
+    names
+}
+
+/// The rows of the table that starts with `| variable | meaning`.
+fn table_of(text: &str, line_prefix: &str) -> String {
+    let lines: Vec<&str> = text.lines().map(|l| l.strip_prefix(line_prefix).unwrap_or(l)).collect();
+    let start = lines.iter().position(|l| l.starts_with("| variable | meaning")).expect("the variables table");
+    lines[start..].iter().take_while(|l| l.starts_with('|')).copied().collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn the_readme_and_the_module_docs_list_every_variable_read_in_one_table() {
+    let readme = table_of(include_str!("../../README.md"), "");
+    let module = table_of(include_str!("../../flext-obs/src/config.rs"), "//! ");
+    let module = module.replace("[`MAX_TEXT_BYTES`]", "4,096").replace("[`Config::propagators`]", "`Config::propagators()`");
+    assert_eq!(readme, module, "the README's table and the config module's are the same");
+    let names = covered(&readme);
+    for var in flext_obs::config::ENV_VARS {
+        assert!(names.iter().any(|n| n == var), "{var} is read but not in the table");
+    }
+    for name in names.iter().filter(|n| n.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') && n.contains('_')) {
+        assert!(flext_obs::config::ENV_VARS.contains(&name.as_str()), "{name} is in the table but not read");
+    }
+}

@@ -3,8 +3,8 @@
 //! deadline (plus a generous margin), monitored calls are not slowed, and what was offered is
 //! exactly what was sent plus what was dropped (plus what is still queued) whenever it is read.
 //! Bounds and validated settings too: a queue of a million costs nothing up front, larger ones,
-//! `usize::MAX` and `Duration::MAX` are refused with an error, `https://` is refused by the
-//! configuration until TLS lands. The OTLP exporter is process-wide, so the tests take turns.
+//! `usize::MAX` and `Duration::MAX` are refused with an error, `https://` is taken with the `tls`
+//! feature (this crate turns it on). The OTLP exporter is process-wide, so the tests take turns.
 
 #![allow(clippy::float_cmp, clippy::cast_precision_loss)] // exact counts are the point
 
