@@ -204,6 +204,27 @@ fn a_500_is_not_retried_and_a_503_with_retry_after_is_retried_no_sooner() {
 }
 
 #[test]
+fn each_request_gets_at_most_the_otlp_timeout_and_the_retries_stay_within_the_export_timeout() {
+    let _turn = turn();
+    let silent = flext_obs_tests::faults::Silent::start();
+    let config =
+        config(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &format!("{}/v1/traces", silent.url())), ("OTEL_EXPORTER_OTLP_TIMEOUT", "300")]);
+    let handle = OtlpExporter::from_config(&config)
+        .unwrap()
+        .unwrap()
+        .settings(OtlpSettings { export_timeout: Duration::from_millis(1500), ..on_flush() })
+        .install(flext_obs::global().clone())
+        .unwrap();
+    checkout(1);
+    let started = std::time::Instant::now();
+    let err = handle.flush().unwrap_err().to_string();
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(1500) + Duration::from_millis(750), "within the export timeout: {took:?} ({err})");
+    drop(handle);
+    assert!(silent.accepted() >= 2, "300 ms attempts, retried (a timeout is a network error): {} in {took:?}", silent.accepted());
+}
+
+#[test]
 fn partial_success_rejections_are_counted_per_signal() {
     let _turn = turn();
     let receiver = Receiver::start();
@@ -269,6 +290,9 @@ fn https_reaches_the_collector_only_with_its_ca_and_mutual_tls_only_with_the_cli
     };
 
     let peer = TlsPeer::start(&pki, false);
+    let not_a_certificate = config(&[("OTEL_EXPORTER_OTLP_ENDPOINT", &peer.url()), ("OTEL_EXPORTER_OTLP_CERTIFICATE", key)]);
+    let err = OtlpExporter::from_config(&not_a_certificate).unwrap().unwrap().install(flext_obs::global().clone()).unwrap_err().to_string();
+    assert!(err.contains("holds no PEM certificate"), "the file is read at install: {err}");
     let started = std::time::Instant::now();
     let err = attempt(&peer, &[]).unwrap_err().to_string();
     assert!(err.contains("UnknownIssuer"), "{err}");

@@ -111,13 +111,18 @@ impl OtlpExporter {
             generic: crate::config::OtlpTransport { endpoint: Some(base), ..crate::config::OtlpTransport::default() },
             ..OtlpTransports::default()
         };
-        Ok(OtlpExporter {
+        Ok(Self::to(&transports))
+    }
+
+    /// An exporter to where `transports` (already checked) say, with the default settings.
+    fn to(transports: &OtlpTransports) -> Self {
+        OtlpExporter {
             targets: Signal::ALL.map(|signal| transports.target(signal)),
             settings: OtlpSettings::default(),
             service_version: None,
             metrics: true,
             logs: true,
-        })
+        }
     }
 
     /// The exporter the `OTEL_EXPORTER_OTLP_*` variables ask for (each signal with an endpoint
@@ -141,7 +146,8 @@ impl OtlpExporter {
         if config.sdk_disabled() || !config.otlp_transports().any_endpoint() {
             return Ok(None);
         }
-        let mut exporter = Self::new("http://unused")?.transports(config.otlp_transports())?.settings(config.otlp());
+        config.otlp_transports().check()?;
+        let mut exporter = Self::to(config.otlp_transports()).settings(config.otlp());
         exporter.service_version = config.version().map(str::to_owned);
         Ok(Some(exporter))
     }
