@@ -80,7 +80,8 @@ export FLEXT_TEST_ALERTMANAGER_URL="http://127.0.0.1:$alertmanager_port"
 echo "servers for the tests: prometheus :$prometheus_port, pushgateway :$pushgateway_port, alertmanager :$alertmanager_port (logs in $servers_dir)"
 
 # Unit, behaviour, compile (trybuild) and doc tests of the whole workspace (the tests crate turns
-# on `otlp` and `tls`, so the https:// tests run against a rustls peer).
+# on `otlp`, `tls` and `otlp-grpc`, so the https:// tests run against a rustls peer and the gRPC
+# ones against a tonic receiver).
 cargo test --workspace
 
 # The runtime crate alone builds with no optional feature, its defaults (no OTLP, no TLS), OTLP
@@ -90,6 +91,8 @@ cargo check -q -p flext-obs
 cargo check -q -p flext-obs --no-default-features --features otlp
 cargo check -q -p flext-obs --no-default-features --features tls
 cargo check -q -p flext-obs --no-default-features --features otlp,tls
+cargo check -q -p flext-obs --no-default-features --features otlp-grpc
+cargo check -q -p flext-obs --features otlp-grpc,tls
 # Its unit tests without `tls`: an https:// URL is an error that names the feature.
 cargo test -q -p flext-obs --lib
 

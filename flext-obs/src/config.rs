@@ -7,12 +7,12 @@
 //! | `AUTOMETRICS_SERVICE_NAME`, then `OTEL_SERVICE_NAME`, then `FLEXT_SERVICE_NAME`, then `service.name` of `OTEL_RESOURCE_ATTRIBUTES` | the one `service_name` label of every series and the OTLP resource's `service.name` (default: the executable's name, without the hash cargo adds to test binaries) | non-empty text, at most [`MAX_TEXT_BYTES`] bytes |
 //! | `OTEL_RESOURCE_ATTRIBUTES` | attributes of the OTLP resource (`service.version` used when no version is configured) | `key=value` list, values %-encoded, at most 128 |
 //! | `OTEL_SDK_DISABLED` | `true`: no OTLP exporter is started from the configuration (metrics, endpoint, alerts unaffected) | boolean (default false) |
-//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | OTLP/HTTP collector; each signal goes to `/v1/traces`, `/v1/metrics`, `/v1/logs` under it | `http://` URL, `https://` with the cargo feature `tls`; port 4317 (gRPC) refused |
+//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | OTLP collector; over HTTP each signal goes to `/v1/traces`, `/v1/metrics`, `/v1/logs` under it, over gRPC to the URL itself | `http://` URL, `https://` with the cargo feature `tls`; port 4317 only with `grpc` (without `otlp-grpc`, an error naming the feature) |
 //! | `OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_ENDPOINT` | one signal's full URL, used verbatim (a signal with no endpoint, its own or the generic one, is not exported) | as above |
 //! | `OTEL_EXPORTER_OTLP[_{TRACES,METRICS,LOGS}]_HEADERS` | headers of every request (a signal's list replaces the generic one) | `key=value` list, values %-encoded; names HTTP tokens |
 //! | `OTEL_EXPORTER_OTLP[_{TRACES,METRICS,LOGS}]_COMPRESSION` | request body compression | `gzip` or `none` (default) |
 //! | `OTEL_EXPORTER_OTLP[_{TRACES,METRICS,LOGS}]_TIMEOUT` | longest one request may take (retries: see `OTEL_BSP_EXPORT_TIMEOUT`) | milliseconds from 1 to 3,600,000 (default 10,000) |
-//! | `OTEL_EXPORTER_OTLP[_{TRACES,METRICS,LOGS}]_PROTOCOL` | wire format | `http/protobuf` (default) or `http/json`; `grpc` is refused (it needs the cargo feature `otlp-grpc`, not in this build) |
+//! | `OTEL_EXPORTER_OTLP[_{TRACES,METRICS,LOGS}]_PROTOCOL` | wire format | `http/protobuf` (default), `http/json`, or `grpc` with the cargo feature `otlp-grpc` (without it, an error naming the feature) |
 //! | `OTEL_EXPORTER_OTLP[_{TRACES,METRICS,LOGS}]_CERTIFICATE` | CA certificates trusted for `https://`, instead of the platform's roots | path of a PEM file |
 //! | `OTEL_EXPORTER_OTLP[_{TRACES,METRICS,LOGS}]_CLIENT_CERTIFICATE`, `OTEL_EXPORTER_OTLP[_{TRACES,METRICS,LOGS}]_CLIENT_KEY` | client certificate chain and key (mutual TLS) | paths of PEM files, both or neither |
 //! | `OTEL_EXPORTER_OTLP[_{TRACES,METRICS,LOGS}]_INSECURE` | gRPC only (plain text for an endpoint without a scheme): read and checked, no effect on the HTTP protocols, which take the scheme from the URL | boolean |
@@ -80,6 +80,8 @@ mod tls;
 mod url;
 pub use self::http::{BearerToken, HttpSettings, Routes};
 pub use otel::{Propagators, ResourceAttributes};
+#[cfg_attr(any(feature = "otlp-grpc", not(feature = "otlp")), allow(unused_imports))] // only OTLP without gRPC refuses it
+pub(crate) use otlp::GRPC_MISSING;
 pub use otlp::{DEFAULT_REQUEST_TIMEOUT, OtlpCompression, OtlpProtocol, OtlpTarget, OtlpTransport, OtlpTransports, Signal};
 pub use tls::{HttpAuth, PeerAccess, TlsFiles};
 pub(crate) use url::check_url;

@@ -1,6 +1,7 @@
 //! Behaviour tests for flext-obs live in `tests/`; this library only holds shared helpers.
 
 pub mod faults;
+pub mod grpc_receiver;
 pub mod otlp_receiver;
 pub mod tls_peer;
 

@@ -29,6 +29,8 @@ pub struct Pki {
     pub client_key: PathBuf,
     /// A second CA's certificate, which signed nothing here.
     pub other_ca: PathBuf,
+    /// The server certificate and key as PEM (for servers that take PEM, such as tonic's).
+    pub server_pem: (String, String),
     ca_der: CertificateDer<'static>,
     server_chain: Vec<CertificateDer<'static>>,
     server_key: Vec<u8>,
@@ -80,6 +82,7 @@ impl Pki {
             client_key: write("client.key", client_key.serialize_pem()),
             other_ca: write("other-ca.pem", other_ca.pem()),
             dir,
+            server_pem: (server_cert.pem(), server_key.serialize_pem()),
             ca_der: ca_cert.der().clone(),
             server_chain: vec![server_cert.der().clone()],
             server_key: server_key.serialize_der(),

@@ -25,7 +25,7 @@ pub enum OtlpProtocol {
     HttpProtobuf,
     /// OTLP/HTTP with JSON bodies (`http/json`), the specification's JSON mapping.
     HttpJson,
-    /// OTLP/gRPC (`grpc`): not in this build (it would need the cargo feature `otlp-grpc`).
+    /// OTLP/gRPC (`grpc`), with the cargo feature `otlp-grpc` (without it, an error naming it).
     Grpc,
 }
 
@@ -166,15 +166,18 @@ impl OtlpTransports {
     pub fn target(&self, signal: Signal) -> Option<OtlpTarget> {
         let own = self.signal(signal);
         let generic = &self.generic;
+        let protocol = own.protocol.or(generic.protocol).unwrap_or_default();
         let url = match (&own.endpoint, &generic.endpoint) {
             (Some(url), _) => url.trim().to_owned(),
+            // gRPC names the service in the request, not in the URL.
+            (None, Some(base)) if protocol == OtlpProtocol::Grpc => base.trim().trim_end_matches('/').to_owned(),
             (None, Some(base)) => format!("{}{}", base.trim().trim_end_matches('/'), signal.path()),
             (None, None) => return None,
         };
         let pick = |f: fn(&OtlpTransport) -> Option<PathBuf>| f(own).or_else(|| f(generic));
         Some(OtlpTarget {
             url,
-            protocol: own.protocol.or(generic.protocol).unwrap_or_default(),
+            protocol,
             compression: own.compression.or(generic.compression).unwrap_or_default(),
             headers: own.headers.clone().or_else(|| generic.headers.clone()).unwrap_or_default(),
             timeout: own.timeout.or(generic.timeout).unwrap_or(DEFAULT_REQUEST_TIMEOUT),
@@ -198,7 +201,7 @@ impl OtlpTransports {
                     return Err(Error::invalid(ENTITY, "endpoint", url, GRPC_PORT));
                 }
             }
-            if level.protocol == Some(OtlpProtocol::Grpc) {
+            if level.protocol == Some(OtlpProtocol::Grpc) && !cfg!(feature = "otlp-grpc") {
                 return Err(Error::invalid(ENTITY, "protocol", "grpc", GRPC_MISSING));
             }
             for (name, value) in level.headers.iter().flatten() {
@@ -217,11 +220,15 @@ impl OtlpTransports {
     }
 }
 
-/// Why `grpc` is refused.
-pub(super) const GRPC_MISSING: &str =
+/// Why `grpc` is refused without the `otlp-grpc` feature.
+pub(crate) const GRPC_MISSING: &str =
     "OTLP/gRPC needs the cargo feature `otlp-grpc`, which this build of flext-obs does not have; use http/protobuf (port 4318)";
-/// Why a `:4317` endpoint is refused.
-const GRPC_PORT: &str = "port 4317 is OTLP/gRPC, which needs the cargo feature `otlp-grpc` (not in this build); OTLP/HTTP listens on 4318";
+/// Why a `:4317` endpoint is refused with an HTTP protocol.
+const GRPC_PORT: &str = if cfg!(feature = "otlp-grpc") {
+    "port 4317 is OTLP/gRPC: set OTEL_EXPORTER_OTLP_PROTOCOL=grpc, or use OTLP/HTTP on 4318"
+} else {
+    "port 4317 is OTLP/gRPC, which needs the cargo feature `otlp-grpc` (not in this build); OTLP/HTTP listens on 4318"
+};
 
 /// Whether `url`'s port is 4317, the OTLP/gRPC port.
 fn grpc_port(url: &str) -> bool {
@@ -403,9 +410,9 @@ fn level_from_vars(get: &Get<'_>, names: &Names) -> Result<OtlpTransport> {
     }
     if let Some((var, v)) = get(names.protocol) {
         level.protocol = match OtlpProtocol::parse(&v) {
-            Some(OtlpProtocol::Grpc) => return Err(env_err(var, &v, GRPC_MISSING)),
+            Some(OtlpProtocol::Grpc) if !cfg!(feature = "otlp-grpc") => return Err(env_err(var, &v, GRPC_MISSING)),
             Some(protocol) => Some(protocol),
-            None => return Err(env_err(var, &v, "http/protobuf or http/json (grpc needs the cargo feature `otlp-grpc`)")),
+            None => return Err(env_err(var, &v, "http/protobuf, http/json or grpc (grpc with the cargo feature `otlp-grpc`)")),
         };
     }
     for (name, slot) in [
@@ -454,6 +461,21 @@ mod tests {
         assert!(grpc_port("https://collector:4317/"));
         assert!(!grpc_port("http://localhost:4318/v1/traces"));
         assert!(!grpc_port("http://localhost/4317"));
+    }
+
+    #[cfg(not(feature = "otlp-grpc"))]
+    #[test]
+    fn grpc_without_the_feature_is_an_error_naming_it() {
+        for (var, value) in [
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4317"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://localhost:4317/v1/traces"),
+        ] {
+            let err = crate::Config::from_lookup(|name| (name == var).then(|| value.to_owned())).unwrap_err();
+            assert!(matches!(&err, Error::Env { var: named, .. } if *named == var), "{err}");
+            assert!(err.to_string().contains("cargo feature `otlp-grpc`"), "{err}");
+        }
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! `opentelemetry-proto`, encoded by `prost` (`http/protobuf`) or in the specification's JSON
 //! mapping (`http/json`), gzip-compressed when asked; requests go out with `ureq` from one
 //! background thread, over rustls for `https://` (cargo feature `tls`), with the configured
-//! headers.
+//! headers. With the cargo feature `otlp-grpc`, `grpc` sends the same protobuf requests as
+//! unary calls of the collector services through tonic.
 //!
 //! - **Spans**: every span the [sampler](crate::sample) keeps (monitored calls and manual spans)
 //!   is offered to a bounded queue without waiting; a full queue drops the span and counts it in
@@ -59,6 +60,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 mod encode;
+#[cfg(feature = "otlp-grpc")]
+mod grpc;
 mod retry;
 mod run;
 mod transport;
@@ -170,7 +173,7 @@ impl OtlpExporter {
     /// let exporter = OtlpExporter::new("http://127.0.0.1:4318")?.transports(&transports)?;
     /// assert_eq!(exporter.url(Signal::Logs), Some("http://127.0.0.1:4318/v1/logs"));
     /// let bad = OtlpTransports { generic: OtlpTransport { endpoint: Some("http://127.0.0.1:4317".into()), ..OtlpTransport::default() }, ..transports };
-    /// assert!(OtlpExporter::new("http://127.0.0.1:4318")?.transports(&bad).unwrap_err().to_string().contains("otlp-grpc"));
+    /// assert!(OtlpExporter::new("http://127.0.0.1:4318")?.transports(&bad).unwrap_err().to_string().contains("port 4317 is OTLP/gRPC"));
     /// # Ok::<(), flext_obs::Error>(())
     /// ```
     pub fn transports(mut self, transports: &OtlpTransports) -> Result<Self> {

@@ -105,9 +105,9 @@ impl Run {
         let counters = SelfMetrics::new(&obs)?;
         let on = [true, exporter.metrics, exporter.logs];
         let mut channels = [None, None, None];
-        for ((slot, target), on) in channels.iter_mut().zip(&exporter.targets).zip(on) {
+        for (((slot, target), on), signal) in channels.iter_mut().zip(&exporter.targets).zip(on).zip(crate::config::Signal::ALL) {
             if let (Some(target), true) = (target, on) {
-                *slot = Some(Channel::open(target.clone())?);
+                *slot = Some(Channel::open(target.clone(), signal)?);
             }
         }
         let full = [counters.dropped[0][QUEUE_FULL].clone(), counters.dropped[1][QUEUE_FULL].clone()];

@@ -29,14 +29,31 @@ pub(super) enum Attempt {
 #[derive(Debug)]
 pub(super) struct Channel {
     target: OtlpTarget,
-    agent: ureq::Agent,
+    wire: Wire,
+}
+
+/// OTLP/HTTP through ureq, or OTLP/gRPC through tonic.
+#[derive(Debug)]
+enum Wire {
+    Http(ureq::Agent),
+    #[cfg(feature = "otlp-grpc")]
+    Grpc(Box<super::grpc::GrpcChannel>),
 }
 
 impl Channel {
-    /// The channel to `target`; its TLS files are read now.
-    pub(super) fn open(target: OtlpTarget) -> Result<Self> {
-        let agent = client::agent_for(SERVICE, &target.tls)?;
-        Ok(Channel { target, agent })
+    /// The channel to `target` for `signal`; its TLS files are read now.
+    pub(super) fn open(target: OtlpTarget, signal: crate::config::Signal) -> Result<Self> {
+        let wire = match target.protocol {
+            OtlpProtocol::HttpProtobuf | OtlpProtocol::HttpJson => Wire::Http(client::agent_for(SERVICE, &target.tls)?),
+            #[cfg(feature = "otlp-grpc")]
+            OtlpProtocol::Grpc => Wire::Grpc(Box::new(super::grpc::GrpcChannel::open(&target, signal)?)),
+            #[cfg(not(feature = "otlp-grpc"))]
+            OtlpProtocol::Grpc => {
+                let _ = signal;
+                return Err(Error::invalid(SERVICE, "protocol", "grpc", crate::config::GRPC_MISSING));
+            }
+        };
+        Ok(Channel { target, wire })
     }
 
     /// The longest one attempt may take.
@@ -51,6 +68,10 @@ impl Channel {
                 .map_err(|e| Error::Transport { service: SERVICE, message: format!("the request could not be encoded as JSON: {e}") })?,
             OtlpProtocol::HttpProtobuf | OtlpProtocol::Grpc => message.encode_to_vec(),
         };
+        // gRPC compresses each message itself (grpc-encoding), not the body.
+        if self.target.protocol == OtlpProtocol::Grpc {
+            return Ok(raw);
+        }
         match self.target.compression {
             OtlpCompression::None => Ok(raw),
             OtlpCompression::Gzip => {
@@ -65,11 +86,19 @@ impl Channel {
 
     /// Sends `body` once, within `timeout`.
     pub(super) fn attempt(&self, body: &[u8], timeout: Duration) -> Attempt {
+        match &self.wire {
+            Wire::Http(agent) => self.attempt_http(agent, body, timeout),
+            #[cfg(feature = "otlp-grpc")]
+            Wire::Grpc(grpc) => grpc.attempt(body, timeout),
+        }
+    }
+
+    fn attempt_http(&self, agent: &ureq::Agent, body: &[u8], timeout: Duration) -> Attempt {
         let content_type = match self.target.protocol {
             OtlpProtocol::HttpJson => "application/json",
             OtlpProtocol::HttpProtobuf | OtlpProtocol::Grpc => "application/x-protobuf",
         };
-        let mut request = self.agent.post(&self.target.url);
+        let mut request = agent.post(&self.target.url);
         for (name, value) in &self.target.headers {
             request = request.header(name.as_str(), value.as_str());
         }
