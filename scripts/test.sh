@@ -88,15 +88,23 @@ export FLEXT_TEST_PUSHGATEWAY_URL="http://127.0.0.1:$pushgateway_port"
 export FLEXT_TEST_ALERTMANAGER_URL="http://127.0.0.1:$alertmanager_port"
 echo "servers for the tests: prometheus :$prometheus_port, pushgateway :$pushgateway_port, alertmanager :$alertmanager_port (logs in $servers_dir)"
 
-# Unit, behaviour, compile (trybuild) and doc tests of the whole workspace.
+# Unit, behaviour, compile (trybuild) and doc tests of the whole workspace (the tests crate turns
+# on `otlp`, `tls` and `otlp-grpc`, so the https:// tests run against a rustls peer and the gRPC
+# ones against a tonic receiver).
 cargo test --workspace
 
-# The runtime crate alone builds with no optional feature, its defaults (no OTLP) and OTLP alone
-# (the workspace build above unifies every feature on).
+# The runtime crate alone builds with no optional feature, its defaults (no OTLP, no TLS), OTLP
+# alone, TLS alone and OTLP with TLS (the workspace build above unifies every feature on).
 cargo check -q -p flext-obs --no-default-features
 cargo check -q -p flext-obs
 cargo check -q -p flext-obs --no-default-features --features otlp
 cargo check -q -p flext-obs --no-default-features --features bridge-metrics,bridge-log,bridge-http,bridge-tracing
+cargo check -q -p flext-obs --no-default-features --features tls
+cargo check -q -p flext-obs --no-default-features --features otlp,tls
+cargo check -q -p flext-obs --no-default-features --features otlp-grpc
+cargo check -q -p flext-obs --features otlp-grpc,tls
+# Its unit tests without `tls`: an https:// URL is an error that names the feature.
+cargo test -q -p flext-obs --lib
 
 # With monitoring compiled out, #[flext_monitor] must leave items unchanged.
 cargo test -p flext-obs-tests --features disable-monitoring --test disabled

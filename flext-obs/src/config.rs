@@ -4,10 +4,24 @@
 //! |---|---|---|
 //! | `FLEXT_OBSERVABILITY_ENABLED` | record at all | `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off` |
 //! | `FLEXT_LOG_LEVEL` | lowest level logged (also by the `log` bridge) | `debug`, `info`, `warning` (or `warn`), `error`, `critical` |
-//! | `AUTOMETRICS_SERVICE_NAME`, then `OTEL_SERVICE_NAME`, then `FLEXT_SERVICE_NAME` | the one `service_name` label of every series (default: the executable's name, without the hash cargo adds to test binaries) | non-empty text, at most [`MAX_TEXT_BYTES`] bytes |
-//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | OTLP/HTTP collector | `http://` URL (`https://` is refused: no TLS yet) |
-//! | `PROMETHEUS_PUSH_GATEWAY` | Pushgateway for batch jobs | `http://` URL (`https://` is refused: no TLS yet) |
-//! | `FLEXT_ALERTMANAGER_URL` | Alertmanager to post alerts to | `http://` URL (`https://` is refused: no TLS yet) |
+//! | `AUTOMETRICS_SERVICE_NAME`, then `OTEL_SERVICE_NAME`, then `FLEXT_SERVICE_NAME`, then `service.name` of `OTEL_RESOURCE_ATTRIBUTES` | the one `service_name` label of every series and the OTLP resource's `service.name` (default: the executable's name, without the hash cargo adds to test binaries) | non-empty text, at most [`MAX_TEXT_BYTES`] bytes |
+//! | `OTEL_RESOURCE_ATTRIBUTES` | attributes of the OTLP resource (`service.version` used when no version is configured) | `key=value` list, values %-encoded, at most 128 |
+//! | `OTEL_SDK_DISABLED` | `true`: no OTLP exporter is started from the configuration (metrics, endpoint, alerts unaffected) | boolean (default false) |
+//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | OTLP collector; over HTTP each signal goes to `/v1/traces`, `/v1/metrics`, `/v1/logs` under it, over gRPC to the URL itself | `http://` URL, `https://` with the cargo feature `tls`; port 4317 only with `grpc` (without `otlp-grpc`, an error naming the feature) |
+//! | `OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_ENDPOINT` | one signal's full URL, used verbatim (a signal with no endpoint, its own or the generic one, is not exported) | as above |
+//! | `OTEL_EXPORTER_OTLP[_{TRACES,METRICS,LOGS}]_HEADERS` | headers of every request (a signal's list replaces the generic one) | `key=value` list, values %-encoded; names HTTP tokens |
+//! | `OTEL_EXPORTER_OTLP[_{TRACES,METRICS,LOGS}]_COMPRESSION` | request body compression | `gzip` or `none` (default) |
+//! | `OTEL_EXPORTER_OTLP[_{TRACES,METRICS,LOGS}]_TIMEOUT` | longest one request may take (retries: see `OTEL_BSP_EXPORT_TIMEOUT`) | milliseconds from 1 to 3,600,000 (default 10,000) |
+//! | `OTEL_EXPORTER_OTLP[_{TRACES,METRICS,LOGS}]_PROTOCOL` | wire format | `http/protobuf` (default), `http/json`, or `grpc` with the cargo feature `otlp-grpc` (without it, an error naming the feature) |
+//! | `OTEL_EXPORTER_OTLP[_{TRACES,METRICS,LOGS}]_CERTIFICATE` | CA certificates trusted for `https://`, instead of the platform's roots | path of a PEM file |
+//! | `OTEL_EXPORTER_OTLP[_{TRACES,METRICS,LOGS}]_CLIENT_CERTIFICATE`, `OTEL_EXPORTER_OTLP[_{TRACES,METRICS,LOGS}]_CLIENT_KEY` | client certificate chain and key (mutual TLS) | paths of PEM files, both or neither |
+//! | `OTEL_EXPORTER_OTLP[_{TRACES,METRICS,LOGS}]_INSECURE` | gRPC only (plain text for an endpoint without a scheme): read and checked, no effect on the HTTP protocols, which take the scheme from the URL | boolean |
+//! | `PROMETHEUS_PUSH_GATEWAY` | Pushgateway for batch jobs | `http://` URL, `https://` with the cargo feature `tls` |
+//! | `FLEXT_PUSH_GATEWAY_CERTIFICATE`, `FLEXT_PUSH_GATEWAY_CLIENT_CERTIFICATE`, `FLEXT_PUSH_GATEWAY_CLIENT_KEY` | the Pushgateway's CA, client certificate and key | paths of PEM files (client pair both or neither) |
+//! | `FLEXT_PUSH_GATEWAY_USER`, `FLEXT_PUSH_GATEWAY_PASSWORD` or `FLEXT_PUSH_GATEWAY_BEARER_TOKEN` | `Authorization: Basic` or `Bearer` for the Pushgateway | user without `:`; token letters, digits, `-._~+/` then `=`; not both kinds |
+//! | `FLEXT_ALERTMANAGER_URL` | Alertmanager to post alerts to | `http://` URL, `https://` with the cargo feature `tls` |
+//! | `FLEXT_ALERTMANAGER_CERTIFICATE`, `FLEXT_ALERTMANAGER_CLIENT_CERTIFICATE`, `FLEXT_ALERTMANAGER_CLIENT_KEY` | Alertmanager's CA, client certificate and key | as for the Pushgateway |
+//! | `FLEXT_ALERTMANAGER_USER`, `FLEXT_ALERTMANAGER_PASSWORD` or `FLEXT_ALERTMANAGER_BEARER_TOKEN` | authentication for Alertmanager | as for the Pushgateway |
 //! | `FLEXT_METRICS_ADDR` | where to serve `/metrics` | socket address, e.g. `127.0.0.1:9464` |
 //! | `FLEXT_MAX_SERIES_PER_METRIC` | cardinality limit per metric | whole number >= 1 |
 //! | `FLEXT_SERIES_RETENTION_SECS` | evict idle series after | seconds >= 1, or `off` |
@@ -19,6 +33,8 @@
 //! | `FLEXT_STORE_LANES` | write lanes per series, one count for the process (more: more threads record without a locked instruction; fewer: less memory per series) | whole number from 1 to 64, or `auto` (default: twice the cores, rounded up to a power of two, from 4 to 64) |
 //! | `FLEXT_HISTOGRAM_BUCKETS` | default histogram bounds (seconds) | comma-separated increasing numbers |
 //! | `FLEXT_SERVICE_VERSION`, `FLEXT_SERVICE_COMMIT` | `build_info{version, commit}` | text, at most [`MAX_TEXT_BYTES`] bytes (overrides [`crate::set_build_info!`]) |
+//! | `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG` | mapped onto the sampler: `always_on` (ratio 1), `always_off` (ratio 0, failed calls not kept either), `traceidratio` (ratio = the argument), `parentbased_*` the same with the parent's flag followed; the `FLEXT_TRACE_*` variables win where both are set | `always_on`, `always_off`, `traceidratio`, `parentbased_always_on` (default), `parentbased_always_off`, `parentbased_traceidratio`; argument a number from 0 to 1 (default 1) |
+//! | `OTEL_PROPAGATORS` | the context formats asked for, kept in [`Config::propagators`] | comma-separated `tracecontext`, `baggage`, or `none` (default `tracecontext,baggage`; b3, jaeger, xray are refused) |
 //! | `FLEXT_TRACE_SAMPLE_RATIO` | share of new traces whose spans are kept | number from 0 to 1 |
 //! | `FLEXT_TRACE_PARENT_BASED` | follow the incoming `traceparent` sampled flag | boolean |
 //! | `FLEXT_TRACE_KEEP_ERRORS` | keep failed calls' spans whatever the sampling | boolean |
@@ -27,7 +43,8 @@
 //! | `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` | spans per OTLP request | whole number from 1 to the queue size |
 //! | `OTEL_BSP_SCHEDULE_DELAY` | OTLP span export interval | milliseconds from 1 to 3,600,000 (1 h) |
 //! | `OTEL_METRIC_EXPORT_INTERVAL` | OTLP metrics export interval | milliseconds from 1 to 3,600,000 |
-//! | `OTEL_BSP_EXPORT_TIMEOUT` | longest one OTLP export (a request and its retries) or a `flush()` may take | milliseconds from 1 to 3,600,000 (default 30,000) |
+//! | `OTEL_BSP_EXPORT_TIMEOUT` | longest one OTLP span or log export (its requests and retries) or a `flush()` may take | milliseconds from 1 to 3,600,000 (default 30,000) |
+//! | `OTEL_METRIC_EXPORT_TIMEOUT` | longest one OTLP metrics export (its requests and retries) may take | milliseconds from 1 to 3,600,000 (default 30,000) |
 //! | `FLEXT_OTLP_SHUTDOWN_TIMEOUT_MS` | longest the OTLP shutdown waits (what is not sent by then is dropped and counted) | milliseconds from 1 to 3,600,000 (default 5,000) |
 //! | `FLEXT_EXPORT_REQUEST_TIMEOUT_MS` | longest one Pushgateway push or Alertmanager batch (retries included) may take | milliseconds from 1 to 3,600,000 (default 5,000) |
 //! | `FLEXT_PUSH_STOP_TIMEOUT_MS` | longest stopping the Pushgateway pusher (its final push included) may take | milliseconds from 1 to 3,600,000 (default 5,000) |
@@ -57,7 +74,17 @@ use std::time::Duration;
 
 mod env;
 mod http;
+mod otel;
+mod otlp;
+mod tls;
+mod url;
 pub use self::http::{BearerToken, HttpSettings, Routes};
+pub use otel::{Propagators, ResourceAttributes};
+#[cfg_attr(any(feature = "otlp-grpc", not(feature = "otlp")), allow(unused_imports))] // only OTLP without gRPC refuses it
+pub(crate) use otlp::GRPC_MISSING;
+pub use otlp::{DEFAULT_REQUEST_TIMEOUT, OtlpCompression, OtlpProtocol, OtlpTarget, OtlpTransport, OtlpTransports, Signal};
+pub use tls::{HttpAuth, PeerAccess, TlsFiles};
+pub(crate) use url::check_url;
 mod export;
 #[cfg_attr(not(feature = "push"), allow(unused_imports))]
 pub(crate) use export::check_wait;
@@ -71,6 +98,41 @@ pub const ENV_VARS: &[&str] = &[
     "OTEL_SERVICE_NAME",
     "FLEXT_SERVICE_NAME",
     "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_COMPRESSION",
+    "OTEL_EXPORTER_OTLP_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+    "OTEL_EXPORTER_OTLP_INSECURE",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+    "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
+    "OTEL_EXPORTER_OTLP_TRACES_INSECURE",
+    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+    "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION",
+    "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY",
+    "OTEL_EXPORTER_OTLP_METRICS_INSECURE",
+    "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
+    "OTEL_EXPORTER_OTLP_LOGS_COMPRESSION",
+    "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY",
+    "OTEL_EXPORTER_OTLP_LOGS_INSECURE",
     "PROMETHEUS_PUSH_GATEWAY",
     "FLEXT_ALERTMANAGER_URL",
     "FLEXT_METRICS_ADDR",
@@ -108,6 +170,24 @@ pub const ENV_VARS: &[&str] = &[
     "FLEXT_EXPORT_REQUEST_TIMEOUT_MS",
     "FLEXT_PUSH_STOP_TIMEOUT_MS",
     "FLEXT_ALERTMANAGER_STOP_TIMEOUT_MS",
+    "FLEXT_PUSH_GATEWAY_CERTIFICATE",
+    "FLEXT_PUSH_GATEWAY_CLIENT_CERTIFICATE",
+    "FLEXT_PUSH_GATEWAY_CLIENT_KEY",
+    "FLEXT_PUSH_GATEWAY_USER",
+    "FLEXT_PUSH_GATEWAY_PASSWORD",
+    "FLEXT_PUSH_GATEWAY_BEARER_TOKEN",
+    "FLEXT_ALERTMANAGER_CERTIFICATE",
+    "FLEXT_ALERTMANAGER_CLIENT_CERTIFICATE",
+    "FLEXT_ALERTMANAGER_CLIENT_KEY",
+    "FLEXT_ALERTMANAGER_USER",
+    "FLEXT_ALERTMANAGER_PASSWORD",
+    "FLEXT_ALERTMANAGER_BEARER_TOKEN",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_SDK_DISABLED",
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_TRACES_SAMPLER_ARG",
+    "OTEL_PROPAGATORS",
+    "OTEL_METRIC_EXPORT_TIMEOUT",
 ];
 
 /// The validated configuration of an [`crate::Observability`] instance.
@@ -128,9 +208,14 @@ pub struct Config {
     enabled: bool,
     log_level: LogLevel,
     service_name: String,
-    otlp_endpoint: Option<String>,
+    otlp_transports: OtlpTransports,
     push_gateway: Option<String>,
+    push_access: PeerAccess,
     alertmanager_url: Option<String>,
+    alertmanager_access: PeerAccess,
+    resource_attributes: ResourceAttributes,
+    sdk_disabled: bool,
+    propagators: Propagators,
     metrics_addr: Option<SocketAddr>,
     sweep_interval: Option<Duration>,
     version: Option<String>,
@@ -149,9 +234,14 @@ impl Default for Config {
             enabled: true,
             log_level: LogLevel::Info,
             service_name: default_service_name(),
-            otlp_endpoint: None,
+            otlp_transports: OtlpTransports::default(),
             push_gateway: None,
+            push_access: PeerAccess::default(),
             alertmanager_url: None,
+            alertmanager_access: PeerAccess::default(),
+            resource_attributes: ResourceAttributes::default(),
+            sdk_disabled: false,
+            propagators: Propagators::default(),
             metrics_addr: None,
             sweep_interval: None,
             version: None,
@@ -202,17 +292,62 @@ impl Config {
     pub fn service_name(&self) -> &str {
         &self.service_name
     }
-    /// OTLP/HTTP collector endpoint.
+    /// The generic OTLP/HTTP collector endpoint (`OTEL_EXPORTER_OTLP_ENDPOINT`); see
+    /// [`otlp_transports`](Config::otlp_transports) for each signal's.
     pub fn otlp_endpoint(&self) -> Option<&str> {
-        self.otlp_endpoint.as_deref()
+        self.otlp_transports.generic.endpoint.as_deref()
+    }
+    /// Where and how each OTLP signal is sent (the `OTEL_EXPORTER_OTLP_*` variables).
+    ///
+    /// ```
+    /// use flext_obs::config::{OtlpCompression, Signal};
+    /// let config = flext_obs::Config::from_lookup(|var| match var {
+    ///     "OTEL_EXPORTER_OTLP_ENDPOINT" => Some("http://collector:4318".to_owned()),
+    ///     "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT" => Some("http://metrics:9090/api/v1/otlp/v1/metrics".to_owned()),
+    ///     "OTEL_EXPORTER_OTLP_HEADERS" => Some("api-key=a%20b".to_owned()),
+    ///     "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION" => Some("gzip".to_owned()),
+    ///     _ => None,
+    /// })?;
+    /// let traces = config.otlp_transports().target(Signal::Traces).unwrap();
+    /// assert_eq!(traces.url, "http://collector:4318/v1/traces");
+    /// assert_eq!(traces.compression, OtlpCompression::Gzip);
+    /// assert_eq!(traces.headers, [("api-key".to_owned(), "a b".to_owned())]);
+    /// let metrics = config.otlp_transports().target(Signal::Metrics).unwrap();
+    /// assert_eq!(metrics.url, "http://metrics:9090/api/v1/otlp/v1/metrics");
+    /// # Ok::<(), flext_obs::Error>(())
+    /// ```
+    pub fn otlp_transports(&self) -> &OtlpTransports {
+        &self.otlp_transports
     }
     /// Pushgateway URL.
     pub fn push_gateway(&self) -> Option<&str> {
         self.push_gateway.as_deref()
     }
+    /// TLS files and authentication for the Pushgateway.
+    pub fn push_access(&self) -> &PeerAccess {
+        &self.push_access
+    }
     /// Alertmanager URL.
     pub fn alertmanager_url(&self) -> Option<&str> {
         self.alertmanager_url.as_deref()
+    }
+    /// TLS files and authentication for Alertmanager.
+    pub fn alertmanager_access(&self) -> &PeerAccess {
+        &self.alertmanager_access
+    }
+    /// Attributes of the OTLP resource (`OTEL_RESOURCE_ATTRIBUTES`); `service.name` comes from
+    /// [`service_name`](Config::service_name) whatever they say.
+    pub fn resource_attributes(&self) -> &ResourceAttributes {
+        &self.resource_attributes
+    }
+    /// Whether OpenTelemetry export is off (`OTEL_SDK_DISABLED=true`): no OTLP exporter is
+    /// started from this configuration; metrics, the endpoint and alerts are not affected.
+    pub fn sdk_disabled(&self) -> bool {
+        self.sdk_disabled
+    }
+    /// The context propagation formats asked for (`OTEL_PROPAGATORS`).
+    pub fn propagators(&self) -> Propagators {
+        self.propagators
     }
     /// Address to serve `/metrics` on.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
@@ -273,19 +408,51 @@ impl ConfigBuilder {
         self.0.service_name = name.into();
         self
     }
-    /// OTLP/HTTP collector endpoint (`http://`; `https://` is refused until TLS lands).
+    /// The generic OTLP/HTTP collector endpoint (`http://`, or `https://` with the cargo
+    /// feature `tls`); each signal's requests go to `/v1/<signal>` under it.
     pub fn otlp_endpoint(mut self, url: impl Into<String>) -> Self {
-        self.0.otlp_endpoint = Some(url.into());
+        self.0.otlp_transports.generic.endpoint = Some(url.into());
         self
     }
-    /// Pushgateway URL (`http://`; `https://` is refused until TLS lands).
+    /// Every OTLP transport setting, generic and per signal (replaces
+    /// [`otlp_endpoint`](ConfigBuilder::otlp_endpoint)).
+    pub fn otlp_transports(mut self, transports: OtlpTransports) -> Self {
+        self.0.otlp_transports = transports;
+        self
+    }
+    /// Pushgateway URL (`http://`, or `https://` with the cargo feature `tls`).
     pub fn push_gateway(mut self, url: impl Into<String>) -> Self {
         self.0.push_gateway = Some(url.into());
         self
     }
-    /// Alertmanager URL (`http://`; `https://` is refused until TLS lands).
+    /// TLS files and authentication for the Pushgateway.
+    pub fn push_access(mut self, access: PeerAccess) -> Self {
+        self.0.push_access = access;
+        self
+    }
+    /// Alertmanager URL (`http://`, or `https://` with the cargo feature `tls`).
     pub fn alertmanager_url(mut self, url: impl Into<String>) -> Self {
         self.0.alertmanager_url = Some(url.into());
+        self
+    }
+    /// TLS files and authentication for Alertmanager.
+    pub fn alertmanager_access(mut self, access: PeerAccess) -> Self {
+        self.0.alertmanager_access = access;
+        self
+    }
+    /// Attributes of the OTLP resource (besides `service.name`).
+    pub fn resource_attributes(mut self, attributes: ResourceAttributes) -> Self {
+        self.0.resource_attributes = attributes;
+        self
+    }
+    /// Turns OpenTelemetry export off (see [`Config::sdk_disabled`]).
+    pub fn sdk_disabled(mut self, disabled: bool) -> Self {
+        self.0.sdk_disabled = disabled;
+        self
+    }
+    /// The context propagation formats (default: `tracecontext` and `baggage`).
+    pub fn propagators(mut self, propagators: Propagators) -> Self {
+        self.0.propagators = propagators;
         self
     }
     /// Address to serve `/metrics` on.
@@ -403,18 +570,15 @@ impl ConfigBuilder {
         if c.store.max_series == Some(0) {
             return Err(Error::invalid("Config", "max_series", 0, "must be at least 1 (or None for no cap)"));
         }
-        for (field, url) in
-            [("otlp_endpoint", &c.otlp_endpoint), ("push_gateway", &c.push_gateway), ("alertmanager_url", &c.alertmanager_url)]
-        {
+        for (field, url) in [("push_gateway", &c.push_gateway), ("alertmanager_url", &c.alertmanager_url)] {
             if let Some(url) = url {
-                if url.trim().starts_with("https://") {
-                    return Err(Error::invalid("Config", field, url, TLS_NOT_YET));
-                }
-                if !is_http_url(url) {
-                    return Err(Error::invalid("Config", field, url, "must be an http:// URL with a host"));
-                }
+                check_url(url).map_err(|why| Error::invalid("Config", field, url, why))?;
             }
         }
+        c.otlp_transports.check()?;
+        c.push_access.tls.check("Config")?;
+        c.alertmanager_access.tls.check("Config")?;
+        c.resource_attributes.check()?;
         if c.store.max_series_per_metric == 0 {
             return Err(Error::invalid("Config", "max_series_per_metric", 0, "must be at least 1"));
         }
@@ -452,15 +616,4 @@ pub const MAX_TEXT_BYTES: usize = crate::entity::MAX_LABEL_VALUE_LEN;
 pub(super) fn text_head(text: &str) -> String {
     let head: String = text.chars().take(32).collect();
     format!("{head}...<{} bytes>", text.len())
-}
-
-/// Why `https://` exporter URLs are refused, until a release with TLS.
-pub(super) const TLS_NOT_YET: &str = "https:// is not supported yet (this build has no TLS); use an http:// URL";
-
-pub(super) fn is_http_url(url: &str) -> bool {
-    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
-    rest.is_some_and(|rest| {
-        let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-        !host.is_empty() && !host.starts_with(':') && !url.chars().any(char::is_whitespace)
-    })
 }

@@ -63,6 +63,8 @@ pub(crate) struct Queue {
     capacity: u64,
     /// Whether log entries are taken at all (an exporter can leave them out).
     logs: bool,
+    /// Whether spans are taken at all (an exporter with no traces endpoint leaves them out).
+    spans: bool,
     /// `flext_otlp_dropped_total{signal, reason="queue_full"}` for spans and logs.
     full: [Counter; 2],
 }
@@ -71,7 +73,7 @@ impl Queue {
     /// Accepts `item` if fewer than `capacity` items are held, else drops and counts it.
     fn offer(&self, item: Item) {
         let signal = item.signal();
-        if signal == 1 && !self.logs {
+        if (signal == 1 && !self.logs) || (signal == 0 && !self.spans) {
             return;
         }
         let one = 1u64 << shift_of(signal);
@@ -133,12 +135,14 @@ thread_local! {
     static LAST_ERROR: RefCell<Option<(SpanId, Box<str>)>> = const { RefCell::new(None) };
 }
 
-/// Makes a queue holding at most `capacity` items (log entries only when `logs`) whose refusals
-/// count in `full` (spans, logs), opens it and returns it with its receiving end.
-pub(crate) fn open(capacity: usize, logs: bool, full: [Counter; 2]) -> (Arc<Queue>, Receiver<Item>) {
+/// Makes a queue holding at most `capacity` items (spans only when `takes[0]`, log entries only
+/// when `takes[1]`) whose refusals count in `full` (spans, logs), opens it and returns it with
+/// its receiving end.
+pub(crate) fn open(capacity: usize, takes: [bool; 2], full: [Counter; 2]) -> (Arc<Queue>, Receiver<Item>) {
+    let [spans, logs] = takes;
     let (tx, rx) = channel();
     let capacity = (capacity as u64).min(MASK);
-    let queue = Arc::new(Queue { tx, held: AtomicU64::new(0), capacity, logs, full });
+    let queue = Arc::new(Queue { tx, held: AtomicU64::new(0), capacity, logs, spans, full });
     *QUEUE.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&queue));
     GENERATION.fetch_add(1, Ordering::AcqRel);
     OPEN.store(true, Ordering::Release);
@@ -209,7 +213,7 @@ mod tests {
         let full =
             [store.counter("full_total", &[("signal", "spans")]).unwrap(), store.counter("full_total", &[("signal", "logs")]).unwrap()];
         let (tx, rx) = channel();
-        (Queue { tx, held: AtomicU64::new(0), capacity, logs, full }, rx, store)
+        (Queue { tx, held: AtomicU64::new(0), capacity, logs, spans: true, full }, rx, store)
     }
 
     fn span() -> Item {

@@ -2,7 +2,9 @@
 
 pub mod example;
 pub mod faults;
+pub mod grpc_receiver;
 pub mod otlp_receiver;
+pub mod tls_peer;
 
 use flext_obs::store::SeriesValue;
 use flext_obs::{Config, Observability};

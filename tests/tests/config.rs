@@ -63,9 +63,9 @@ fn malformed_values_name_the_variable_the_value_and_what_was_expected() {
     let cases = [
         ("FLEXT_OBSERVABILITY_ENABLED", "maybe", "a boolean: true/false, 1/0, yes/no, on/off"),
         ("FLEXT_LOG_LEVEL", "verbose", "one of debug, info, warning, error, critical (or warn)"),
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4318", "an http:// URL with a host"),
-        ("PROMETHEUS_PUSH_GATEWAY", "http://", "an http:// URL with a host"),
-        ("FLEXT_ALERTMANAGER_URL", "ftp://x", "an http:// URL with a host"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4318", "an http:// or https:// URL with a host"),
+        ("PROMETHEUS_PUSH_GATEWAY", "http://", "an http:// or https:// URL with a host"),
+        ("FLEXT_ALERTMANAGER_URL", "ftp://x", "an http:// or https:// URL with a host"),
         ("FLEXT_METRICS_ADDR", "9464", "a socket address such as 127.0.0.1:9464"),
         ("FLEXT_MAX_SERIES_PER_METRIC", "0", "a whole number >= 1"),
         ("FLEXT_MAX_SERIES_PER_METRIC", "-5", "a whole number >= 1"),
@@ -89,7 +89,7 @@ fn malformed_values_name_the_variable_the_value_and_what_was_expected() {
 
 #[test]
 fn the_builder_validates_too() {
-    assert!(Config::builder().push_gateway("nope").build().unwrap_err().to_string().contains("must be an http:// URL"));
+    assert!(Config::builder().push_gateway("nope").build().unwrap_err().to_string().contains("an http:// or https:// URL"));
     assert!(Config::builder().max_series_per_metric(0).build().is_err());
     assert!(Config::builder().default_buckets(&[]).build().is_err());
     assert!(Config::builder().retention(Some(Duration::ZERO)).build().is_err());

@@ -280,7 +280,7 @@ fn otlp_settings_come_from_the_environment_with_precise_errors() {
             ..OtlpSettings::default()
         }
     );
-    assert_eq!(OtlpExporter::from_config(&config).unwrap().unwrap().traces_url(), "http://127.0.0.1:4318/v1/traces");
+    assert_eq!(OtlpExporter::from_config(&config).unwrap().unwrap().traces_url(), Some("http://127.0.0.1:4318/v1/traces"));
     let err = Config::from_lookup(lookup(vec![("OTEL_BSP_SCHEDULE_DELAY", "soon")])).unwrap_err();
     assert_eq!(
         err.to_string(),

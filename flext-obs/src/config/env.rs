@@ -3,12 +3,19 @@
 //! variable is set aside and reported, every other one applies), with the value parsers they
 //! share with the settings modules.
 
-use super::{Config, ENV_VARS, HttpSettings, MAX_QUEUE_SIZE, MAX_TEXT_BYTES, MAX_WAIT, TLS_NOT_YET, is_http_url, text_head};
+use super::otel::{otel_from_vars, otel_sampler};
+use super::otlp::transports_from_vars;
+use super::tls::{ALERTMANAGER_VARS, PUSH_VARS, access_from_vars};
+use super::url::check_url;
+use super::{Config, ENV_VARS, HttpSettings, MAX_QUEUE_SIZE, MAX_TEXT_BYTES, MAX_WAIT, text_head};
 use crate::entity::LogLevel;
 use crate::error::{Error, Result};
 use crate::sample::Sampler;
 use crate::store::{StoreSettings, check_buckets};
 use std::time::Duration;
+
+/// A variable's value when it is set and not blank, with its name (`'static`, for the error).
+pub(super) type Get<'a> = dyn Fn(&'static str) -> Option<(&'static str, String)> + 'a;
 
 impl Config {
     /// Reads the process environment (see the table in the [module docs](crate::config)).
@@ -55,19 +62,27 @@ impl Config {
             let level = name.parse().map_err(|_| env_err(var, &v, format!("one of {} (or warn)", LogLevel::NAMES.join(", "))))?;
             builder = builder.log_level(level);
         }
-        // The Autometrics specification's order: its own variable, then OpenTelemetry's, then ours.
+        let otel = otel_from_vars(&get)?;
+        // The Autometrics specification's order: its own variable, then OpenTelemetry's, then
+        // ours; then `service.name` of OTEL_RESOURCE_ATTRIBUTES (which OTEL_SERVICE_NAME beats,
+        // as the OpenTelemetry specification says).
         if let Some((var, v)) = get("AUTOMETRICS_SERVICE_NAME").or_else(|| get("OTEL_SERVICE_NAME")).or_else(|| get("FLEXT_SERVICE_NAME")) {
             builder = builder.service_name(env_text(var, v.trim())?);
+        } else if let Some(name) = otel.resource_attributes.get("service.name").filter(|n| !n.trim().is_empty()) {
+            builder = builder.service_name(env_text("OTEL_RESOURCE_ATTRIBUTES", name.trim())?);
         }
-        if let Some((var, v)) = get("OTEL_EXPORTER_OTLP_ENDPOINT") {
-            builder.0.otlp_endpoint = Some(parse_url(var, &v)?);
-        }
+        builder.0.resource_attributes = otel.resource_attributes;
+        builder.0.sdk_disabled = otel.sdk_disabled;
+        builder.0.propagators = otel.propagators;
+        builder.0.otlp_transports = transports_from_vars(&get)?;
         if let Some((var, v)) = get("PROMETHEUS_PUSH_GATEWAY") {
             builder.0.push_gateway = Some(parse_url(var, &v)?);
         }
+        builder.0.push_access = access_from_vars(&get, &PUSH_VARS)?;
         if let Some((var, v)) = get("FLEXT_ALERTMANAGER_URL") {
             builder.0.alertmanager_url = Some(parse_url(var, &v)?);
         }
+        builder.0.alertmanager_access = access_from_vars(&get, &ALERTMANAGER_VARS)?;
         if let Some((var, v)) = get("FLEXT_METRICS_ADDR") {
             builder.0.metrics_addr = Some(v.trim().parse().map_err(|_| env_err(var, &v, "a socket address such as 127.0.0.1:9464"))?);
         }
@@ -117,10 +132,11 @@ impl Config {
             }
             builder.0.otlp.max_export_batch_size = batch;
         }
-        let waits: [(&'static str, &mut Duration); 7] = [
+        let waits: [(&'static str, &mut Duration); 8] = [
             ("OTEL_BSP_SCHEDULE_DELAY", &mut builder.0.otlp.schedule_delay),
             ("OTEL_METRIC_EXPORT_INTERVAL", &mut builder.0.otlp.metric_interval),
             ("OTEL_BSP_EXPORT_TIMEOUT", &mut builder.0.otlp.export_timeout),
+            ("OTEL_METRIC_EXPORT_TIMEOUT", &mut builder.0.otlp.metric_export_timeout),
             ("FLEXT_OTLP_SHUTDOWN_TIMEOUT_MS", &mut builder.0.otlp.shutdown_timeout),
             ("FLEXT_EXPORT_REQUEST_TIMEOUT_MS", &mut builder.0.export_timeouts.request),
             ("FLEXT_PUSH_STOP_TIMEOUT_MS", &mut builder.0.export_timeouts.push_stop),
@@ -228,8 +244,9 @@ fn env_text<'v>(var: &'static str, value: &'v str) -> Result<&'v str> {
 }
 
 /// The sampler the `FLEXT_TRACE_*` variables ask for (`get` yields a set, non-empty variable).
-fn sampler_from_vars(get: &impl Fn(&'static str) -> Option<(&'static str, String)>) -> Result<Sampler> {
-    let mut sampler = Sampler::builder();
+/// `OTEL_TRACES_SAMPLER`/`_ARG` first, so that `FLEXT_TRACE_*` win where both are set.
+fn sampler_from_vars(get: &Get<'_>) -> Result<Sampler> {
+    let mut sampler = otel_sampler(get, Sampler::builder())?;
     if let Some((var, v)) = get("FLEXT_TRACE_SAMPLE_RATIO") {
         let ratio = v.trim().parse::<f64>().ok().filter(|r| (0.0..=1.0).contains(r));
         sampler = sampler.ratio(ratio.ok_or_else(|| env_err(var, &v, "a number from 0 to 1"))?);
@@ -288,8 +305,6 @@ pub(super) fn parse_millis(var: &'static str, value: &str) -> Result<Duration> {
 
 fn parse_url(var: &'static str, value: &str) -> Result<String> {
     let url = value.trim();
-    if url.starts_with("https://") {
-        return Err(env_err(var, value, format!("an http:// URL: {TLS_NOT_YET}")));
-    }
-    if is_http_url(url) { Ok(url.to_owned()) } else { Err(env_err(var, value, "an http:// URL with a host")) }
+    check_url(url).map_err(|why| env_err(var, value, why))?;
+    Ok(url.to_owned())
 }

@@ -40,6 +40,9 @@ pub struct OtlpSettings {
     /// [`flush`](crate::export::otlp::OtlpHandle::flush) waits (`OTEL_BSP_EXPORT_TIMEOUT`,
     /// default 30 s as in OpenTelemetry).
     pub export_timeout: Duration,
+    /// Longest one metrics export may take, its retries included (`OTEL_METRIC_EXPORT_TIMEOUT`,
+    /// default 30 s as in OpenTelemetry).
+    pub metric_export_timeout: Duration,
     /// Longest the shutdown (or dropping the handle) waits as a whole, however many exports are
     /// left: what is not sent by then is dropped and counted (default 5 s; OpenTelemetry leaves
     /// it to the SDK, and a service being stopped should not wait 30 s for a dead collector).
@@ -54,6 +57,7 @@ impl Default for OtlpSettings {
             schedule_delay: Duration::from_secs(5),
             metric_interval: Duration::from_secs(60),
             export_timeout: Duration::from_secs(30),
+            metric_export_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(5),
         }
     }
@@ -93,6 +97,7 @@ impl OtlpSettings {
         check_wait("OtlpSettings", "schedule_delay", self.schedule_delay)?;
         check_wait("OtlpSettings", "metric_interval", self.metric_interval)?;
         check_wait("OtlpSettings", "export_timeout", self.export_timeout)?;
+        check_wait("OtlpSettings", "metric_export_timeout", self.metric_export_timeout)?;
         check_wait("OtlpSettings", "shutdown_timeout", self.shutdown_timeout)
     }
 }

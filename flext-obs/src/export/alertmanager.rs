@@ -104,6 +104,8 @@ impl Counters {
 #[derive(Debug)]
 pub struct AlertmanagerSink {
     url: String,
+    agent: ureq::Agent,
+    auth: crate::config::HttpAuth,
     queue: Mutex<Queue>,
     wake: Condvar,
     timeout: Duration,
@@ -136,9 +138,27 @@ impl AlertmanagerSink {
     /// # Ok::<(), flext_obs::Error>(())
     /// ```
     pub fn with_timeouts(url: &str, timeouts: crate::config::ExportTimeouts) -> Result<Arc<Self>> {
+        Self::with_access(url, timeouts, &crate::config::PeerAccess::default())
+    }
+
+    /// Like [`with_timeouts`](AlertmanagerSink::with_timeouts), with TLS files (for an
+    /// `https://` Alertmanager, cargo feature `tls`) and the authentication sent with every
+    /// request. The files are read now: a missing or malformed one is an error.
+    ///
+    /// ```
+    /// use flext_obs::config::{ExportTimeouts, HttpAuth, PeerAccess};
+    /// use flext_obs::export::alertmanager::AlertmanagerSink;
+    /// let access = PeerAccess { auth: HttpAuth::bearer("t0ken")?, ..PeerAccess::default() };
+    /// let sink = AlertmanagerSink::with_access("http://127.0.0.1:9093", ExportTimeouts::default(), &access)?;
+    /// assert_eq!(sink.stop_timeout(), ExportTimeouts::default().alertmanager_stop);
+    /// # Ok::<(), flext_obs::Error>(())
+    /// ```
+    pub fn with_access(url: &str, timeouts: crate::config::ExportTimeouts, access: &crate::config::PeerAccess) -> Result<Arc<Self>> {
         timeouts.check()?;
         Ok(Arc::new(AlertmanagerSink {
             url: format!("{}/api/v2/alerts", client::base_url(SERVICE, url)?),
+            agent: client::agent_for(SERVICE, &access.tls)?,
+            auth: access.auth.clone(),
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
             timeout: timeouts.request,
@@ -151,9 +171,10 @@ impl AlertmanagerSink {
     }
 
     /// The sink `FLEXT_ALERTMANAGER_URL` asks for, with the configured timeouts
-    /// (`FLEXT_EXPORT_REQUEST_TIMEOUT_MS`, `FLEXT_ALERTMANAGER_STOP_TIMEOUT_MS`).
+    /// (`FLEXT_EXPORT_REQUEST_TIMEOUT_MS`, `FLEXT_ALERTMANAGER_STOP_TIMEOUT_MS`) and access
+    /// (`FLEXT_ALERTMANAGER_*`: TLS files, user and password or bearer token).
     pub fn from_config(config: &crate::Config) -> Result<Option<Arc<Self>>> {
-        config.alertmanager_url().map(|url| Self::with_timeouts(url, config.export_timeouts())).transpose()
+        config.alertmanager_url().map(|url| Self::with_access(url, config.export_timeouts(), config.alertmanager_access())).transpose()
     }
 
     /// The longest one batch may take, its retries included.
@@ -178,7 +199,7 @@ impl AlertmanagerSink {
     }
 
     fn post_json(&self, body: &Value, timeout: Duration) -> std::result::Result<(), (Error, Failure)> {
-        let request = client::agent().post(&self.url).header("Content-Type", "application/json");
+        let request = client::with_auth(self.agent.post(&self.url).header("Content-Type", "application/json"), &self.auth);
         client::classify(SERVICE, client::with_timeout(request, timeout).send(body.to_string()))
     }
 

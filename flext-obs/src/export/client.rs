@@ -1,7 +1,11 @@
 //! The small blocking HTTP client every exporter shares (ureq), with error statuses turned into
 //! [`Error::Remote`] carrying the server's own message, and a deadline on every request: a peer
 //! that accepts and never answers holds the calling thread for the request's timeout at most.
+//! With the cargo feature `tls`, `https://` goes through rustls: the platform's roots
+//! (rustls-platform-verifier: the OS trust store and its settings), or only the CA file given,
+//! and a client certificate for mutual TLS.
 
+use crate::config::{HttpAuth, TlsFiles};
 use crate::error::{Error, Result};
 use std::time::Duration;
 
@@ -11,13 +15,87 @@ pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// An agent that hands error statuses back as responses, so their bodies can be read. Each
 /// request sets its own overall timeout ([`with_timeout`]); this one is the backstop.
+#[cfg_attr(not(feature = "push"), allow(dead_code))] // the pusher and the Alertmanager sink use it
 pub(crate) fn agent() -> ureq::Agent {
+    base_config().build().into()
+}
+
+fn base_config() -> ureq::config::ConfigBuilder<ureq::typestate::AgentScope> {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(10)))
         .timeout_connect(Some(CONNECT_TIMEOUT))
-        .build()
-        .into()
+}
+
+/// Largest PEM file read (a CA bundle is a few hundred KiB at most).
+#[cfg(feature = "tls")]
+const MAX_PEM_BYTES: u64 = 4 * 1024 * 1024;
+
+/// An [`agent`] that speaks TLS with `files`: trusting only `files.ca_certificate` when given
+/// (else the platform's roots), presenting the client certificate when given. The files are read
+/// now; a missing or malformed one is an error naming it. Without the `tls` feature this is the
+/// plain agent (`https://` URLs are refused before any request).
+#[cfg_attr(not(feature = "tls"), allow(clippy::unnecessary_wraps))] // reading the files can fail with `tls` only
+pub(crate) fn agent_for(service: &'static str, files: &TlsFiles) -> Result<ureq::Agent> {
+    #[cfg(feature = "tls")]
+    {
+        use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig};
+        files.check(service)?;
+        let read = |path: &std::path::Path| -> Result<Vec<u8>> {
+            use std::io::Read as _;
+            let mut bytes = Vec::new();
+            let file = std::fs::File::open(path).map_err(|e| Error::invalid(service, "TLS file", path.display(), e.to_string()))?;
+            file.take(MAX_PEM_BYTES + 1)
+                .read_to_end(&mut bytes)
+                .map_err(|e| Error::invalid(service, "TLS file", path.display(), e.to_string()))?;
+            if bytes.len() as u64 > MAX_PEM_BYTES {
+                return Err(Error::invalid(service, "TLS file", path.display(), "larger than 4 MiB"));
+            }
+            Ok(bytes)
+        };
+        let certificates = |path: &std::path::Path| -> Result<Vec<Certificate<'static>>> {
+            let bytes = read(path)?;
+            let mut certs = Vec::new();
+            for item in ureq::tls::parse_pem(&bytes) {
+                match item {
+                    Ok(PemItem::Certificate(cert)) => certs.push(cert),
+                    Ok(_) => {}
+                    Err(e) => return Err(Error::invalid(service, "TLS file", path.display(), format!("not valid PEM: {e}"))),
+                }
+            }
+            if certs.is_empty() {
+                return Err(Error::invalid(service, "TLS file", path.display(), "holds no PEM certificate"));
+            }
+            Ok(certs)
+        };
+        let mut tls = TlsConfig::builder();
+        tls = match &files.ca_certificate {
+            Some(path) => tls.root_certs(RootCerts::new_with_certs(&certificates(path)?)),
+            None => tls.root_certs(RootCerts::PlatformVerifier),
+        };
+        if let (Some(cert), Some(key)) = (&files.client_certificate, &files.client_key) {
+            let chain = certificates(cert)?;
+            let key_bytes = read(key)?;
+            let key = PrivateKey::from_pem(&key_bytes)
+                .map_err(|e| Error::invalid(service, "TLS file", key.display(), format!("holds no PEM private key: {e}")))?;
+            tls = tls.client_cert(Some(ClientCert::new_with_certs(&chain, key)));
+        }
+        Ok(base_config().tls_config(tls.build()).build().into())
+    }
+    #[cfg(not(feature = "tls"))]
+    {
+        let _ = (service, files);
+        Ok(agent())
+    }
+}
+
+/// `request` with the `Authorization` header `auth` asks for, if any.
+#[cfg_attr(not(feature = "push"), allow(dead_code))] // the pusher and the Alertmanager sink use it
+pub(crate) fn with_auth<B>(request: ureq::RequestBuilder<B>, auth: &HttpAuth) -> ureq::RequestBuilder<B> {
+    match auth.header() {
+        Some(value) => request.header("Authorization", value),
+        None => request,
+    }
 }
 
 /// `request` with an overall deadline of `timeout` (connection, sending, answer and body) and a
@@ -31,6 +109,7 @@ pub(crate) fn with_timeout<B>(request: ureq::RequestBuilder<B>, timeout: Duratio
 /// Why a request failed, for the `reason` label of the failure counters (a closed set, so the
 /// label's cardinality is bounded).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(feature = "push"), allow(dead_code))] // the pusher and the Alertmanager sink use it
 pub(crate) enum Failure {
     /// The peer could not be reached (refused, reset, unknown host, ...).
     Connect,
@@ -40,6 +119,7 @@ pub(crate) enum Failure {
     Status,
 }
 
+#[cfg_attr(not(feature = "push"), allow(dead_code))] // the pusher and the Alertmanager sink use it
 impl Failure {
     /// Every reason, in label order.
     pub(crate) const ALL: [Failure; 3] = [Failure::Connect, Failure::Timeout, Failure::Status];
@@ -56,6 +136,7 @@ impl Failure {
 
 /// Checks a response: 2xx is `Ok`, anything else an error (an [`Error::Remote`] with the body as
 /// message for a status) with the reason it failed.
+#[cfg_attr(not(feature = "push"), allow(dead_code))] // the pusher and the Alertmanager sink use it
 pub(crate) fn classify(
     service: &'static str,
     result: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
@@ -77,6 +158,7 @@ pub(crate) fn classify(
 }
 
 /// Like [`classify`], without the reason.
+#[cfg_attr(not(feature = "push"), allow(dead_code))] // the pusher and the Alertmanager sink use it
 pub(crate) fn check(service: &'static str, result: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<()> {
     classify(service, result).map_err(|(err, _)| err)
 }
@@ -89,16 +171,10 @@ fn is_timeout(err: &ureq::Error) -> bool {
     }
 }
 
-/// Checks that `url` is `http://host[:port][/path]` without a trailing slash and returns it.
-/// `https://` is refused: this build has no TLS (a later release adds it).
+/// Checks that `url` is `http://host[:port][/path]` (or `https://` with the `tls` feature) and
+/// returns it without a trailing slash.
 pub(crate) fn base_url(service: &'static str, url: &str) -> Result<String> {
     let trimmed = url.trim().trim_end_matches('/');
-    if trimmed.starts_with("https://") {
-        return Err(Error::invalid(service, "url", url, "https:// is not supported yet (no TLS in this build); use http://"));
-    }
-    let host = trimmed.strip_prefix("http://").map(|rest| rest.split('/').next().unwrap_or(""));
-    match host {
-        Some(host) if !host.is_empty() => Ok(trimmed.to_owned()),
-        _ => Err(Error::invalid(service, "url", url, "must be an http:// URL with a host")),
-    }
+    crate::config::check_url(trimmed).map_err(|why| Error::invalid(service, "url", url, why))?;
+    Ok(trimmed.to_owned())
 }

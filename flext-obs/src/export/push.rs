@@ -46,6 +46,8 @@ pub enum PushMethod {
 #[derive(Debug, Clone)]
 pub struct Pusher {
     url: String,
+    agent: ureq::Agent,
+    auth: crate::config::HttpAuth,
     method: PushMethod,
     timeout: Duration,
     stop_timeout: Duration,
@@ -61,21 +63,48 @@ impl Pusher {
         let defaults = crate::config::ExportTimeouts::default();
         Ok(Pusher {
             url: format!("{base}/metrics{}", segment("job", job)),
+            agent: client::agent(),
+            auth: crate::config::HttpAuth::None,
             method: PushMethod::Put,
             timeout: defaults.request,
             stop_timeout: defaults.push_stop,
         })
     }
 
-    /// The pusher `PROMETHEUS_PUSH_GATEWAY` asks for, with the configured service name as job
-    /// and the configured timeouts (`FLEXT_EXPORT_REQUEST_TIMEOUT_MS`,
-    /// `FLEXT_PUSH_STOP_TIMEOUT_MS`).
+    /// The pusher `PROMETHEUS_PUSH_GATEWAY` asks for, with the configured service name as job,
+    /// the configured timeouts (`FLEXT_EXPORT_REQUEST_TIMEOUT_MS`,
+    /// `FLEXT_PUSH_STOP_TIMEOUT_MS`) and access (`FLEXT_PUSH_GATEWAY_*`: TLS files, user and
+    /// password or bearer token).
     pub fn from_config(config: &crate::Config) -> Result<Option<Self>> {
         let timeouts = config.export_timeouts();
         config
             .push_gateway()
-            .map(|url| Pusher::new(url, config.service_name())?.timeout(timeouts.request)?.stop_timeout(timeouts.push_stop))
+            .map(|url| {
+                Pusher::new(url, config.service_name())?
+                    .timeout(timeouts.request)?
+                    .stop_timeout(timeouts.push_stop)?
+                    .access(config.push_access())
+            })
             .transpose()
+    }
+
+    /// TLS files (for an `https://` gateway, cargo feature `tls`) and the authentication sent
+    /// with every request. The files are read now: a missing or malformed one is an error.
+    ///
+    /// ```
+    /// use flext_obs::config::{HttpAuth, PeerAccess};
+    /// use flext_obs::export::push::Pusher;
+    /// let access = PeerAccess { auth: HttpAuth::basic("ci", "secret")?, ..PeerAccess::default() };
+    /// let pusher = Pusher::new("http://127.0.0.1:9091", "job")?.access(&access)?;
+    /// let missing = PeerAccess { tls: flext_obs::config::TlsFiles { ca_certificate: Some("/nonexistent.pem".into()), ..Default::default() }, ..access };
+    /// # #[cfg(feature = "tls")]
+    /// assert!(pusher.access(&missing).is_err());
+    /// # Ok::<(), flext_obs::Error>(())
+    /// ```
+    pub fn access(mut self, access: &crate::config::PeerAccess) -> Result<Self> {
+        self.agent = client::agent_for(SERVICE, &access.tls)?;
+        self.auth = access.auth.clone();
+        Ok(self)
     }
 
     /// The longest one push may take, connection included (default 5 s; at most
@@ -140,12 +169,12 @@ impl Pusher {
 
     fn push_within(&self, obs: &Observability, timeout: Duration) -> Result<()> {
         let body = render_export(&obs.store().export_snapshot(), &[], Format::Text);
-        let agent = client::agent();
         let request = match self.method {
-            PushMethod::Put => agent.put(&self.url),
-            PushMethod::Post => agent.post(&self.url),
+            PushMethod::Put => self.agent.put(&self.url),
+            PushMethod::Post => self.agent.post(&self.url),
         };
-        let request = client::with_timeout(request.header("Content-Type", Format::Text.content_type()), timeout);
+        let request = client::with_auth(request.header("Content-Type", Format::Text.content_type()), &self.auth);
+        let request = client::with_timeout(request, timeout);
         client::classify(SERVICE, request.send(body)).map_err(|(err, failure)| {
             count_failure(obs, failure);
             err
@@ -154,7 +183,8 @@ impl Pusher {
 
     /// Deletes the group from the gateway (within the pusher's timeout).
     pub fn delete(&self) -> Result<()> {
-        client::check(SERVICE, client::with_timeout(client::agent().delete(&self.url), self.timeout).call())
+        let request = client::with_auth(self.agent.delete(&self.url), &self.auth);
+        client::check(SERVICE, client::with_timeout(request, self.timeout).call())
     }
 
     /// Pushes `obs` every `interval` (greater than zero, at most [`crate::config::MAX_WAIT`]) on

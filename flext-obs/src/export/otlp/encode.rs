@@ -1,6 +1,7 @@
 //! What the exporter sends, in OTLP form: the official `opentelemetry-proto` messages built from
 //! spans, log entries and a store snapshot (pure functions, no I/O).
 
+use crate::config::ResourceAttributes;
 use crate::entity::{LogEntry, LogLevel, Span, SpanStatus};
 use crate::store::{SeriesValue, Snapshot};
 use chrono::{DateTime, Utc};
@@ -17,17 +18,23 @@ use std::sync::LazyLock;
 /// When the process started exporting: the start time of cumulative metric points.
 pub(super) static START: LazyLock<DateTime<Utc>> = LazyLock::new(Utc::now);
 
-/// The resource of `service`: `service.name`, `service.version` when known, and the SDK's name,
-/// language and version.
-pub(super) fn resource(service: &str, version: Option<&str>) -> Resource {
+/// The resource of `service`: `service.name`, `service.version` when known (else the one of
+/// `extra`, if any), the SDK's name, language and version, then the other `extra` attributes
+/// (`OTEL_RESOURCE_ATTRIBUTES`; `service.name` and the SDK's own are ours whatever they say).
+pub(super) fn resource(service: &str, version: Option<&str>, extra: &ResourceAttributes) -> Resource {
     let mut attributes = vec![
         kv("service.name", service),
         kv("telemetry.sdk.name", "flext-obs"),
         kv("telemetry.sdk.language", "rust"),
         kv("telemetry.sdk.version", env!("CARGO_PKG_VERSION")),
     ];
-    if let Some(version) = version {
+    if let Some(version) = version.or_else(|| extra.get("service.version")) {
         attributes.insert(1, kv("service.version", version));
+    }
+    for (key, value) in extra.iter() {
+        if !attributes.iter().any(|a| a.key == key) {
+            attributes.push(kv(key, value));
+        }
     }
     Resource { attributes, ..Resource::default() }
 }

@@ -1,7 +1,11 @@
-//! OTLP/HTTP export (protobuf) of spans, metrics and logs to an OpenTelemetry collector
-//! (`OTEL_EXPORTER_OTLP_ENDPOINT`). The messages are the official ones from
-//! `opentelemetry-proto`, encoded by `prost`; requests go out with `ureq` from one background
-//! thread.
+//! OTLP/HTTP export of spans, metrics and logs to an OpenTelemetry collector
+//! (`OTEL_EXPORTER_OTLP_ENDPOINT` and the rest of the `OTEL_EXPORTER_OTLP_*` variables, see
+//! [`crate::config::OtlpTransports`]). The messages are the official ones from
+//! `opentelemetry-proto`, encoded by `prost` (`http/protobuf`) or in the specification's JSON
+//! mapping (`http/json`), gzip-compressed when asked; requests go out with `ureq` from one
+//! background thread, over rustls for `https://` (cargo feature `tls`), with the configured
+//! headers. With the cargo feature `otlp-grpc`, `grpc` sends the same protobuf requests as
+//! unary calls of the collector services through tonic.
 //!
 //! - **Spans**: every span the [sampler](crate::sample) keeps (monitored calls and manual spans)
 //!   is offered to a bounded queue without waiting; a full queue drops the span and counts it in
@@ -14,16 +18,23 @@
 //! - **Logs**: every line [`crate::log`] writes, with its trace and span IDs.
 //!
 //! The resource carries `service.name` (the span's service) and `service.version` (the
-//! configuration's, else `build_info`'s version). Failed requests are retried 3 times with
-//! backoff on network errors, 429 and 5xx; what still fails is counted in
-//! `flext_otlp_export_failures_total{signal}` and kept as [`OtlpHandle::last_error`].
+//! configuration's, else `build_info`'s version) and `OTEL_RESOURCE_ATTRIBUTES`.
+//!
+//! **Retries**, as the specification says: network errors and the statuses 429, 502, 503 and
+//! 504 only (not 500 or 4xx), after an exponential backoff with jitter (100 ms doubling to 5 s)
+//! or the server's `Retry-After` (seconds or HTTP-date), as long as the export's deadline allows;
+//! each attempt takes at most `OTEL_EXPORTER_OTLP_TIMEOUT` (10 s). What still fails is counted in
+//! `flext_otlp_export_failures_total{signal}` and kept as [`OtlpHandle::last_error`]. Items a
+//! collector rejects in a `partial_success` are counted in `flext_otlp_rejected_total{signal}`
+//! (spans, log records; data points for metrics) and its message kept as the last error.
 //!
 //! **Deadlines.** One export, its retries included, takes at most `export_timeout`
 //! (`OTEL_BSP_EXPORT_TIMEOUT`, 30 s), and so does a [`flush`](OtlpHandle::flush);
 //! [`shutdown`](OtlpHandle::shutdown) and dropping the handle take at most `shutdown_timeout`
 //! (5 s) as a whole, even while a 30 s export is in flight. Every span or log entry that was
 //! accepted is, at every moment, either queued (in flight included), counted in
-//! `flext_otlp_exported_total{signal}`, or counted in `flext_otlp_dropped_total{signal, reason}`
+//! `flext_otlp_exported_total{signal}`, counted in `flext_otlp_rejected_total{signal}`, or
+//! counted in `flext_otlp_dropped_total{signal, reason}`
 //! with `reason` = `queue_full`, `export_failed` (its request failed after its retries) or
 //! `shutdown` (not sent by the shutdown's deadline). A shutdown that gives up on an export still
 //! in flight leaves that request to end on its own, within `export_timeout`, on a thread that
@@ -40,7 +51,7 @@
 
 use super::client;
 use crate::api::Observability;
-use crate::config::OtlpSettings;
+use crate::config::{OtlpSettings, OtlpTarget, OtlpTransports, Signal};
 use crate::error::{Error, Result};
 use crate::outbox;
 use std::sync::mpsc::{self, Sender};
@@ -49,7 +60,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 mod encode;
+#[cfg(feature = "otlp-grpc")]
+mod grpc;
+mod retry;
 mod run;
+mod transport;
 
 use run::{Command, Run};
 
@@ -61,6 +76,9 @@ pub const DROPPED_METRIC: &str = "flext_otlp_dropped_total";
 pub const EXPORTED_METRIC: &str = "flext_otlp_exported_total";
 /// Self-metric: requests that failed after their retries, by signal.
 pub const FAILURES_METRIC: &str = "flext_otlp_export_failures_total";
+/// Self-metric: items a collector took the request of and rejected (`partial_success`), by
+/// signal (data points for metrics).
+pub const REJECTED_METRIC: &str = "flext_otlp_rejected_total";
 
 /// How long the caller of a flush or a shutdown waits beyond the export thread's own deadline
 /// for its answer (the thread checks its deadline between requests, so it answers within
@@ -70,9 +88,8 @@ const ANSWER_GRACE: Duration = Duration::from_millis(250);
 /// Where and how to export. [`install`](OtlpExporter::install) starts it.
 #[derive(Debug, Clone)]
 pub struct OtlpExporter {
-    traces_url: String,
-    metrics_url: String,
-    logs_url: String,
+    /// Spans, metrics, logs: where each goes, `None` for a signal not exported.
+    targets: [Option<OtlpTarget>; 3],
     settings: OtlpSettings,
     service_version: Option<String>,
     metrics: bool,
@@ -87,33 +104,82 @@ impl OtlpExporter {
     /// ```
     /// use flext_obs::export::otlp::OtlpExporter;
     /// let exporter = OtlpExporter::new("http://127.0.0.1:4318/")?;
-    /// assert_eq!(exporter.traces_url(), "http://127.0.0.1:4318/v1/traces");
+    /// assert_eq!(exporter.traces_url(), Some("http://127.0.0.1:4318/v1/traces"));
     /// assert!(OtlpExporter::new("127.0.0.1:4318").is_err());
     /// # Ok::<(), flext_obs::Error>(())
     /// ```
     pub fn new(endpoint: &str) -> Result<Self> {
         let base = client::base_url(SERVICE, endpoint)?;
-        Ok(OtlpExporter {
-            traces_url: format!("{base}/v1/traces"),
-            metrics_url: format!("{base}/v1/metrics"),
-            logs_url: format!("{base}/v1/logs"),
+        let transports = OtlpTransports {
+            generic: crate::config::OtlpTransport { endpoint: Some(base), ..crate::config::OtlpTransport::default() },
+            ..OtlpTransports::default()
+        };
+        Ok(Self::to(&transports))
+    }
+
+    /// An exporter to where `transports` (already checked) say, with the default settings.
+    fn to(transports: &OtlpTransports) -> Self {
+        OtlpExporter {
+            targets: Signal::ALL.map(|signal| transports.target(signal)),
             settings: OtlpSettings::default(),
             service_version: None,
             metrics: true,
             logs: true,
-        })
+        }
     }
 
-    /// The exporter `OTEL_EXPORTER_OTLP_ENDPOINT` asks for, with the configuration's batching.
+    /// The exporter the `OTEL_EXPORTER_OTLP_*` variables ask for (each signal with an endpoint
+    /// of its own or a generic one is exported), with the configuration's batching; `None` when
+    /// no endpoint is set or `OTEL_SDK_DISABLED=true`.
+    ///
+    /// ```
+    /// use flext_obs::export::otlp::OtlpExporter;
+    /// use flext_obs::config::Signal;
+    /// let config = flext_obs::Config::from_lookup(|var| {
+    ///     (var == "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").then(|| "http://127.0.0.1:4318/custom/traces".to_owned())
+    /// })?;
+    /// let exporter = OtlpExporter::from_config(&config)?.unwrap();
+    /// assert_eq!(exporter.url(Signal::Traces), Some("http://127.0.0.1:4318/custom/traces"));
+    /// assert_eq!(exporter.url(Signal::Metrics), None);
+    /// let off = flext_obs::Config::builder().otlp_endpoint("http://127.0.0.1:4318").sdk_disabled(true).build()?;
+    /// assert!(OtlpExporter::from_config(&off)?.is_none());
+    /// # Ok::<(), flext_obs::Error>(())
+    /// ```
     pub fn from_config(config: &crate::Config) -> Result<Option<Self>> {
-        config
-            .otlp_endpoint()
-            .map(|endpoint| {
-                let mut exporter = Self::new(endpoint)?.settings(config.otlp());
-                exporter.service_version = config.version().map(str::to_owned);
-                Ok(exporter)
-            })
-            .transpose()
+        if config.sdk_disabled() || !config.otlp_transports().any_endpoint() {
+            return Ok(None);
+        }
+        config.otlp_transports().check()?;
+        let mut exporter = Self::to(config.otlp_transports()).settings(config.otlp());
+        exporter.service_version = config.version().map(str::to_owned);
+        Ok(Some(exporter))
+    }
+
+    /// Where each signal goes and how (see [`OtlpTransports`]): a signal with no endpoint, its
+    /// own or the generic one, is not exported.
+    ///
+    /// ```
+    /// use flext_obs::config::{OtlpCompression, OtlpTransport, OtlpTransports, Signal};
+    /// use flext_obs::export::otlp::OtlpExporter;
+    /// let transports = OtlpTransports {
+    ///     generic: OtlpTransport {
+    ///         endpoint: Some("http://127.0.0.1:4318".into()),
+    ///         headers: Some(vec![("x-api-key".into(), "secret".into())]),
+    ///         compression: Some(OtlpCompression::Gzip),
+    ///         ..OtlpTransport::default()
+    ///     },
+    ///     ..OtlpTransports::default()
+    /// };
+    /// let exporter = OtlpExporter::new("http://127.0.0.1:4318")?.transports(&transports)?;
+    /// assert_eq!(exporter.url(Signal::Logs), Some("http://127.0.0.1:4318/v1/logs"));
+    /// let bad = OtlpTransports { generic: OtlpTransport { endpoint: Some("http://127.0.0.1:4317".into()), ..OtlpTransport::default() }, ..transports };
+    /// assert!(OtlpExporter::new("http://127.0.0.1:4318")?.transports(&bad).unwrap_err().to_string().contains("port 4317 is OTLP/gRPC"));
+    /// # Ok::<(), flext_obs::Error>(())
+    /// ```
+    pub fn transports(mut self, transports: &OtlpTransports) -> Result<Self> {
+        transports.check()?;
+        self.targets = Signal::ALL.map(|signal| transports.target(signal));
+        Ok(self)
     }
 
     /// Batching and intervals (default: OpenTelemetry's).
@@ -137,9 +203,15 @@ impl OtlpExporter {
         self
     }
 
-    /// The URL spans are posted to.
-    pub fn traces_url(&self) -> &str {
-        &self.traces_url
+    /// The URL spans are posted to, if they are exported.
+    pub fn traces_url(&self) -> Option<&str> {
+        self.url(Signal::Traces)
+    }
+
+    /// The URL `signal` is posted to, if it is exported.
+    pub fn url(&self, signal: Signal) -> Option<&str> {
+        let index = Signal::ALL.iter().position(|&s| s == signal).unwrap_or(0);
+        self.targets[index].as_ref().map(|t| t.url.as_str())
     }
 
     /// Starts exporting what `obs` records, on a background thread. One exporter at a time:

@@ -3,20 +3,20 @@
 //! every item it took (counted as exported or dropped) so the queue's count stays exact.
 
 use super::encode::{self, START};
-use super::{DROPPED_METRIC, EXPORTED_METRIC, FAILURES_METRIC, OtlpExporter, SERVICE};
+use super::retry;
+use super::transport::{Attempt, Channel, Rejected};
+use super::{DROPPED_METRIC, EXPORTED_METRIC, FAILURES_METRIC, OtlpExporter, REJECTED_METRIC, SERVICE};
 use crate::api::Observability;
 use crate::entity::LogEntry;
 use crate::error::{Error, Result};
-use crate::export::client;
 use crate::outbox::{self, Item, Queue};
 use crate::store::Counter;
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
+use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::metrics::v1::{ResourceMetrics, ScopeMetrics};
 use opentelemetry_proto::tonic::trace::v1::{self as trace_v1, ResourceSpans, ScopeSpans};
-use prost::Message as _;
 use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
@@ -42,6 +42,8 @@ const REASONS: [&str; 3] = ["queue_full", "export_failed", "shutdown"];
 struct SelfMetrics {
     exported: [Counter; 3],
     failures: [Counter; 3],
+    /// Items the collector accepted the request of and rejected (`partial_success`).
+    rejected: [Counter; 3],
     /// `[signal: spans, logs][reason]`.
     dropped: [[Counter; 3]; 2],
 }
@@ -52,6 +54,7 @@ impl SelfMetrics {
         store.describe(DROPPED_METRIC, crate::MetricKind::Counter, "Items not exported to the OTLP collector, by reason.")?;
         store.describe(EXPORTED_METRIC, crate::MetricKind::Counter, "Items sent to the OTLP collector.")?;
         store.describe(FAILURES_METRIC, crate::MetricKind::Counter, "OTLP requests that failed after their retries.")?;
+        store.describe(REJECTED_METRIC, crate::MetricKind::Counter, "Items the OTLP collector rejected in a partial success.")?;
         let by_signal = |name: &str, signal: &str| store.counter(name, &[("signal", signal)]);
         let dropped = |signal: &str| -> Result<[Counter; 3]> {
             let one = |reason: &str| store.counter(DROPPED_METRIC, &[("signal", signal), ("reason", reason)]);
@@ -68,6 +71,11 @@ impl SelfMetrics {
                 by_signal(FAILURES_METRIC, SIGNALS[1])?,
                 by_signal(FAILURES_METRIC, SIGNALS[2])?,
             ],
+            rejected: [
+                by_signal(REJECTED_METRIC, SIGNALS[0])?,
+                by_signal(REJECTED_METRIC, SIGNALS[1])?,
+                by_signal(REJECTED_METRIC, SIGNALS[2])?,
+            ],
             dropped: [dropped("spans")?, dropped("logs")?],
         })
     }
@@ -77,7 +85,8 @@ impl SelfMetrics {
 pub(super) struct Run {
     exporter: OtlpExporter,
     obs: Observability,
-    agent: ureq::Agent,
+    /// Spans, metrics, logs: `None` for a signal with no endpoint (or turned off).
+    channels: [Option<Channel>; 3],
     queue: Arc<Queue>,
     spans: Vec<Item>,
     logs: Vec<LogEntry>,
@@ -94,9 +103,17 @@ impl Run {
     ) -> Result<(Self, Receiver<Item>)> {
         LazyLock::force(&START);
         let counters = SelfMetrics::new(&obs)?;
+        let on = [true, exporter.metrics, exporter.logs];
+        let mut channels = [None, None, None];
+        for (((slot, target), on), signal) in channels.iter_mut().zip(&exporter.targets).zip(on).zip(crate::config::Signal::ALL) {
+            if let (Some(target), true) = (target, on) {
+                *slot = Some(Channel::open(target.clone(), signal)?);
+            }
+        }
         let full = [counters.dropped[0][QUEUE_FULL].clone(), counters.dropped[1][QUEUE_FULL].clone()];
-        let (queue, items) = outbox::open(exporter.settings.max_queue_size, exporter.logs, full);
-        let run = Run { exporter, obs, agent: client::agent(), queue, spans: Vec::new(), logs: Vec::new(), last_error, counters };
+        let takes = [channels[0].is_some(), channels[2].is_some()];
+        let (queue, items) = outbox::open(exporter.settings.max_queue_size, takes, full);
+        let run = Run { exporter, obs, channels, queue, spans: Vec::new(), logs: Vec::new(), last_error, counters };
         Ok((run, items))
     }
 
@@ -138,8 +155,8 @@ impl Run {
                 let _ = self.send_logs(deadline);
                 next_spans = Instant::now() + settings.schedule_delay;
             }
-            if self.exporter.metrics && now >= next_metrics {
-                let _ = self.send_metrics(Instant::now() + settings.export_timeout);
+            if self.channels[1].is_some() && now >= next_metrics {
+                let _ = self.send_metrics(Instant::now() + settings.metric_export_timeout);
                 next_metrics = Instant::now() + settings.metric_interval;
             }
         }
@@ -169,7 +186,8 @@ impl Run {
         }
         first_error = first_error.or(self.send_spans(deadline).err());
         first_error = first_error.or(self.send_logs(deadline).err());
-        if self.exporter.metrics {
+        if self.channels[1].is_some() {
+            let deadline = deadline.min(Instant::now() + self.exporter.settings.metric_export_timeout);
             first_error = first_error.or(self.send_metrics(deadline).err());
         }
         first_error.map_or(Ok(()), Err)
@@ -198,15 +216,15 @@ impl Run {
             resource_spans: by_service
                 .into_iter()
                 .map(|(service, spans)| ResourceSpans {
-                    resource: Some(encode::resource(&service, version.as_deref())),
+                    resource: Some(encode::resource(&service, version.as_deref(), self.obs.config().resource_attributes())),
                     scope_spans: vec![ScopeSpans { scope: Some(encode::scope()), spans, schema_url: String::new() }],
                     schema_url: String::new(),
                 })
                 .collect(),
         };
-        let result = self.post(0, &self.exporter.traces_url, &request.encode_to_vec(), deadline);
-        self.settle(0, taken, if result.is_ok() { count } else { 0 });
-        result
+        let result = self.post::<_, ExportTraceServiceResponse>(0, &request, deadline);
+        self.settle(0, taken, count, result.as_ref().ok().copied());
+        result.map(drop)
     }
 
     fn send_logs(&mut self, deadline: Instant) -> Result<()> {
@@ -218,7 +236,7 @@ impl Run {
         let service = self.obs.config().service_name().to_owned();
         let request = ExportLogsServiceRequest {
             resource_logs: vec![ResourceLogs {
-                resource: Some(encode::resource(&service, self.version().as_deref())),
+                resource: Some(encode::resource(&service, self.version().as_deref(), self.obs.config().resource_attributes())),
                 scope_logs: vec![ScopeLogs {
                     scope: Some(encode::scope()),
                     log_records: logs.iter().map(encode::to_log_record).collect(),
@@ -227,9 +245,9 @@ impl Run {
                 schema_url: String::new(),
             }],
         };
-        let result = self.post(2, &self.exporter.logs_url, &request.encode_to_vec(), deadline);
-        self.settle(1, count, if result.is_ok() { count } else { 0 });
-        result
+        let result = self.post::<_, ExportLogsServiceResponse>(2, &request, deadline);
+        self.settle(1, count, count, result.as_ref().ok().copied());
+        result.map(drop)
     }
 
     fn send_metrics(&mut self, deadline: Instant) -> Result<()> {
@@ -239,71 +257,93 @@ impl Run {
         let service = self.obs.config().service_name().to_owned();
         let request = ExportMetricsServiceRequest {
             resource_metrics: vec![ResourceMetrics {
-                resource: Some(encode::resource(&service, self.version().as_deref())),
+                resource: Some(encode::resource(&service, self.version().as_deref(), self.obs.config().resource_attributes())),
                 scope_metrics: vec![ScopeMetrics { scope: Some(encode::scope()), metrics, schema_url: String::new() }],
                 schema_url: String::new(),
             }],
         };
-        let result = self.post(1, &self.exporter.metrics_url, &request.encode_to_vec(), deadline);
+        let result = self.post::<_, ExportMetricsServiceResponse>(1, &request, deadline);
         if result.is_ok() {
             self.counters.exported[1].increment_by(count);
         }
-        result
+        result.map(drop)
     }
 
     fn version(&self) -> Option<String> {
         self.exporter.service_version.clone().or_else(|| self.obs.build_version())
     }
 
-    /// Settles `taken` items of `signal` (0 spans, 1 logs) of which `sent` were exported; the
-    /// rest count as dropped, `export_failed`. Nothing is counted when a shutdown that gave up
-    /// sealed the queue meanwhile: it counted them.
-    fn settle(&self, signal: usize, taken: u64, sent: u64) {
+    /// Settles `taken` items of `signal` (0 spans, 1 logs), `count` of which were in the request;
+    /// `rejected` is `Some(n)` when the collector took the request and rejected `n` of them
+    /// (counted in [`REJECTED_METRIC`]), `None` when the request failed. What was neither sent
+    /// nor rejected counts as dropped, `export_failed`. Nothing is counted when a shutdown that
+    /// gave up sealed the queue meanwhile: it counted them.
+    fn settle(&self, signal: usize, taken: u64, count: u64, rejected: Option<u64>) {
         if self.queue.settle(signal, taken) {
             let exported = [0, 2][signal];
+            let rejected = rejected.map(|r| r.min(count));
+            let sent = rejected.map_or(0, |r| count - r);
             self.counters.exported[exported].increment_by(sent);
-            self.counters.dropped[signal][EXPORT_FAILED].increment_by(taken - sent);
+            self.counters.rejected[exported].increment_by(rejected.unwrap_or(0));
+            self.counters.dropped[signal][EXPORT_FAILED].increment_by(taken - sent - rejected.unwrap_or(0));
         }
     }
 
-    /// Posts one request by `deadline` at the latest (and within `export_timeout`), retrying
-    /// network errors, 429 and 5xx up to 3 times with backoff; each attempt gets the time left.
-    fn post(&self, signal: usize, url: &str, body: &[u8], deadline: Instant) -> Result<()> {
-        let deadline = deadline.min(Instant::now() + self.exporter.settings.export_timeout);
-        let mut delay = Duration::from_millis(100);
-        let mut attempt = 0;
-        let mut last = None;
-        let result = loop {
+    /// Posts `message` on `signal`'s channel (0 spans, 1 metrics, 2 logs) by `deadline`,
+    /// retrying what the [`retry`] policy allows: each attempt gets at most the channel's request
+    /// timeout and the time left; a wait (backoff or `Retry-After`) that would outlast the
+    /// deadline ends the export with the last error. `Ok` holds the items the collector rejected.
+    fn post<M: prost::Message + serde::Serialize, R: Rejected>(&self, signal: usize, message: &M, deadline: Instant) -> Result<u64> {
+        let Some(channel) = &self.channels[signal] else { return Ok(0) };
+        let result = Self::exchange(channel, message, deadline);
+        match &result {
+            Ok(answer) => {
+                let (rejected, why) = channel.rejected::<R>(answer);
+                if rejected > 0 && signal == 1 {
+                    self.counters.rejected[1].increment_by(rejected);
+                }
+                if rejected > 0 || !why.is_empty() {
+                    let error =
+                        Error::Remote { service: SERVICE, status: 200, message: format!("partial success: {rejected} rejected: {why}") };
+                    *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(error);
+                }
+                Ok(rejected)
+            }
+            Err(err) => {
+                self.counters.failures[signal].increment();
+                *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(err.clone());
+                Err(err.clone())
+            }
+        }
+    }
+
+    /// The attempts of one export; the 2xx answer's body.
+    fn exchange<M: prost::Message + serde::Serialize>(channel: &Channel, message: &M, deadline: Instant) -> Result<Vec<u8>> {
+        let body = channel.body(message)?;
+        let mut last: Option<Error> = None;
+        let mut retry = 0u32;
+        loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() || (last.is_some() && left < MIN_ATTEMPT) {
-                match last {
-                    Some(result) => break result,
-                    // No request was made: the items are dropped and counted by the caller, but
-                    // no request failed and the last real error stays.
-                    None => {
-                        return Err(Error::Transport { service: SERVICE, message: "no time left before the export's deadline".to_owned() });
+                // No request was made: the items are dropped and counted by the caller.
+                return Err(last.unwrap_or_else(|| Error::Transport {
+                    service: SERVICE,
+                    message: "no time left before the export's deadline".to_owned(),
+                }));
+            }
+            match channel.attempt(&body, left.min(channel.request_timeout())) {
+                Attempt::Accepted(answer) => return Ok(answer),
+                Attempt::Failed { error, retry: false, .. } => return Err(error),
+                Attempt::Failed { error, retry: true, after } => {
+                    let wait = after.unwrap_or_else(|| retry::backoff(retry + 1));
+                    if Instant::now() + wait + MIN_ATTEMPT > deadline {
+                        return Err(error);
                     }
+                    std::thread::sleep(wait);
+                    last = Some(error);
+                    retry += 1;
                 }
             }
-            attempt += 1;
-            let request = self.agent.post(url).header("Content-Type", "application/x-protobuf");
-            let result = client::check(SERVICE, client::with_timeout(request, left).send(body));
-            let retry = match &result {
-                Err(Error::Transport { .. }) => true,
-                Err(Error::Remote { status, .. }) => *status == 429 || *status >= 500,
-                _ => false,
-            };
-            if !retry || attempt == 4 {
-                break result;
-            }
-            last = Some(result);
-            std::thread::sleep(delay.min(deadline.saturating_duration_since(Instant::now())));
-            delay *= 2;
-        };
-        if let Err(err) = &result {
-            self.counters.failures[signal].increment();
-            *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(err.clone());
         }
-        result
     }
 }
