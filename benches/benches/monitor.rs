@@ -261,6 +261,7 @@ fn subscriber_and_fastrace(group: &mut BenchmarkGroup<'_, WallTime>) {
                 traced(black_box(i))
             });
         });
+        forget_registry_interest(dispatch);
     });
     group.bench_function(BenchmarkId::new("flext_monitor_tracing_registry", "1_thread"), |b| {
         // The same registry as `tracing_instrument_registry`: the bridge span's cost when a
@@ -273,6 +274,7 @@ fn subscriber_and_fastrace(group: &mut BenchmarkGroup<'_, WallTime>) {
                 flext(black_box(i))
             });
         });
+        forget_registry_interest(dispatch);
     });
     group.bench_function(BenchmarkId::new("fastrace_root_per_100_calls", "1_thread"), |b| {
         b.iter_custom(|iters| fastrace_root_per_100(iters, fastraced));
@@ -280,6 +282,14 @@ fn subscriber_and_fastrace(group: &mut BenchmarkGroup<'_, WallTime>) {
     group.bench_function(BenchmarkId::new("fastrace_one_root_span_cap_overflow", "1_thread"), |b| {
         b.iter_custom(|iters| in_fastrace_root(iters, fastraced));
     });
+}
+
+/// Drops a registry used by one bench and has every callsite ask again for its interest: a
+/// callsite keeps the interest a subscriber gave it until then, so the benches after it (the
+/// 2-thread ones, without a subscriber) would otherwise still open spans.
+fn forget_registry_interest(dispatch: tracing::Dispatch) {
+    drop(dispatch);
+    tracing_core::callsite::rebuild_interest_cache();
 }
 
 /// The variants run on 2 threads at once, each thread's own time.
