@@ -1,5 +1,6 @@
 //! Per-call overhead of `#[flext_monitor]` on a trivial `fn(u64) -> Result<u64, E>`, in the same
-//! run as: the bare function, two `Instant::now()` calls, `tracing::instrument` (no subscriber,
+//! run as: the bare function, two `Instant::now()` calls, two raw TSC reads (`quanta`, the
+//! monitor's clock), `tracing::instrument` (no subscriber,
 //! and a `tracing_subscriber::registry()` alone, no layer), `fastrace::trace` with a reporter,
 //! `autometrics` with its Prometheus exporter, and `metrics` counter + histogram with
 //! `metrics-exporter-prometheus` (macro path and cached handles). 1 thread, and 2 threads
@@ -41,6 +42,19 @@ fn two_instant_now(x: u64) -> Result<u64, BenchError> {
     black_box(start.elapsed());
     result
 }
+
+/// The clock's floor: two raw TSC reads through `quanta` (what the monitor's clock reads), their
+/// difference kept as ticks.
+#[inline(never)]
+fn two_raw_tsc_reads(x: u64) -> Result<u64, BenchError> {
+    let clock = &*TSC;
+    let start = clock.raw();
+    let result = bare(x);
+    black_box(clock.raw().wrapping_sub(start));
+    result
+}
+
+static TSC: LazyLock<quanta::Clock> = LazyLock::new(quanta::Clock::new);
 
 #[flext_monitor]
 #[inline(never)]
@@ -173,11 +187,12 @@ fn in_fastrace_root(iters: u64, f: Variant) -> Duration {
 
 fn per_call(c: &mut Criterion) {
     setup();
-    let one_thread: [(&str, Variant); 10] = [
+    let one_thread: [(&str, Variant); 11] = [
         ("bare", bare),
         ("bare_user_crate", flext_obs_bench_user_crate::plain),
         ("flext_monitor_user_crate", flext_obs_bench_user_crate::monitored),
         ("two_instant_now", two_instant_now),
+        ("two_raw_tsc_reads", two_raw_tsc_reads),
         ("flext_monitor", flext),
         ("flext_monitor_fields_ret_err", flext_fields),
         ("tracing_instrument_no_subscriber", traced),
@@ -246,6 +261,7 @@ fn subscriber_and_fastrace(group: &mut BenchmarkGroup<'_, WallTime>) {
                 traced(black_box(i))
             });
         });
+        forget_registry_interest(dispatch);
     });
     group.bench_function(BenchmarkId::new("flext_monitor_tracing_registry", "1_thread"), |b| {
         // The same registry as `tracing_instrument_registry`: the bridge span's cost when a
@@ -258,6 +274,7 @@ fn subscriber_and_fastrace(group: &mut BenchmarkGroup<'_, WallTime>) {
                 flext(black_box(i))
             });
         });
+        forget_registry_interest(dispatch);
     });
     group.bench_function(BenchmarkId::new("fastrace_root_per_100_calls", "1_thread"), |b| {
         b.iter_custom(|iters| fastrace_root_per_100(iters, fastraced));
@@ -265,6 +282,14 @@ fn subscriber_and_fastrace(group: &mut BenchmarkGroup<'_, WallTime>) {
     group.bench_function(BenchmarkId::new("fastrace_one_root_span_cap_overflow", "1_thread"), |b| {
         b.iter_custom(|iters| in_fastrace_root(iters, fastraced));
     });
+}
+
+/// Drops a registry used by one bench and has every callsite ask again for its interest: a
+/// callsite keeps the interest a subscriber gave it until then, so the benches after it (the
+/// 2-thread ones, without a subscriber) would otherwise still open spans.
+fn forget_registry_interest(dispatch: tracing::Dispatch) {
+    drop(dispatch);
+    tracing_core::callsite::rebuild_interest_cache();
 }
 
 /// The variants run on 2 threads at once, each thread's own time.

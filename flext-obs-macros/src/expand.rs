@@ -178,13 +178,18 @@ fn body(site: &Site<'_>, sig: &Signature, block: Block) -> Block {
     let call = format_ident!("__flext_call", span = span);
     let ret = format_ident!("__flext_ret", span = span);
     // The static lives in its own block, so the user's body cannot see (or be shadowed by) it.
+    let default_options = quote!(#private::SiteOptions::DEFAULT).to_string();
     let enter = |method: TokenStream, options: &TokenStream| {
+        let site = if options.to_string() == default_options {
+            quote!(#private::CallSite::of(#function, ::core::module_path!()))
+        } else {
+            quote!(#private::CallSite::new(#function, ::core::module_path!(), #options))
+        };
+        // Gathered at link time, so the function's series exist before its first call.
         quote_spanned! {span=> {
-            static __FLEXT_SITE: #private::CallSite = #private::CallSite::new(#function, ::core::module_path!(), #options);
-            // Gathered at link time, so the function's series exist before its first call.
             #[#private::linkme::distributed_slice(#private::CALL_SITES)]
             #[linkme(crate = #private::linkme)]
-            static __FLEXT_SITE_REGISTERED: &#private::CallSite = &__FLEXT_SITE;
+            static __FLEXT_SITE: #private::CallSite = #site;
             #private::Call::#method(&__FLEXT_SITE)
         }}
     };
@@ -198,10 +203,9 @@ fn body(site: &Site<'_>, sig: &Signature, block: Block) -> Block {
     let closure_annotation = annotation_ty.as_ref().map(|ty| quote!(-> #ty));
     let fields = fields_tokens(site, &private, &call);
     let classify = classify_tokens(site, &private, &call, &ret);
-    let imports = quote_spanned! {span=>
-        #[allow(unused_imports)]
-        use #private::traits::*;
-    };
+    // Every path but the unit one classifies the value with a method of these traits, so the
+    // glob is used there; the unit path may call none of them.
+    let imports = quote_spanned! {span=> use #private::traits::*; };
 
     if sig.asyncness.is_some() {
         let enter = enter(quote!(enter_async), &future_options);
@@ -217,6 +221,7 @@ fn body(site: &Site<'_>, sig: &Signature, block: Block) -> Block {
     if returns_unit(sig) || never {
         let enter = enter(quote!(enter), &sync_options);
         return parse_quote_spanned! {span=> {
+            #[allow(unused_imports)]
             #imports
             #[allow(unused_mut)]
             let mut #call = #enter;
@@ -258,7 +263,6 @@ fn body(site: &Site<'_>, sig: &Signature, block: Block) -> Block {
         let mut #call = #enter;
         #fields
         // Every exit of the body, written by the user or by a macro, ends the closure.
-        #[allow(clippy::redundant_closure_call, clippy::diverging_sub_expression)]
         let #ret = #private::call_once(|| #closure_annotation #block);
         #[allow(unreachable_code)]
         {

@@ -58,5 +58,5 @@ fn expansion_of_a_result_function_stays_small() {
     }
     println!("#[flext_monitor] adds {lines} lines and {tokens} tokens to a Result-returning function (rustfmt defaults)");
     // A guard against the expansion growing back; the figure itself is in the README.
-    assert!((5..=40).contains(&lines), "the expansion adds {lines} lines per function");
+    assert!((5..=15).contains(&lines), "the expansion adds {lines} lines per function (the issue caps it at 15)");
 }

@@ -141,6 +141,8 @@ mod tracing_bridge {
         let subscriber = tracing_subscriber::registry().with(recorder.clone());
         let _default = tracing::subscriber::set_default(subscriber);
         assert_eq!(traced_sync(), 1);
+        // The sync call's span was exited when it returned: an event after it is in no span.
+        tracing::info!("after sync");
         assert_eq!(traced_async().await, 2);
         let seen = recorder.0.lock().unwrap().clone();
         assert_eq!(
@@ -148,6 +150,7 @@ mod tracing_bridge {
             vec![
                 "span traced_sync traced_sync".to_owned(),
                 "event in traced_sync".to_owned(),
+                "event in ".to_owned(),
                 "span traced_async traced_async".to_owned(),
                 "event in traced_async".to_owned(),
             ]

@@ -255,13 +255,7 @@ impl Active {
     fn finish(&mut self) {
         let end = clock::now();
         #[cfg(feature = "tracing")]
-        {
-            if let (true, Some(id)) = (self.attached, self.tracing.id()) {
-                tracing::dispatcher::get_default(|d| d.exit(&id));
-            }
-            // Closes the span; what stays behind is a disabled span, which holds nothing.
-            drop(std::mem::replace(&mut *self.tracing, tracing::Span::none()));
-        }
+        super::tracing_span::close(&mut self.tracing, self.attached);
         let (site, state) = (self.site, self.state);
         // A panic counts only if it started during this call: unwinding that was already under
         // way when the call began belongs to someone else. An async call's own panics are noted by the poll (or creation) that saw them; one

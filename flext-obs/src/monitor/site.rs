@@ -172,6 +172,12 @@ impl CallSite {
         CallSite { function, module, options, state: OnceLock::new() }
     }
 
+    /// A call site with [`SiteOptions::DEFAULT`]: what the attribute writes for a function
+    /// without options (a shorter expansion than spelling the options out).
+    pub const fn of(function: &'static str, module: &'static str) -> Self {
+        CallSite::new(function, module, SiteOptions::DEFAULT)
+    }
+
     #[inline]
     pub(super) fn state(&'static self) -> Option<&'static SiteState> {
         self.state.get_or_init(|| self.resolve()).as_ref()
@@ -346,10 +352,11 @@ fn increment(by_result: &[Counter; 2], result: Option<usize>) {
 }
 
 /// Every call site the attribute made in the program, gathered by the linker, so that their
-/// series can exist before the first call.
+/// series can exist before the first call. Each site's own static is the slice's element (no
+/// second static pointing at it).
 #[doc(hidden)]
 #[linkme::distributed_slice]
-pub static CALL_SITES: [&'static CallSite];
+pub static CALL_SITES: [CallSite];
 
 thread_local! {
     /// Whether this thread is resolving a call site (see [`CallSite::resolve`]).

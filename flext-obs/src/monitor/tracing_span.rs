@@ -112,8 +112,10 @@ pub(crate) fn open(site: &'static SpanSite, span: &SpanContext, attach: bool) ->
 fn open_enabled(site: &'static SpanSite, span: &SpanContext, attach: bool) -> tracing::Span {
     let metadata = site.metadata_static();
     let fields = metadata.fields();
-    let (Some(function), Some(module), Some(trace_id), Some(correlation_id)) =
-        (fields.field("function"), fields.field("module"), fields.field("trace_id"), fields.field("correlation_id"))
+    // The fixed fields come first in every call site's field set ([`SpanSite::leak`]): taken by
+    // position, not looked up by name on every call.
+    let mut fixed = fields.iter();
+    let (Some(function), Some(module), Some(trace_id), Some(correlation_id)) = (fixed.next(), fixed.next(), fixed.next(), fixed.next())
     else {
         return tracing::Span::none();
     };
@@ -128,8 +130,28 @@ fn open_enabled(site: &'static SpanSite, span: &SpanContext, attach: bool) -> tr
         (&correlation_id, correlation.as_ref().map(|id| id as &dyn tracing::Value)),
     ];
     let tracing = tracing::Span::new(metadata, &fields.value_set(&values));
-    if let (true, Some(id)) = (attach, tracing.id()) {
-        tracing::dispatcher::get_default(|d| d.enter(&id));
+    if attach {
+        // Entered through the dispatcher the span holds: no second look-up of the default one.
+        tracing.with_subscriber(|(id, dispatch)| dispatch.enter(id));
     }
     tracing
+}
+
+/// Closes a call's `tracing` span (exited first if it was entered on this thread), leaving a
+/// disabled span behind, which holds nothing.
+#[inline]
+pub(crate) fn close(tracing: &mut tracing::Span, attached: bool) {
+    if tracing.is_disabled() {
+        return;
+    }
+    close_enabled(tracing, attached);
+}
+
+#[cold]
+#[inline(never)]
+fn close_enabled(tracing: &mut tracing::Span, attached: bool) {
+    if attached {
+        tracing.with_subscriber(|(id, dispatch)| dispatch.exit(id));
+    }
+    drop(std::mem::replace(tracing, tracing::Span::none()));
 }

@@ -238,19 +238,26 @@ impl Cells {
     /// write of this series.
     #[inline]
     fn owned(&self, lane: usize) -> &[Block] {
+        // Inline: a lane whose words exist in the first or second slot (two threads on one
+        // series is common). A first write, or a third writer, goes out of line.
         if self.first.lane.load(Ordering::Relaxed) == lane {
-            // Only this lane's owner fills the slot, right after taking it.
-            return self.first.words.get_or_init(|| lane_words(self.words));
-        }
-        // The second writer's slot is checked inline too: two threads on one series is common.
-        if let Some(second) = self.more.get().map(|chunk| &chunk.slots[0]).filter(|slot| slot.lane.load(Ordering::Relaxed) == lane) {
-            return second.words.get_or_init(|| lane_words(self.words));
+            if let Some(words) = self.first.words.get() {
+                return words;
+            }
+        } else if let Some(words) = self
+            .more
+            .get()
+            .map(|chunk| &chunk.slots[0])
+            .filter(|slot| slot.lane.load(Ordering::Relaxed) == lane)
+            .and_then(|slot| slot.words.get())
+        {
+            return words;
         }
         self.other_slot(lane)
     }
 
-    /// The slot of a lane that is not the first writer: found in (or taken from) the chunks.
-    /// Bounded: every lane takes at most one slot, so the chain has at most one chunk per
+    /// The words of a lane not found inline: its first write of this series (the slot is
+    /// taken and its words made), or a lane past the second slot. Bounded: every lane takes at most one slot, so the chain has at most one chunk per
     /// four lanes of the process, plus one.
     #[cold]
     #[inline(never)]
@@ -282,8 +289,15 @@ impl Cells {
         if let Some(i) = lane.owned() {
             add_owned(word_in(self.owned(i), word), n);
         } else {
-            self.shared()[word].fetch_add(n, Ordering::Relaxed);
+            self.add_shared(word, n);
         }
+    }
+
+    /// [`Cells::add`] for a thread without a lane: out of line, so the owned path inlines.
+    #[cold]
+    #[inline(never)]
+    fn add_shared(&self, word: usize, n: u64) {
+        self.shared()[word].fetch_add(n, Ordering::Relaxed);
     }
 
     /// Adds `x` to the `f64` stored as bits in `word` of the calling thread's lane.
@@ -306,9 +320,16 @@ impl Cells {
             add_owned(word_in(blocks, count_word), 1);
             add_f64_owned(word_in(blocks, sum_word), x);
         } else {
-            self.add(Lane::SHARED, count_word, 1);
-            self.add_f64(Lane::SHARED, sum_word, x);
+            self.observe_shared(count_word, sum_word, x);
         }
+    }
+
+    /// [`Cells::observe`] for a thread without a lane, out of line.
+    #[cold]
+    #[inline(never)]
+    fn observe_shared(&self, count_word: usize, sum_word: usize, x: f64) {
+        self.add_shared(count_word, 1);
+        self.add_f64(Lane::SHARED, sum_word, x);
     }
 
     /// `word` of every lane that wrote this series, then of the shared set once made.
