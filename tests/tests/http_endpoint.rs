@@ -283,7 +283,10 @@ fn the_ui_page_is_opt_in_its_data_is_guarded_and_unchanged_data_answers_304() {
     assert!(get(addr, "/ui", &[]).unwrap().body.contains("/ui/app.js"));
     // The data shows error text: guarded like the other opt-in routes.
     assert_eq!(get(addr, "/ui/data", &[]).unwrap().status, 401);
+    assert_eq!(get(addr, "/ui/health", &[]).unwrap().status, 401);
     let auth = [("Authorization", "Bearer ui-t0ken")];
+    let report: serde_json::Value = serde_json::from_str(&get(addr, "/ui/health", &auth).unwrap().body).unwrap();
+    assert!(report["status"].is_string() && report["components"].is_array(), "{report}");
     let data = get(addr, "/ui/data", &auth).unwrap();
     assert_eq!(data.status, 200);
     let json: serde_json::Value = serde_json::from_str(&data.body).unwrap();

@@ -84,7 +84,8 @@ pub fn router_with(obs: Observability, health: HealthRegistry, settings: &HttpSe
             .route("/ui", get(|| async { ui_asset("text/html; charset=utf-8", ui::PAGE) }))
             .route("/ui/app.js", get(|| async { ui_asset("text/javascript; charset=utf-8", ui::SCRIPT) }))
             .route("/ui/app.css", get(|| async { ui_asset("text/css; charset=utf-8", ui::STYLE) }))
-            .route("/ui/data", get(ui_data));
+            .route("/ui/data", get(ui_data))
+            .route("/ui/health", get(ui_health));
     }
     app.with_state(Shared {
         obs,
@@ -273,6 +274,17 @@ async fn ui_data(State(shared): State<Shared>, headers: HeaderMap) -> Response {
         return (StatusCode::NOT_MODIFIED, [(header::ETAG, tag_header), cache]).into_response();
     }
     ([(header::ETAG, tag_header), cache, (header::CONTENT_TYPE, HeaderValue::from_static(JSON))], body).into_response()
+}
+
+/// The health report for the page: the same JSON as `/health`, always with 200, since the page
+/// shows the status itself (a browser logs every 503 it receives as a console error).
+async fn ui_health(State(shared): State<Shared>, headers: HeaderMap) -> Response {
+    if let Some(refused) = shared.refuse(Guard::OptIn, &headers) {
+        return refused;
+    }
+    let report = shared.health.check_async().await;
+    ([(header::CONTENT_TYPE, HeaderValue::from_static(JSON)), (header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))], json(&report))
+        .into_response()
 }
 
 #[cfg(test)]

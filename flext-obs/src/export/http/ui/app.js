@@ -1,4 +1,4 @@
-// The /ui page: polls /ui/data (and /health) once a second with If-None-Match, keeps a short
+// The /ui page: polls /ui/data (and /ui/health) once a second with If-None-Match, keeps a short
 // history per function for rates and sparklines, and draws everything with DOM nodes and SVG
 // (text only through textContent: the data holds error messages and attributes from the service).
 "use strict";
@@ -72,7 +72,7 @@
 
   async function pollHealth() {
     try {
-      const response = await fetch("/health", { headers: headers(), cache: "no-store" });
+      const response = await fetch("/ui/health", { headers: headers(), cache: "no-store" });
       if (response.status === 401) return;
       drawHealth(await response.json());
     } catch (err) {

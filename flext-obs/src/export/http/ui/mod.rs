@@ -2,7 +2,8 @@
 //! Prometheus or Grafana to stand up). The page, its script and its style sheet are embedded in
 //! the crate and make no request off the endpoint's origin (the Content-Security-Policy they are
 //! served with forbids it); the script polls `/ui/data` (the [`UiData`] JSON) once a second with
-//! `If-None-Match`, so an idle service answers `304` with no body. Rates, sparklines and the
+//! `If-None-Match`, so an idle service answers `304` with no body, and `/ui/health` (the health
+//! report, always with 200: the page shows the status, and a browser logs a 503 as an error). Rates, sparklines and the
 //! objective's recent state are computed in the page from successive reads.
 //!
 //! The page and its assets hold no data and are served without the bearer token; `/ui/data`
