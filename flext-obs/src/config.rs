@@ -77,6 +77,8 @@ mod http;
 mod otel;
 mod otlp;
 mod tls;
+#[cfg(feature = "push")]
+pub(crate) use tls::{BASE64_URL_SAFE, base64_with};
 mod url;
 pub use self::http::{BearerToken, HttpSettings, Routes};
 pub use otel::{Propagators, ResourceAttributes};

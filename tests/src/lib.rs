@@ -2,6 +2,21 @@
 
 pub mod example;
 pub mod faults;
+
+/// Starts a peer process that prints `listening <addr>` first (as `src/bin/otlp_peer` does),
+/// and returns it with that address.
+///
+/// # Panics
+/// When the process does not start or its first line is not `listening <addr>`.
+pub fn spawn_listening(mut command: std::process::Command) -> (std::process::Child, std::net::SocketAddr) {
+    use std::io::BufRead as _;
+    let mut child = command.stdout(std::process::Stdio::piped()).spawn().expect("the peer starts");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("its stdout")).read_line(&mut line).expect("its first line");
+    let addr =
+        line.trim().strip_prefix("listening ").unwrap_or_else(|| panic!("not an address line: {line:?}")).parse().expect("an address");
+    (child, addr)
+}
 pub mod grpc_receiver;
 pub mod otlp_receiver;
 pub mod tls_peer;

@@ -13,9 +13,8 @@ use flext_obs::export::otlp::OtlpExporter;
 use flext_obs::{Config, flext_monitor};
 use flext_obs_tests::http;
 use flext_obs_tests::otlp_receiver::{ReceivedSpan, Receiver};
-use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 #[flext_monitor]
@@ -60,17 +59,13 @@ fn one_trace_crosses_two_services_under_the_middleware() {
     let handle =
         OtlpExporter::new(&receiver.endpoint()).unwrap().settings(settings).metrics(false).install(flext_obs::global().clone()).unwrap();
 
-    let mut peer = Command::new(env!("CARGO_BIN_EXE_otlp_peer"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_otlp_peer"));
+    command
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
         .env("FLEXT_SERVICE_NAME", "quote-service")
         .env("FLEXT_PEER_MIDDLEWARE", "1")
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the peer starts");
-    let mut line = String::new();
-    BufReader::new(peer.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let peer_addr: SocketAddr = line.trim().strip_prefix("listening ").expect("the peer's address").parse().unwrap();
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100");
+    let (mut peer, peer_addr) = flext_obs_tests::spawn_listening(command);
 
     let app =
         Router::new().route("/checkout/{item}", get(checkout)).with_state(peer_addr).layer(HttpLayer::new(flext_obs::global().clone()));

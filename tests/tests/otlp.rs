@@ -12,8 +12,7 @@ use flext_obs_tests::otlp_receiver::{ReceivedSpan, Receiver, string_attr};
 use flext_obs_tests::{http, sum};
 use opentelemetry_proto::tonic::metrics::v1::{AggregationTemporality, metric};
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
-use std::io::{BufRead as _, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Mutex, MutexGuard, Once, PoisonError};
 use std::time::Duration;
 
@@ -307,17 +306,13 @@ fn a_trace_crosses_two_processes_through_traceparent_and_both_export_into_it() {
     let _turn = turn();
     let receiver = Receiver::start();
     let handle = start(&receiver, quick(), true);
-    let mut peer = Command::new(env!("CARGO_BIN_EXE_otlp_peer"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_otlp_peer"));
+    command
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
         .env("FLEXT_SERVICE_NAME", "quote-service")
         .env("FLEXT_SERVICE_VERSION", "9.9.9")
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the peer starts");
-    let mut line = String::new();
-    BufReader::new(peer.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr: std::net::SocketAddr = line.trim().strip_prefix("listening ").expect("the peer's address").parse().unwrap();
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100");
+    let (mut peer, addr) = flext_obs_tests::spawn_listening(command);
 
     let correlation = CorrelationId::new();
     let (ok, missing) = flext_obs::context::with_correlation_id(correlation, || (checkout(addr, "book"), checkout(addr, "unknown")));

@@ -325,18 +325,27 @@ impl Inner {
         }
     }
 
-    fn new_counter(&self, key: &Key) -> CounterCell {
+    /// The store series of `key` as `kind` (made by `make` from the valid name and labels),
+    /// described when a description came first; `None`, counted, when the store refuses it.
+    fn register<H>(&self, key: &Key, kind: MetricKind, make: impl FnOnce(&str, &[(&str, &str)]) -> Result<H>) -> Option<H> {
         let name = metric_name(key.name());
+        if kind == MetricKind::Histogram {
+            self.choose_buckets(&name);
+        }
         let labels = Self::labels(key);
         let borrowed: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let counter = self.obs.store().counter(&name, &borrowed).ok();
-        if counter.is_some() {
-            self.describe(&name, MetricKind::Counter);
+        let handle = make(&name, &borrowed).ok();
+        if handle.is_some() {
+            self.describe(&name, kind);
         } else {
             count_refused(self.refused("registration").as_ref());
         }
+        handle
+    }
+
+    fn new_counter(&self, key: &Key) -> CounterCell {
         CounterCell {
-            counter,
+            counter: self.register(key, MetricKind::Counter, |name, labels| self.obs.store().counter(name, labels)),
             absolute: Mutex::new(()),
             refused: self.refused("value"),
             last_used: AtomicU64::new(seconds_since(self.started)),
@@ -344,16 +353,11 @@ impl Inner {
     }
 
     fn new_gauge(&self, key: &Key) -> GaugeCell {
-        let name = metric_name(key.name());
-        let labels = Self::labels(key);
-        let borrowed: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let gauge = self.obs.store().gauge(&name, &borrowed).ok();
-        if gauge.is_some() {
-            self.describe(&name, MetricKind::Gauge);
-        } else {
-            count_refused(self.refused("registration").as_ref());
+        GaugeCell {
+            gauge: self.register(key, MetricKind::Gauge, |name, labels| self.obs.store().gauge(name, labels)),
+            refused: self.refused("value"),
+            last_used: AtomicU64::new(seconds_since(self.started)),
         }
-        GaugeCell { gauge, refused: self.refused("value"), last_used: AtomicU64::new(seconds_since(self.started)) }
     }
 
     /// The first matching bucket choice for histogram `name`, set before its family exists
@@ -365,17 +369,11 @@ impl Inner {
     }
 
     fn new_histogram(&self, key: &Key) -> HistogramCell {
-        let name = metric_name(key.name());
-        self.choose_buckets(&name);
-        let labels = Self::labels(key);
-        let borrowed: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let histogram = self.obs.store().histogram(&name, &borrowed).ok();
-        if histogram.is_some() {
-            self.describe(&name, MetricKind::Histogram);
-        } else {
-            count_refused(self.refused("registration").as_ref());
+        HistogramCell {
+            histogram: self.register(key, MetricKind::Histogram, |name, labels| self.obs.store().histogram(name, labels)),
+            refused: self.refused("value"),
+            last_used: AtomicU64::new(seconds_since(self.started)),
         }
-        HistogramCell { histogram, refused: self.refused("value"), last_used: AtomicU64::new(seconds_since(self.started)) }
     }
 
     /// The cell of `key` in `map`, made by `make` on first use.

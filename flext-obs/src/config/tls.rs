@@ -199,15 +199,25 @@ pub(super) fn access_from_vars(get: &Get<'_>, vars: &AccessVars) -> Result<PeerA
     Ok(access)
 }
 
+/// RFC 4648's standard base64 alphabet.
+pub(crate) const BASE64_STANDARD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+/// RFC 4648's URL- and file-safe alphabet (section 5).
+#[cfg(feature = "push")] // the pusher's grouping labels
+pub(crate) const BASE64_URL_SAFE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
 /// RFC 4648 base64 with padding (standard alphabet).
 pub(crate) fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    base64_with(bytes, BASE64_STANDARD)
+}
+
+/// RFC 4648 base64 with padding, in `alphabet`.
+pub(crate) fn base64_with(bytes: &[u8], alphabet: &[u8; 64]) -> String {
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
         let n = chunk.iter().enumerate().fold(0u32, |acc, (i, &b)| acc | u32::from(b) << (16 - 8 * i));
         for i in 0..4 {
             if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+                out.push(char::from(alphabet[(n >> (18 - 6 * i) & 63) as usize]));
             } else {
                 out.push('=');
             }

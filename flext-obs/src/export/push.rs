@@ -252,22 +252,10 @@ fn percent(value: &str) -> String {
 
 /// RFC 4648 base64url with padding (the Pushgateway accepts both; `=` alone means empty).
 fn base64_url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     if bytes.is_empty() {
         return "=".to_owned();
     }
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, &b)| acc | u32::from(b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    crate::config::base64_with(bytes, crate::config::BASE64_URL_SAFE)
 }
 
 /// Stops the background pusher (after a final push) when stopped or dropped, within the
