@@ -79,7 +79,7 @@ pub use api::{
 pub use config::{Config, ConfigBuilder};
 pub use entity::{
     Alert, AlertStatus, CorrelationId, HealthCheck, HealthStatus, LogEntry, LogLevel, MAX_CORRELATION_ID_LEN, Metric, MetricKind, Severity,
-    Span, SpanId, SpanStatus, TraceId,
+    Span, SpanId, SpanKind, SpanStatus, TraceId,
 };
 pub use error::{Error, Result};
 

@@ -26,6 +26,7 @@ pub(crate) struct SiteName {
     pub(crate) function: &'static str,
     pub(crate) module: &'static str,
     pub(crate) service: &'static str,
+    pub(crate) kind: crate::SpanKind,
 }
 
 /// Every call site that has been called, by index - 1 (index 0 means "no site"). Bounded by the
@@ -46,6 +47,12 @@ pub(crate) fn site_name(index: u32) -> Option<SiteName> {
     SITES.read().unwrap_or_else(PoisonError::into_inner).get(i).copied()
 }
 
+/// OpenTelemetry's `code.function.name`: the function with its module path
+/// (`shop::Inventory::place_order`), or the name alone for a call named at run time.
+fn qualified(site: SiteName) -> String {
+    if site.module.is_empty() { site.function.to_owned() } else { format!("{}::{}", site.module, site.function) }
+}
+
 /// Turns a buffered span record back into a [`Span`] entity.
 pub(crate) fn span_of(record: SpanRecord) -> Option<Span> {
     let site = site_name(record.site)?;
@@ -55,8 +62,10 @@ pub(crate) fn span_of(record: SpanRecord) -> Option<Span> {
         .start(clock::to_wall(record.start_raw))
         .duration(std::time::Duration::from_nanos(record.duration_ns))
         .status(record.status)
+        .kind(site.kind)
         .attribute("function", site.function)
-        .attribute("module", site.module);
+        .attribute("module", site.module)
+        .attribute("code.function.name", qualified(site));
     if let Some(parent) = record.parent {
         builder = builder.parent_span_id(parent);
     }

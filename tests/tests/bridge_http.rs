@@ -67,7 +67,9 @@ fn requests_continue_the_callers_trace_and_are_measured_per_route_template() {
     assert_eq!(request.span_id().to_string(), handler_span);
     assert_eq!(request.attributes().get("http.route").map(String::as_str), Some("/orders/{id}"));
     assert_eq!(request.attributes().get("http.response.status_code").map(String::as_str), Some("200"));
+    assert_eq!(request.kind(), flext_obs::SpanKind::Server);
     let handler = spans.iter().find(|s| s.name() == "load_order").expect("the monitored handler call");
+    assert_eq!(handler.kind(), flext_obs::SpanKind::Internal);
     assert_eq!(handler.parent_span_id(), Some(request.span_id()), "the handler's call is the request's child");
 
     // Without a correlation ID one is made, and echoed.

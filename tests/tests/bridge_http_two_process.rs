@@ -13,6 +13,7 @@ use flext_obs::export::otlp::OtlpExporter;
 use flext_obs::{Config, flext_monitor};
 use flext_obs_tests::http;
 use flext_obs_tests::otlp_receiver::{ReceivedSpan, Receiver};
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
@@ -99,6 +100,20 @@ fn one_trace_crosses_two_services_under_the_middleware() {
         assert_eq!(span.attr("correlation_id").as_deref(), Some("order-77"), "{} carries the correlation ID", span.span.name);
     }
     assert_eq!(peer_request.attr("http.route").as_deref(), Some("/served/{item}"));
+    // Kinds: each request's span is a server, the outgoing call a client, the rest internal;
+    // the servers' parents are remote (OTLP flags HAS_IS_REMOTE | IS_REMOTE), the others' not.
+    for (span, kind, remote) in [
+        (request, SpanKind::Server, true),
+        (handler, SpanKind::Internal, false),
+        (client, SpanKind::Client, false),
+        (peer_request, SpanKind::Server, true),
+        (quote, SpanKind::Internal, false),
+        (lookup, SpanKind::Internal, false),
+    ] {
+        assert_eq!(span.span.kind, i32::from(kind), "{} is {kind:?}", span.span.name);
+        assert_eq!(span.span.flags & 0x300, if remote { 0x300 } else { 0x100 }, "{} remote parent: {remote}", span.span.name);
+    }
+    assert_eq!(handler.attr("code.function.name").as_deref(), Some("bridge_http_two_process::checkout_through_peer"));
     handle.shutdown().unwrap();
 }
 

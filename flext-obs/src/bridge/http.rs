@@ -77,7 +77,7 @@ impl Routes {
         }
         let made = Arc::new(Route {
             name: route.to_owned(),
-            site: crate::monitor::site_named(&format!("{method} {route}")).ok(),
+            site: crate::monitor::site_named_as(&format!("{method} {route}"), crate::SpanKind::Server).ok(),
             active: self.obs.store().gauge(ACTIVE_REQUESTS, &[("http_request_method", method), ("http_route", route)]).ok(),
             durations: RwLock::default(),
         });
@@ -271,7 +271,8 @@ where
 pub fn outgoing<B>(request: &mut Request<B>) -> Option<Call> {
     let method = method_label(request.method());
     let host = request.uri().host().unwrap_or("unknown").to_owned();
-    let call = crate::monitor::call_async(&format!("{method} {host}")).ok();
+    let site = crate::monitor::site_named_as(&format!("{method} {host}"), crate::SpanKind::Client).ok();
+    let call = site.map(Call::enter_async);
     let context = call.as_ref().map_or_else(crate::context::current, Call::context);
     let context = if context.correlation_id().is_some() { context } else { context.with_correlation_id(crate::context::correlation_id()) };
     context.inject(request.headers_mut());

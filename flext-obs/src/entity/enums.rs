@@ -84,6 +84,20 @@ string_enum! {
 }
 
 string_enum! {
+    /// A span's role in its trace, as OpenTelemetry's `SpanKind`: `server` for the span of a
+    /// request received from another process (the HTTP middleware's), `client` for one sent to
+    /// another process (`bridge::http::outgoing`), `internal` for everything else.
+    ///
+    /// ```
+    /// assert_eq!("server".parse::<flext_obs::SpanKind>()?, flext_obs::SpanKind::Server);
+    /// assert_eq!(flext_obs::SpanKind::default(), flext_obs::SpanKind::Internal);
+    /// # Ok::<(), flext_obs::Error>(())
+    /// ```
+    SpanKind, "span kind", default = Internal,
+    { Internal => "internal", Server => "server", Client => "client" }
+}
+
+string_enum! {
     /// How urgent an alert is. `"error"` is not a severity:
     ///
     /// ```

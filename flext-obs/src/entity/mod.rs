@@ -16,7 +16,7 @@ pub(crate) mod validate;
 pub use validate::{MAX_LABEL_VALUE_LEN, MAX_LABELS, MAX_NAME_LEN, MAX_TEXT_LEN};
 
 pub use alert::{Alert, AlertBuilder};
-pub use enums::{AlertStatus, HealthStatus, LogLevel, MetricKind, Severity, SpanStatus};
+pub use enums::{AlertStatus, HealthStatus, LogLevel, MetricKind, Severity, SpanKind, SpanStatus};
 pub use health::{HealthCheck, HealthCheckBuilder};
 pub use ids::{CorrelationId, MAX_CORRELATION_ID_LEN, SpanId, TraceId};
 pub use log::{LogEntry, LogEntryBuilder};

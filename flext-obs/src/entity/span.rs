@@ -1,7 +1,7 @@
 //! [`Span`]: one timed operation inside a trace.
 
 use super::{duration_seconds, validate};
-use crate::entity::{CorrelationId, SpanId, SpanStatus, TraceId};
+use crate::entity::{CorrelationId, SpanId, SpanKind, SpanStatus, TraceId};
 use crate::error::{Error, Result};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -40,6 +40,8 @@ struct SpanFields {
     duration: Option<Duration>,
     status: SpanStatus,
     #[serde(default)]
+    kind: SpanKind,
+    #[serde(default)]
     attributes: BTreeMap<String, String>,
     correlation_id: Option<CorrelationId>,
     created_at: DateTime<Utc>,
@@ -76,6 +78,7 @@ impl Span {
             start: now,
             duration: None,
             status: SpanStatus::Pending,
+            kind: SpanKind::Internal,
             attributes: BTreeMap::new(),
             correlation_id: None,
             created_at: now,
@@ -152,6 +155,16 @@ impl Span {
     pub fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// Its role in the trace (internal unless it is a request's server or client side).
+    ///
+    /// ```
+    /// let span = flext_obs::Span::builder("GET /orders/{id}", "shop").kind(flext_obs::SpanKind::Server).build()?;
+    /// assert_eq!(span.kind(), flext_obs::SpanKind::Server);
+    /// # Ok::<(), flext_obs::Error>(())
+    /// ```
+    pub fn kind(&self) -> SpanKind {
+        self.0.kind
+    }
 }
 
 /// Builder for [`Span`]; nothing is checked until [`build`](SpanBuilder::build).
@@ -200,6 +213,11 @@ impl SpanBuilder {
     /// Adds an attribute (non-empty key, value at most 4 KiB).
     pub fn attribute(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.0.attributes.insert(key.into(), value.into());
+        self
+    }
+    /// Sets its role in the trace (default internal).
+    pub fn kind(mut self, kind: SpanKind) -> Self {
+        self.0.kind = kind;
         self
     }
     /// Ties the span to a request.

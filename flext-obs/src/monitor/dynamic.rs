@@ -39,6 +39,12 @@ pub fn call_async(name: &str) -> Result<Call> {
 /// site, as the HTTP middleware does per route.
 #[doc(hidden)]
 pub fn site_named(name: &str) -> Result<&'static CallSite> {
+    site_named_as(name, crate::SpanKind::Internal)
+}
+
+/// Like [`site_named`], the site's spans of `kind` (the first use of a name decides).
+#[doc(hidden)]
+pub fn site_named_as(name: &str, kind: crate::SpanKind) -> Result<&'static CallSite> {
     validate::text("monitor", "name", name)?;
     if name.len() > validate::MAX_NAME_LEN {
         return Err(Error::invalid("monitor", "name", name, format!("must be at most {} bytes", validate::MAX_NAME_LEN)));
@@ -57,7 +63,7 @@ pub fn site_named(name: &str) -> Result<&'static CallSite> {
             }
             None => {
                 let function: &'static str = Box::leak(name.to_owned().into_boxed_str());
-                let site: &'static CallSite = Box::leak(Box::new(CallSite::new(function, "", SiteOptions::DEFAULT)));
+                let site: &'static CallSite = Box::leak(Box::new(CallSite::new(function, "", SiteOptions::DEFAULT.kind(kind))));
                 sites.insert(name.to_owned(), site);
                 site
             }

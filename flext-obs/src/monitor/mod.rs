@@ -33,7 +33,7 @@ mod stats;
 mod tracing_span;
 
 pub use call::Call;
-pub use dynamic::{MAX_DYNAMIC_SITES, call, call_async, run, site_named};
+pub use dynamic::{MAX_DYNAMIC_SITES, call, call_async, run, site_named, site_named_as};
 #[doc(hidden)]
 pub use future::{Monitored, creating, run_in};
 #[doc(hidden)]

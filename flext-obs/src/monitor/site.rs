@@ -54,6 +54,7 @@ pub struct SiteOptions {
     pub(super) labels: &'static [(&'static str, &'static str)],
     pub(super) fields: &'static [&'static str],
     pub(super) objective: Option<&'static Objective>,
+    pub(super) kind: crate::SpanKind,
 }
 
 impl SiteOptions {
@@ -67,6 +68,7 @@ impl SiteOptions {
         labels: &[],
         fields: &[],
         objective: None,
+        kind: crate::SpanKind::Internal,
     };
 
     /// Sets the `service_name` label.
@@ -112,6 +114,13 @@ impl SiteOptions {
     #[must_use]
     pub const fn objective(mut self, objective: &'static Objective) -> Self {
         self.objective = Some(objective);
+        self
+    }
+    /// The role of the call's spans in their trace (the HTTP middleware's calls are servers,
+    /// its outgoing requests clients).
+    #[must_use]
+    pub const fn kind(mut self, kind: crate::SpanKind) -> Self {
+        self.kind = kind;
         self
     }
     /// Extra static labels on every series of the function.
@@ -236,8 +245,13 @@ impl CallSite {
         let cancellations = store.counter(CANCELLATIONS, &labels)?;
         let alerts = store.counter(ALERTS, &[("severity", self.options.severity.as_str()), ("function", self.function)])?;
         let leaked_service: &'static str = Box::leak(service.clone().into_boxed_str());
-        let index = span_record::register(SiteName { function: self.function, module: self.module, service: leaked_service })
-            .ok_or_else(|| Error::invalid("monitor", "call sites", u32::MAX, "too many call sites"))?;
+        let index = span_record::register(SiteName {
+            function: self.function,
+            module: self.module,
+            service: leaked_service,
+            kind: self.options.kind,
+        })
+        .ok_or_else(|| Error::invalid("monitor", "call sites", u32::MAX, "too many call sites"))?;
         Ok(SiteState {
             index,
             service,

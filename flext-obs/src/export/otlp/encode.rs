@@ -2,7 +2,7 @@
 //! spans, log entries and a store snapshot (pure functions, no I/O).
 
 use crate::config::ResourceAttributes;
-use crate::entity::{LogEntry, LogLevel, Span, SpanStatus};
+use crate::entity::{LogEntry, LogLevel, Span, SpanKind, SpanStatus};
 use crate::store::{SeriesValue, Snapshot};
 use chrono::{DateTime, Utc};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList, any_value};
@@ -55,6 +55,17 @@ fn unix_nanos(at: DateTime<Utc>) -> u64 {
     at.timestamp_nanos_opt().and_then(|n| u64::try_from(n).ok()).unwrap_or(0)
 }
 
+/// Whether the parent is remote (OTLP's `SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE` and `_IS_REMOTE`
+/// bits): a server span's parent came in with the request; every other span's parent is in
+/// this process. The W3C trace-flag bits are left 0: a failed call kept by `keep_errors` was
+/// not sampled, and the entity does not say which.
+fn span_flags(entity: &Span) -> u32 {
+    const HAS_IS_REMOTE: u32 = 0x100;
+    const IS_REMOTE: u32 = 0x200;
+    let remote = entity.kind() == SpanKind::Server && entity.parent_span_id().is_some();
+    HAS_IS_REMOTE | if remote { IS_REMOTE } else { 0 }
+}
+
 /// One span in OTLP form.
 pub(super) fn to_proto_span(entity: &Span, error: Option<&str>) -> trace_v1::Span {
     let start = unix_nanos(entity.start());
@@ -75,7 +86,13 @@ pub(super) fn to_proto_span(entity: &Span, error: Option<&str>) -> trace_v1::Spa
         span_id: entity.span_id().to_bytes().to_vec(),
         parent_span_id: entity.parent_span_id().map(|p| p.to_bytes().to_vec()).unwrap_or_default(),
         name: entity.name().to_owned(),
-        kind: span::SpanKind::Internal.into(),
+        kind: match entity.kind() {
+            SpanKind::Server => span::SpanKind::Server,
+            SpanKind::Client => span::SpanKind::Client,
+            SpanKind::Internal => span::SpanKind::Internal,
+        }
+        .into(),
+        flags: span_flags(entity),
         start_time_unix_nano: start,
         end_time_unix_nano: start.saturating_add(duration),
         attributes,

@@ -7,7 +7,7 @@
 use crate::api::Observability;
 use crate::monitor::{CALLS, CONCURRENT, DURATION, PANICS};
 use crate::store::{SeriesSnapshot, SeriesValue};
-use crate::{Alert, LogEntry, Span, SpanStatus};
+use crate::{Alert, LogEntry, Span, SpanKind, SpanStatus};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -148,6 +148,8 @@ pub struct SpanView {
     pub duration_us: Option<u64>,
     /// `completed`, `error`, `timeout` or `pending`.
     pub status: SpanStatus,
+    /// `internal`, `server` or `client`.
+    pub kind: SpanKind,
     /// The span's attributes.
     pub attributes: BTreeMap<String, String>,
 }
@@ -348,6 +350,7 @@ fn trace_views(spans: Vec<Span>) -> Vec<TraceView> {
                     offset_us: (span.start() - start).num_microseconds().unwrap_or(i64::MAX),
                     duration_us: span.duration().map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
                     status: span.status(),
+                    kind: span.kind(),
                     attributes: span.attributes().clone(),
                 })
                 .collect();
