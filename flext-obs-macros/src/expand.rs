@@ -181,9 +181,9 @@ fn body(site: &Site<'_>, sig: &Signature, block: Block) -> Block {
     let default_options = quote!(#private::SiteOptions::DEFAULT).to_string();
     let enter = |method: TokenStream, options: &TokenStream| {
         let site = if options.to_string() == default_options {
-            quote!(#private::CallSite::of(#function, ::core::module_path!()))
+            quote!(#private::site!(#function))
         } else {
-            quote!(#private::CallSite::new(#function, ::core::module_path!(), #options))
+            quote!(#private::site!(#function, #options))
         };
         // Gathered at link time, so the function's series exist before its first call.
         quote_spanned! {span=> {

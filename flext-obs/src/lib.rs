@@ -54,6 +54,7 @@ pub use flext_obs_macros::flext_monitor;
 /// The items `#[flext_monitor]` expansions call. Not a public API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::__flext_site as site;
     pub use crate::entity::Severity;
     pub use crate::monitor::{
         CALL_SITES, Call, CallSite, ErrorValue, Field, FieldDebug, FieldDisplay, Inspect, InspectAny, InspectDebug, InspectDisplay,
@@ -82,6 +83,20 @@ pub use entity::{
     Span, SpanId, SpanKind, SpanStatus, TraceId,
 };
 pub use error::{Error, Result};
+
+/// The call site the attribute writes for a function: its name, options and where it is
+/// (`module_path!`, `file!` and `line!` expand where the attribute is, so the expansion needs
+/// one short line for all of them).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __flext_site {
+    ($function:expr) => {
+        $crate::__private::CallSite::of($function, ::core::module_path!()).at(::core::file!(), ::core::line!())
+    };
+    ($function:expr, $options:expr) => {
+        $crate::__private::CallSite::new($function, ::core::module_path!(), $options).at(::core::file!(), ::core::line!())
+    };
+}
 
 /// Compiles and runs the README's code blocks as doc tests, so the README cannot drift from the API.
 #[cfg(doctest)]

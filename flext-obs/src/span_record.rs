@@ -27,6 +27,7 @@ pub(crate) struct SiteName {
     pub(crate) module: &'static str,
     pub(crate) service: &'static str,
     pub(crate) kind: crate::SpanKind,
+    pub(crate) location: Option<(&'static str, u32)>,
 }
 
 /// Every call site that has been called, by index - 1 (index 0 means "no site"). Bounded by the
@@ -66,6 +67,9 @@ pub(crate) fn span_of(record: SpanRecord) -> Option<Span> {
         .attribute("function", site.function)
         .attribute("module", site.module)
         .attribute("code.function.name", qualified(site));
+    if let Some((file, line)) = site.location {
+        builder = builder.attribute("code.file.path", file).attribute("code.line.number", line.to_string());
+    }
     if let Some(parent) = record.parent {
         builder = builder.parent_span_id(parent);
     }

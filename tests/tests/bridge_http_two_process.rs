@@ -18,6 +18,8 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
+/// Where `checkout_through_peer`'s attribute is (the line after this constant).
+const CHECKOUT_LINE: u32 = line!() + 1;
 #[flext_monitor]
 fn checkout_through_peer(peer: SocketAddr, item: &str) -> Result<String, String> {
     let mut request = axum::http::Request::get(format!("http://{peer}/served/{item}")).body(()).map_err(|e| e.to_string())?;
@@ -114,6 +116,8 @@ fn one_trace_crosses_two_services_under_the_middleware() {
         assert_eq!(span.span.flags & 0x300, if remote { 0x300 } else { 0x100 }, "{} remote parent: {remote}", span.span.name);
     }
     assert_eq!(handler.attr("code.function.name").as_deref(), Some("bridge_http_two_process::checkout_through_peer"));
+    assert_eq!(handler.attr("code.file.path").as_deref(), Some("tests/tests/bridge_http_two_process.rs"));
+    assert_eq!(handler.attr("code.line.number").as_deref(), Some(CHECKOUT_LINE.to_string().as_str()), "the attribute's line");
     handle.shutdown().unwrap();
 }
 

@@ -137,6 +137,9 @@ pub struct CallSite {
     pub(super) function: &'static str,
     pub(super) module: &'static str,
     pub(super) options: SiteOptions,
+    /// The source file and line of the monitored function (`code.file.path`,
+    /// `code.line.number`), when the attribute wrote it.
+    pub(super) location: Option<(&'static str, u32)>,
     pub(super) state: OnceLock<Option<SiteState>>,
 }
 
@@ -178,7 +181,15 @@ pub(super) struct SiteState {
 impl CallSite {
     /// A call site; `function` is the `function` label, `module` the `module` label.
     pub const fn new(function: &'static str, module: &'static str, options: SiteOptions) -> Self {
-        CallSite { function, module, options, state: OnceLock::new() }
+        CallSite { function, module, options, location: None, state: OnceLock::new() }
+    }
+
+    /// The function's source file and line (what `file!()` and `line!()` say where the
+    /// attribute is).
+    #[must_use]
+    pub const fn at(mut self, file: &'static str, line: u32) -> Self {
+        self.location = Some((file, line));
+        self
     }
 
     /// A call site with [`SiteOptions::DEFAULT`]: what the attribute writes for a function
@@ -250,6 +261,7 @@ impl CallSite {
             module: self.module,
             service: leaked_service,
             kind: self.options.kind,
+            location: self.location,
         })
         .ok_or_else(|| Error::invalid("monitor", "call sites", u32::MAX, "too many call sites"))?;
         Ok(SiteState {
