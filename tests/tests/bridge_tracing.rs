@@ -93,3 +93,26 @@ fn without_the_layer_nothing_is_recorded_for_tracing_spans() {
     });
     assert!(spans_named("bridge_unrecorded").is_empty());
 }
+
+#[flext_monitor]
+fn bridge_panics() -> u32 {
+    panic!("the ledger is corrupt")
+}
+
+#[flext_monitor]
+fn bridge_fails_typed() -> Result<u32, std::num::ParseIntError> {
+    "x".parse::<u32>()
+}
+
+#[test]
+fn failed_and_panicking_calls_carry_error_type_and_their_code_location() {
+    let _ = std::panic::catch_unwind(bridge_panics);
+    let _ = bridge_fails_typed();
+    let panicked = spans_named("bridge_panics");
+    assert_eq!(panicked[0].attributes().get("error.type").map(String::as_str), Some("panic"));
+    let failed = spans_named("bridge_fails_typed");
+    assert_eq!(failed[0].attributes().get("error.type").map(String::as_str), Some("core::num::error::ParseIntError"));
+    assert_eq!(failed[0].attributes().get("code.file.path").map(String::as_str), Some("tests/tests/bridge_tracing.rs"));
+    assert_eq!(failed[0].attributes().get("code.function.name").map(String::as_str), Some("bridge_tracing::bridge_fails_typed"));
+    assert!(failed[0].attributes().get("code.line.number").is_some_and(|l| l.parse::<u32>().is_ok_and(|l| l > 0)));
+}

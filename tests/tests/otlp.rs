@@ -339,6 +339,7 @@ fn a_trace_crosses_two_processes_through_traceparent_and_both_export_into_it() {
         let failed = caller.span.status.is_some();
         assert_eq!(quote.span.status.is_some(), failed);
         assert_eq!(lookup.span.status.as_ref().map(|s| s.message.as_str()), failed.then_some("no price for unknown"));
+        assert_eq!(lookup.attr("error.type").as_deref(), failed.then_some("alloc::string::String"), "error.type: the error's type");
     }
     // The peer's log line is in the same trace as its handler.
     let records = receiver.log_records();

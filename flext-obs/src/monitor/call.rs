@@ -199,6 +199,9 @@ impl Call {
     pub fn note_error(&mut self, error_type: &'static str, message: &dyn Fn(&mut fmt::Formatter<'_>) -> fmt::Result) {
         if let Some(active) = &mut self.0 {
             active.outcome = Outcome::Error;
+            // OpenTelemetry's `error.type` on the span: the error's type path (errors only, so
+            // the successful path pays nothing).
+            attributes::record(active.span.span_id, "error.type", &error_type);
             #[cfg(feature = "otlp")]
             if crate::outbox::is_open() {
                 crate::outbox::note_error(active.span.span_id, &Message(message));
@@ -297,6 +300,9 @@ impl Active {
         state.histogram.record_nanos_in(lane, nanos);
         state.in_flight.step_in(lane, u64::MAX);
         let panic_message = if outcome == Outcome::Panic { self.panic_message() } else { None };
+        if outcome == Outcome::Panic {
+            attributes::record(self.span.span_id, "error.type", &"panic");
+        }
         let recorded = attributes::take_recorded(self.span.span_id);
         match verdict {
             Verdict::Keep => {
