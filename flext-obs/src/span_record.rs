@@ -28,6 +28,8 @@ pub(crate) struct SiteName {
     pub(crate) service: &'static str,
     pub(crate) kind: crate::SpanKind,
     pub(crate) location: Option<(&'static str, u32)>,
+    /// The site's error type, once a call failed (see `SiteState::error_type`).
+    pub(crate) error_type: &'static std::sync::OnceLock<&'static str>,
 }
 
 /// Every call site that has been called, by index - 1 (index 0 means "no site"). Bounded by the
@@ -67,6 +69,11 @@ pub(crate) fn span_of(record: SpanRecord) -> Option<Span> {
         .attribute("function", site.function)
         .attribute("module", site.module)
         .attribute("code.function.name", qualified(site));
+    if let (SpanStatus::Error, Some(error_type)) = (record.status, site.error_type.get()) {
+        // A panic's span carries `error.type = panic` among its recorded attributes, which
+        // replace this below.
+        builder = builder.attribute("error.type", *error_type);
+    }
     if let Some((file, line)) = site.location {
         builder = builder.attribute("code.file.path", file).attribute("code.line.number", line.to_string());
     }

@@ -199,9 +199,9 @@ impl Call {
     pub fn note_error(&mut self, error_type: &'static str, message: &dyn Fn(&mut fmt::Formatter<'_>) -> fmt::Result) {
         if let Some(active) = &mut self.0 {
             active.outcome = Outcome::Error;
-            // OpenTelemetry's `error.type` on the span: the error's type path (errors only, so
-            // the successful path pays nothing).
-            attributes::record(active.span.span_id, "error.type", &error_type);
+            // OpenTelemetry's `error.type` on the span: the error's type path, kept per call site
+            // (a lock-free read once set; the span reads it when it is turned into an entity).
+            active.state.error_type.get_or_init(|| error_type);
             #[cfg(feature = "otlp")]
             if crate::outbox::is_open() {
                 crate::outbox::note_error(active.span.span_id, &Message(message));

@@ -171,6 +171,11 @@ pub(super) struct SiteState {
     callers: [OnceLock<CallerCounters>; CALLER_SLOTS],
     more_callers: Mutex<Vec<CallerCounters>>,
     pub(super) limiter: RateLimiter,
+    /// The type of the function's errors (`error.type` on its failed spans), set by the first
+    /// failure: `E` of its `Result<T, E>` is one type per call site, so later failures only read
+    /// it (one atomic load, no lock). Shared with the span registry, which reads it when a
+    /// failed span is turned back into an entity.
+    pub(super) error_type: &'static OnceLock<&'static str>,
     /// The `tracing` callsite of the call's span, named after the function.
     #[cfg(feature = "tracing")]
     pub(super) tracing: &'static super::tracing_span::SpanSite,
@@ -256,12 +261,15 @@ impl CallSite {
         let cancellations = store.counter(CANCELLATIONS, &labels)?;
         let alerts = store.counter(ALERTS, &[("severity", self.options.severity.as_str()), ("function", self.function)])?;
         let leaked_service: &'static str = Box::leak(service.clone().into_boxed_str());
+        // Leaked once per call site, like the names (bounded by the monitored functions).
+        let error_type: &'static OnceLock<&'static str> = Box::leak(Box::new(OnceLock::new()));
         let index = span_record::register(SiteName {
             function: self.function,
             module: self.module,
             service: leaked_service,
             kind: self.options.kind,
             location: self.location,
+            error_type,
         })
         .ok_or_else(|| Error::invalid("monitor", "call sites", u32::MAX, "too many call sites"))?;
         Ok(SiteState {
@@ -277,6 +285,7 @@ impl CallSite {
             more_callers: Mutex::new(Vec::new()),
             limiter: RateLimiter::default(),
             rate_limited: OnceLock::new(),
+            error_type,
             #[cfg(feature = "tracing")]
             tracing: super::tracing_span::SpanSite::leak(self.function, self.module, self.options.fields),
         })
