@@ -165,3 +165,19 @@ fn bridged_metrics_are_exported_over_otlp() {
     assert_eq!(flext_obs_tests::otlp_receiver::string_attr(&point.attributes, "queue").as_deref(), Some("mail"));
     handle.shutdown().unwrap();
 }
+
+#[test]
+fn the_recorder_keeps_at_most_max_keys_handles_and_loses_no_count_past_them() {
+    use flext_obs::bridge::metrics::MAX_KEYS;
+    let obs = instance(Config::builder().max_series_per_metric(10).retention(None));
+    let recorder = Recorder::builder(obs.clone()).build();
+    let keys = MAX_KEYS + 100;
+    metrics::with_local_recorder(&recorder, || {
+        for id in 0..keys {
+            metrics::counter!("sessions", "id" => id.to_string()).increment(1);
+        }
+    });
+    assert_eq!(recorder.key_count(), MAX_KEYS, "handles kept for the first MAX_KEYS keys only");
+    let total: f64 = obs.snapshot().series.iter().filter(|s| s.name == "sessions").filter_map(|s| s.value.scalar()).sum();
+    assert_eq!(total, f64::from(u32::try_from(keys).unwrap()), "every increment counted, cached or not");
+}

@@ -43,6 +43,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
+/// Keys of one kind the recorder keeps a handle for. Past it, a new key is registered with the
+/// store at every use instead of cached (slower, still counted, the store's own limits apply),
+/// so label sets made from unbounded values cannot grow the recorder without bound.
+pub const MAX_KEYS: usize = 65_536;
+
 /// The self-metric counting what the bridges could not record.
 pub const REFUSED: &str = "flext_bridge_refused_total";
 
@@ -387,6 +392,10 @@ impl Inner {
             return Arc::clone(cell);
         }
         let mut write = map.write().unwrap_or_else(PoisonError::into_inner);
+        if write.len() >= MAX_KEYS && !write.contains_key(key) {
+            drop(write);
+            return Arc::new(make());
+        }
         Arc::clone(write.entry(key.clone()).or_insert_with(|| Arc::new(make())))
     }
 
