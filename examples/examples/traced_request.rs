@@ -58,7 +58,7 @@ async fn checkout_route(headers: HeaderMap, Path(sku): Path<u32>) -> (StatusCode
     // well-formed one next to it is kept.
     let extracted = Context::extract(&headers);
     let cx = extracted.context;
-    for err in extracted.errors() {
+    for err in &extracted.rejected {
         cx.run(|| flext_obs::log::warning("propagation header dropped", &[("error.message", err.to_string().into())])).ok();
     }
     match checkout(sku).with_context(cx).await {

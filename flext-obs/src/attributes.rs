@@ -123,6 +123,27 @@ pub(crate) fn record(span: SpanId, key: &str, value: &dyn fmt::Display) {
     RECORDED_SPANS.store(table.by_span.len(), Ordering::Relaxed);
 }
 
+/// The key under which a span's W3C `tracestate` waits with its attributes (a control
+/// character, so no recorded attribute can clash with it); [`crate::span_record`] moves it to
+/// the span's own field.
+pub(crate) const TRACESTATE_KEY: &str = "\u{1}tracestate";
+
+/// Records the calling thread's `tracestate` for the call whose span is `span` (out of line: only
+/// calls made under a context with a `tracestate` come here). One longer than an attribute may be
+/// is not recorded on the span (it still propagates).
+#[cold]
+#[inline(never)]
+pub(crate) fn record_tracestate(span: SpanId) {
+    if let Some(tracestate) = crate::context::current_tracestate() {
+        let text = tracestate.to_string();
+        if text.len() <= MAX_VALUE_LEN {
+            record(span, TRACESTATE_KEY, &text);
+        } else {
+            DROPPED.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Takes what the body of the call with `span` recorded (one relaxed load when nothing was).
 #[inline]
 pub(crate) fn take_recorded(span: SpanId) -> Option<Attributes> {

@@ -18,6 +18,9 @@ pub(crate) struct SpanRecord {
     pub(crate) start_raw: u64,
     pub(crate) duration_ns: u64,
     pub(crate) correlation_id: Option<CorrelationId>,
+    /// Whether `parent` is another process's span (the call continued an extracted context):
+    /// then the span is that request's SERVER span.
+    pub(crate) remote_parent: bool,
 }
 
 /// The names of one call site, as its spans and its callers' counters show them.
@@ -84,7 +87,15 @@ pub(crate) fn span_of(record: SpanRecord) -> Option<Span> {
         builder = builder.correlation_id(id).attribute("correlation_id", id.to_string());
     }
     let mut span = builder.build().ok()?;
+    if record.remote_parent && site.kind == crate::SpanKind::Internal {
+        // A call made directly in a context extracted from a request serves that request.
+        span.set_kind(crate::SpanKind::Server);
+    }
     for (key, value) in crate::attributes::kept(record.span_id).iter().flat_map(crate::attributes::Attributes::iter) {
+        if key == crate::attributes::TRACESTATE_KEY {
+            span.set_trace_state(value);
+            continue;
+        }
         // A value the entity refuses (its own limits) is left out; the span is kept.
         let _ = span.set_attribute(key, value);
     }

@@ -99,7 +99,7 @@ impl SpanRecord {
     fn write_words(&self, data: &[AtomicU64]) {
         let (trace_hi, trace_lo) = split(self.trace_id.to_u128());
         let corr_len = self.correlation_id.as_ref().map_or(0, CorrelationId::len_u8);
-        let flags = u64::from(self.site) | status_code(self.status) << 32 | u64::from(corr_len) << 40;
+        let flags = u64::from(self.site) | status_code(self.status) << 32 | u64::from(corr_len) << 40 | u64::from(self.remote_parent) << 48;
         let fixed =
             [trace_hi, trace_lo, self.span_id.to_u64(), self.parent.map_or(0, SpanId::to_u64), flags, self.start_raw, self.duration_ns];
         for (word, value) in data.iter().zip(fixed) {
@@ -129,6 +129,7 @@ impl SpanRecord {
             start_raw: w[5],
             duration_ns: w[6],
             correlation_id: CorrelationId::from_words(corr_len, corr),
+            remote_parent: w[4] >> 48 & 1 == 1,
         })
     }
 }

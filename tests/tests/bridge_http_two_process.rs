@@ -2,7 +2,7 @@
 //! process's axum server (under `HttpLayer`) -> its monitored handler call -> the client call
 //! made by `outgoing()` -> the second process's request (under `HttpLayer`, `otlp_peer` with
 //! `FLEXT_PEER_MIDDLEWARE=1`) -> its monitored calls: one trace, each span the previous one's
-//! child, the correlation ID carried end to end.
+//! child, the correlation ID, the W3C `tracestate` and `baggage` carried end to end.
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -74,8 +74,14 @@ fn one_trace_crosses_two_services_under_the_middleware() {
         Router::new().route("/checkout/{item}", get(checkout)).with_state(peer_addr).layer(HttpLayer::new(flext_obs::global().clone()));
     let server = serve_router("127.0.0.1:0".parse().unwrap(), app).unwrap();
     let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
-    let answer =
-        http::get(server.local_addr(), "/checkout/book", &[("traceparent", traceparent), ("x-correlation-id", "order-77")]).unwrap();
+    let tracestate = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7";
+    let headers = [
+        ("traceparent", traceparent),
+        ("tracestate", tracestate),
+        ("baggage", "tenant=acme%20corp,plan=gold"),
+        ("x-correlation-id", "order-77"),
+    ];
+    let answer = http::get(server.local_addr(), "/checkout/book", &headers).unwrap();
     assert_eq!((answer.status, answer.body.as_str()), (200, "400"), "{answer:?}");
     assert_eq!(answer.headers["x-correlation-id"], "order-77");
     assert_eq!(http::request(peer_addr, "POST", "/stop", &[], "").unwrap().status, 200);
@@ -102,6 +108,12 @@ fn one_trace_crosses_two_services_under_the_middleware() {
         assert_eq!(span.attr("correlation_id").as_deref(), Some("order-77"), "{} carries the correlation ID", span.span.name);
     }
     assert_eq!(peer_request.attr("http.route").as_deref(), Some("/served/{item}"));
+    // The caller's tracestate on every span of both services, unchanged, and its baggage read by
+    // the second service's monitored code (decoded).
+    for span in [request, handler, client, peer_request, quote, lookup] {
+        assert_eq!(span.span.trace_state, tracestate, "{} carries the tracestate", span.span.name);
+    }
+    assert_eq!(quote.attr("tenant").as_deref(), Some("acme corp"), "baggage crossed the hop");
     // Kinds: each request's span is a server, the outgoing call a client, the rest internal;
     // the servers' parents are remote (OTLP flags HAS_IS_REMOTE | IS_REMOTE), the others' not.
     for (span, kind, remote) in [

@@ -122,7 +122,7 @@ fn inject_and_extract_round_trip_w3c_and_correlation_headers() {
         sampled: false,
     };
     let id = CorrelationId::new();
-    let cx = Context::new().with_span(span).with_correlation_id(id);
+    let cx = Context::new().with_remote_span(span).with_correlation_id(id);
     let mut headers: Vec<(String, String)> = Vec::new();
     cx.inject(&mut headers);
     assert_eq!(headers[0], ("traceparent".to_owned(), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00".to_owned()));
@@ -215,7 +215,7 @@ fn a_bad_header_drops_only_itself_and_says_why() {
         reason: "only printable ASCII (0x21..=0x7E) is allowed: no spaces inside, no control or non-ASCII characters",
     };
     let extracted = Context::extract(&[("traceparent", TRACEPARENT), ("x-correlation-id", "has space")]);
-    assert_eq!(extracted.context, Context::new().with_span(span), "the valid traceparent is kept");
+    assert_eq!(extracted.context, Context::new().with_remote_span(span), "the valid traceparent is kept");
     assert_eq!(extracted.rejected, vec![bad_id.clone()]);
     assert_eq!(Context::extract_strict(&[("traceparent", TRACEPARENT), ("x-correlation-id", "has space")]), Err(bad_id.clone()));
 
@@ -235,10 +235,10 @@ fn a_bad_header_drops_only_itself_and_says_why() {
 #[test]
 fn extract_reads_every_usual_header_container_case_insensitively() {
     let expected = Context::new()
-        .with_span(Context::extract_strict(&[("traceparent", TRACEPARENT)]).unwrap().span().unwrap())
+        .with_remote_span(Context::extract_strict(&[("traceparent", TRACEPARENT)]).unwrap().span().unwrap())
         .with_correlation_id(token("req-42"));
     let check = |name: &str, extracted: Extracted| {
-        assert_eq!(extracted, Extracted { context: expected, rejected: Vec::new() }, "{name}");
+        assert_eq!(extracted, Extracted { context: expected.clone(), rejected: Vec::new() }, "{name}");
     };
     check("array", Context::extract(&[("Traceparent", TRACEPARENT), ("X-Correlation-Id", "req-42")]));
     let pairs = [("TRACEPARENT", TRACEPARENT), ("x-correlation-id", "req-42")];

@@ -2,8 +2,9 @@
 //! side ([`outgoing`]), so a request's trace and correlation ID cross service edges without
 //! code in every handler.
 //!
-//! For every request the layer reads `traceparent` and `x-correlation-id` (a request without a
-//! correlation ID gets a new one, echoed in the response), opens a monitored call named
+//! For every request the layer reads `traceparent`, `tracestate` and `baggage` (the formats
+//! `OTEL_PROPAGATORS` asks for) and `x-correlation-id` (a request without a correlation ID gets
+//! a new one, echoed in the response), opens a monitored call named
 //! `METHOD route` (the route template from axum's `MatchedPath`, never the raw path: one series
 //! per route however many paths hit it; `unmatched` when no route matched) whose span continues
 //! the caller's trace, runs the handler in that call's context (so monitored calls and log lines
@@ -159,12 +160,16 @@ where
         let method = method_label(request.method());
         let matched = request.extensions().get::<axum::extract::MatchedPath>();
         let route = self.routes.route(method, matched.map_or(UNMATCHED, axum::extract::MatchedPath::as_str));
-        let incoming = Context::extract(request.headers()).context;
+        let incoming = Context::extract_with(request.headers(), self.routes.obs.config().propagators()).context;
         let correlation = incoming.correlation_id().unwrap_or_default(); // a new one when absent
         let incoming = incoming.with_correlation_id(correlation);
-        // The call starts in the caller's context: its span is the caller's child.
-        let mut call = route.site.map(|site| incoming.run(|| Call::enter_async(site)));
-        let context = call.as_ref().map_or(incoming, Call::context);
+        // The call starts in the caller's context (its span is the caller's child), and the
+        // handler's context is made there too, so it keeps the request's tracestate and baggage.
+        let (mut call, context) = incoming.run(|| {
+            let call = route.site.map(Call::enter_async);
+            let context = call.as_ref().map_or_else(crate::context::current, Call::context);
+            (call, context)
+        });
         if let Some(call) = call.as_mut().filter(|c| c.is_recording()) {
             call.record_field("http.request.method", &method);
             call.record_field("http.route", &route.name);
@@ -173,7 +178,7 @@ where
             active.increment();
         }
         // The handler's synchronous part runs in the context too.
-        let inner = context.run(|| self.inner.call(request));
+        let inner = context.clone().run(|| self.inner.call(request));
         ResponseFuture {
             inner: inner.with_context(context),
             state: Some(InFlight { call, obs: self.routes.obs.clone(), route, method, correlation, start: Instant::now() }),
@@ -257,8 +262,8 @@ where
 }
 
 /// Prepares an outgoing request: a monitored call named `METHOD host` (the client side of the
-/// trace) whose context is written into the request's `traceparent` and `x-correlation-id`.
-/// Keep the returned call until the response has come, then drop it (call
+/// trace) whose context is written into the request's `traceparent` (with the `tracestate`
+/// it continues), `baggage` and `x-correlation-id`, as `OTEL_PROPAGATORS` asks. Keep the returned call until the response has come, then drop it (call
 /// [`Call::mark_error`] first when the request failed).
 ///
 /// ```
@@ -275,6 +280,6 @@ pub fn outgoing<B>(request: &mut Request<B>) -> Option<Call> {
     let call = site.map(Call::enter_async);
     let context = call.as_ref().map_or_else(crate::context::current, Call::context);
     let context = if context.correlation_id().is_some() { context } else { context.with_correlation_id(crate::context::correlation_id()) };
-    context.inject(request.headers_mut());
+    context.inject_with(request.headers_mut(), crate::api::instance().config().propagators());
     call
 }

@@ -43,6 +43,9 @@ struct SpanFields {
     kind: SpanKind,
     #[serde(default)]
     attributes: BTreeMap<String, String>,
+    /// The W3C `tracestate` the span was made under, as its header value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    trace_state: Option<String>,
     correlation_id: Option<CorrelationId>,
     created_at: DateTime<Utc>,
 }
@@ -80,6 +83,7 @@ impl Span {
             status: SpanStatus::Pending,
             kind: SpanKind::Internal,
             attributes: BTreeMap::new(),
+            trace_state: None,
             correlation_id: None,
             created_at: now,
         })
@@ -89,6 +93,29 @@ impl Span {
     pub fn finish(&mut self, status: SpanStatus) {
         self.0.status = status;
         self.0.duration = Some((Utc::now() - self.0.start).to_std().unwrap_or_default());
+    }
+
+    /// Sets the kind of a built span (a monitored call found to serve a remote caller).
+    pub(crate) fn set_kind(&mut self, kind: SpanKind) {
+        self.0.kind = kind;
+    }
+
+    /// Sets the `tracestate` of a built span (already checked as a [`crate::context::TraceState`]).
+    pub(crate) fn set_trace_state(&mut self, header: &str) {
+        self.0.trace_state = Some(header.to_owned());
+    }
+
+    /// The W3C `tracestate` the span was made under (its header value), exported as OTLP's
+    /// `trace_state`.
+    ///
+    /// ```
+    /// let state: flext_obs::context::TraceState = "rojo=00f067aa0ba902b7".parse()?;
+    /// let span = flext_obs::Span::builder("load", "svc").trace_state(&state).build()?;
+    /// assert_eq!(span.trace_state(), Some("rojo=00f067aa0ba902b7"));
+    /// # Ok::<(), flext_obs::Error>(())
+    /// ```
+    pub fn trace_state(&self) -> Option<&str> {
+        self.0.trace_state.as_deref()
     }
 
     /// Adds or replaces an attribute on a built span, with the same checks as the builder.
@@ -213,6 +240,11 @@ impl SpanBuilder {
     /// Adds an attribute (non-empty key, value at most 4 KiB).
     pub fn attribute(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.0.attributes.insert(key.into(), value.into());
+        self
+    }
+    /// The W3C `tracestate` the span carries (see [`Span::trace_state`]).
+    pub fn trace_state(mut self, state: &crate::context::TraceState) -> Self {
+        self.0.trace_state = (!state.is_empty()).then(|| state.to_string());
         self
     }
     /// Sets its role in the trace (default internal).

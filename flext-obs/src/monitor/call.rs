@@ -109,11 +109,15 @@ impl Call {
                 SpanContext { trace_id, span_id: SpanId::from_word(word), sampled: sample::ratio_samples(trace_id) }
             };
             let async_correlation = if attach {
-                t.scope.set(CallScope { span: Some(span), site: state.index });
+                t.scope.set(outer.child(span, state.index));
                 None
             } else {
                 t.correlation.get()
             };
+            if outer.flags & CallScope::TRACESTATE != 0 {
+                // Only under a context that came with a `tracestate`: the span carries it.
+                attributes::record_tracestate(span.span_id);
+            }
             let lane = lane::of(&t.lane);
             let panics_at_entry = panic::number(t);
             state.in_flight.step_in(lane, 1);
@@ -138,7 +142,7 @@ impl Call {
     /// The context the call's own work runs in (its span as the current span).
     pub fn context(&self) -> Context {
         match &self.0 {
-            Some(active) => Context::from_parts(active.correlation(), CallScope { span: Some(active.span), site: active.state.index }),
+            Some(active) => Context::from_parts(active.correlation(), active.outer.child(active.span, active.state.index)),
             None => context::current(),
         }
     }
@@ -320,6 +324,7 @@ impl Active {
                         start_raw: self.start,
                         duration_ns: nanos,
                         correlation_id: correlation,
+                        remote_parent: self.outer.remote(),
                     },
                 );
             }

@@ -26,6 +26,10 @@ fn lookup_price(item: &str) -> Result<u32, String> {
 #[flext_monitor]
 async fn price_quote(item: String) -> Result<u32, String> {
     tokio::task::yield_now().await;
+    // The W3C baggage that came with the request, seen by the monitored code that serves it.
+    if let Some(tenant) = flext_obs::context::current().baggage().and_then(|b| b.get("tenant").map(str::to_owned)) {
+        flext_obs::trace::record("tenant", tenant).ok();
+    }
     let price = lookup_price(&item)?;
     flext_obs::log::info("quote computed", &[("item", item.clone().into()), ("price", price.into())]).ok();
     Ok(price)

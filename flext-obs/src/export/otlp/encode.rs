@@ -97,6 +97,7 @@ pub(super) fn to_proto_span(entity: &Span, error: Option<&str>) -> trace_v1::Spa
         end_time_unix_nano: start.saturating_add(duration),
         attributes,
         status,
+        trace_state: entity.trace_state().unwrap_or_default().to_owned(),
         ..trace_v1::Span::default()
     }
 }
