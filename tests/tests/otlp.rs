@@ -174,6 +174,56 @@ fn metrics_are_exported_cumulatively_with_their_labels_and_buckets() {
 }
 
 #[flext_monitor]
+fn parse_quantity(text: &str) -> Result<u32, std::num::ParseIntError> {
+    text.parse()
+}
+
+#[flext_monitor]
+fn parse_or_panic(text: &str) -> u32 {
+    text.parse().expect("a number")
+}
+
+#[test]
+fn failed_calls_durations_carry_error_type_in_otlp() {
+    let _turn = turn();
+    let receiver = Receiver::start();
+    let handle = start(&receiver, quick(), true);
+    for text in ["1", "2", "x", "y", "z"] {
+        let _ = parse_quantity(text);
+    }
+    let _ = parse_or_panic("3");
+    let _ = std::panic::catch_unwind(|| parse_or_panic("boom"));
+    handle.flush().unwrap();
+    let requests = receiver.metric_requests();
+    let metrics = &requests.last().expect("a metrics request").resource_metrics[0].scope_metrics[0].metrics;
+    let durations = metrics.iter().find(|m| m.name == "function_calls_duration_seconds").expect("the duration histogram");
+    let Some(metric::Data::Histogram(histogram)) = &durations.data else { panic!("a histogram: {durations:?}") };
+    let count = |function: &str, error_type: Option<&str>| -> Vec<u64> {
+        histogram
+            .data_points
+            .iter()
+            .filter(|p| string_attr(&p.attributes, "function").as_deref() == Some(function))
+            .filter(|p| string_attr(&p.attributes, "error.type").as_deref() == error_type)
+            .map(|p| p.count)
+            .collect()
+    };
+    assert_eq!(count("parse_quantity", None), [2], "calls that did not fail: no error.type");
+    assert_eq!(count("parse_quantity", Some("core::num::error::ParseIntError")), [3], "OpenTelemetry's error.type: the error's type");
+    assert_eq!(count("parse_or_panic", None), [1]);
+    assert_eq!(count("parse_or_panic", Some("panic")), [1]);
+    assert!(
+        histogram.data_points.iter().all(|p| string_attr(&p.attributes, "error_type").is_none()),
+        "the attribute has its semantic-convention name in OTLP"
+    );
+    // The function's statistics still see every call's duration.
+    let stats = flext_obs::monitor::function_stats(&flext_obs::global().snapshot());
+    let parse = stats.iter().find(|s| s.function == "parse_quantity").unwrap();
+    assert_eq!((parse.calls, parse.errors), (5, 3));
+    assert!(parse.p99.is_some());
+    handle.shutdown().unwrap();
+}
+
+#[flext_monitor]
 fn flood(n: u32) -> u32 {
     n
 }

@@ -301,7 +301,7 @@ impl Active {
             Outcome::Cancelled => state.cancellations.increment_in(lane),
             _ => {}
         }
-        state.histogram.record_nanos_in(lane, nanos);
+        state.duration_for(site, outcome).record_nanos_in(lane, nanos);
         state.in_flight.step_in(lane, u64::MAX);
         let panic_message = if outcome == Outcome::Panic { self.panic_message() } else { None };
         if outcome == Outcome::Panic {

@@ -181,6 +181,10 @@ pub(super) struct SiteState {
     pub(super) tracing: &'static super::tracing_span::SpanSite,
     /// `flext_spans_dropped_total{function, reason="rate_limit"}`, resolved on the first drop.
     rate_limited: OnceLock<Option<Counter>>,
+    /// The duration histograms of failed calls, labelled `error_type`: `[0]` the function's
+    /// error type (`_OTHER` when a failure names none), `[1]` `panic`. Made at the first failure
+    /// of each kind, so at most two more series per function.
+    failed_durations: [OnceLock<Option<Histogram>>; 2],
 }
 
 impl CallSite {
@@ -201,6 +205,26 @@ impl CallSite {
     /// without options (a shorter expansion than spelling the options out).
     pub const fn of(function: &'static str, module: &'static str) -> Self {
         CallSite::new(function, module, SiteOptions::DEFAULT)
+    }
+
+    /// The labels of the function's duration histogram: its names, its static labels, its
+    /// latency objective's, and for failed calls `error_type` (OpenTelemetry's `error.type`).
+    fn histogram_labels<'a>(&'a self, service: &'a str, error_type: Option<&'a str>) -> Vec<(&'a str, &'a str)> {
+        let mut labels: Vec<(&str, &str)> = vec![("function", self.function), ("module", self.module), ("service_name", service)];
+        labels.extend_from_slice(self.options.labels);
+        if let Some(objective) = self.options.objective {
+            if let Some((threshold, percentile)) = objective.latency_target() {
+                labels.extend([
+                    ("objective_name", objective.name()),
+                    ("objective_percentile", percentile.as_label()),
+                    ("objective_latency_threshold", threshold.as_label()),
+                ]);
+            }
+        }
+        if let Some(error_type) = error_type {
+            labels.push(("error_type", error_type));
+        }
+        labels
     }
 
     #[inline]
@@ -231,16 +255,7 @@ impl CallSite {
         let service = self.options.service.unwrap_or_else(|| obs.config().service_name()).to_owned();
         let mut labels: Vec<(&str, &str)> = vec![("function", self.function), ("module", self.module), ("service_name", &service)];
         labels.extend_from_slice(self.options.labels);
-        let mut histogram_labels = labels.clone();
-        if let Some(objective) = self.options.objective {
-            if let Some((threshold, percentile)) = objective.latency_target() {
-                histogram_labels.extend([
-                    ("objective_name", objective.name()),
-                    ("objective_percentile", percentile.as_label()),
-                    ("objective_latency_threshold", threshold.as_label()),
-                ]);
-            }
-        }
+        let histogram_labels = self.histogram_labels(&service, None);
         store.describe(CALLS, crate::MetricKind::Counter, "Calls of monitored functions, by result and caller.")?;
         store.describe(DURATION, crate::MetricKind::Histogram, "Duration of monitored function calls, in seconds.")?;
         store.describe(CONCURRENT, crate::MetricKind::Gauge, "Monitored function calls in flight.")?;
@@ -285,6 +300,7 @@ impl CallSite {
             more_callers: Mutex::new(Vec::new()),
             limiter: RateLimiter::default(),
             rate_limited: OnceLock::new(),
+            failed_durations: Default::default(),
             error_type,
             #[cfg(feature = "tracing")]
             tracing: super::tracing_span::SpanSite::leak(self.function, self.module, self.options.fields),
@@ -297,6 +313,25 @@ impl SiteState {
     /// `function_calls_total` series exist (at 0) from start-up, as the specification asks.
     pub(super) fn register_uncalled(&self, site: &CallSite) {
         self.count_slow(site, 0, None);
+    }
+
+    /// The duration histogram a call with `outcome` is recorded in: the function's own, or for a
+    /// failed call the one labelled with its `error_type` (the function's own when the store
+    /// refuses that series, so no duration is ever lost).
+    #[inline]
+    pub(super) fn duration_for(&self, site: &CallSite, outcome: Outcome) -> &Histogram {
+        let slot = match outcome {
+            Outcome::Error => 0,
+            Outcome::Panic => 1,
+            _ => return &self.histogram,
+        };
+        self.failed_durations[slot].get_or_init(|| self.failed_duration(site, slot)).as_ref().unwrap_or(&self.histogram)
+    }
+
+    #[cold]
+    fn failed_duration(&self, site: &CallSite, slot: usize) -> Option<Histogram> {
+        let error_type = if slot == 1 { "panic" } else { self.error_type.get().copied().unwrap_or("_OTHER") };
+        self.store.histogram(DURATION, &site.histogram_labels(&self.service, Some(error_type))).ok()
     }
 
     /// Counts a span of this function dropped by the rate limit (uncounted if the store refuses

@@ -52,6 +52,9 @@ impl FunctionStats {
 pub fn function_stats(snapshot: &crate::store::Snapshot) -> Vec<FunctionStats> {
     use crate::store::SeriesValue;
     let mut stats: std::collections::BTreeMap<(String, String), FunctionStats> = std::collections::BTreeMap::new();
+    // A function's durations are one histogram series per `error_type` (and one for calls that
+    // did not fail): added up here, bucket by bucket, before the quantiles are read.
+    let mut durations: std::collections::BTreeMap<(String, String), (u64, f64, Vec<(f64, u64)>)> = std::collections::BTreeMap::new();
     for series in &snapshot.series {
         let (Some(function), Some(module)) = (series.labels.get("function"), series.labels.get("module")) else { continue };
         let entry = stats.entry((function.clone(), module.clone())).or_insert_with(|| FunctionStats {
@@ -85,11 +88,26 @@ pub fn function_stats(snapshot: &crate::store::Snapshot) -> Vec<FunctionStats> {
                 entry.panics += n;
             }
             (DURATION, SeriesValue::Histogram(h)) => {
-                entry.p50 = h.p50;
-                entry.p90 = h.p90;
-                entry.p99 = h.p99;
+                let (count, sum, buckets) = durations.entry((function.clone(), module.clone())).or_default();
+                if buckets.is_empty() {
+                    buckets.clone_from(&h.buckets);
+                } else if buckets.len() == h.buckets.len() && buckets.iter().zip(&h.buckets).all(|(a, b)| a.0.to_bits() == b.0.to_bits()) {
+                    for (total, added) in buckets.iter_mut().zip(&h.buckets) {
+                        total.1 += added.1;
+                    }
+                } else {
+                    continue; // other bounds (a changed configuration): not mixed in
+                }
+                *count += h.count;
+                *sum += h.sum;
             }
             _ => {}
+        }
+    }
+    for (key, (count, sum, buckets)) in durations {
+        if let Some(entry) = stats.get_mut(&key) {
+            let merged = crate::store::HistogramValue::new(count, sum, buckets);
+            (entry.p50, entry.p90, entry.p99) = (merged.p50, merged.p90, merged.p99);
         }
     }
     stats.into_values().filter(|s| s.calls > 0).collect()

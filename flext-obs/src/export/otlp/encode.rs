@@ -148,13 +148,26 @@ pub(super) fn to_log_record(entry: &LogEntry) -> LogRecord {
     }
 }
 
+/// A store label as its OpenTelemetry attribute: the semantic-convention attributes our series
+/// carry under Prometheus-valid names (`error_type`, the HTTP server metric's labels) get their
+/// dotted names back; every other label is sent as it is.
+fn semconv_key(label: &str) -> &str {
+    match label {
+        "error_type" => "error.type",
+        "http_request_method" => "http.request.method",
+        "http_route" => "http.route",
+        "http_response_status_code" => "http.response.status_code",
+        other => other,
+    }
+}
+
 /// The store as OTLP metrics: one metric per name, one point per series, cumulative.
 pub(super) fn to_metrics(snapshot: &Snapshot) -> Vec<Metric> {
     let start = unix_nanos(*START);
     let now = unix_nanos(snapshot.taken_at);
     let mut metrics: Vec<Metric> = Vec::new();
     for series in &snapshot.series {
-        let attributes: Vec<KeyValue> = series.labels.iter().map(|(k, v)| kv(k, v)).collect();
+        let attributes: Vec<KeyValue> = series.labels.iter().map(|(k, v)| kv(semconv_key(k), v)).collect();
         let number = |value: f64| NumberDataPoint {
             attributes: attributes.clone(),
             start_time_unix_nano: start,
