@@ -235,6 +235,7 @@ pub fn init(config: Config) -> Result<&'static Observability> {
     let stored = GLOBAL.get_or_init(|| {
         fresh = true;
         crate::monitor::set_enabled(obs.config().enabled());
+        crate::monitor::set_exception_logs_per_second(obs.config().exception_logs_per_second());
         obs.config().sampler().install();
         obs
     });
@@ -278,6 +279,7 @@ pub(crate) fn instance() -> &'static Observability {
         });
         let _ = CONFIG_ERRORS.set(refused);
         crate::monitor::set_enabled(obs.config().enabled());
+        crate::monitor::set_exception_logs_per_second(obs.config().exception_logs_per_second());
         obs.config().sampler().install_unless_chosen();
         obs
     })

@@ -39,6 +39,7 @@
 //! | `FLEXT_TRACE_PARENT_BASED` | follow the incoming `traceparent` sampled flag | boolean |
 //! | `FLEXT_TRACE_KEEP_ERRORS` | keep failed calls' spans whatever the sampling | boolean |
 //! | `FLEXT_TRACE_MAX_PER_SECOND` | spans kept per second per function | whole number >= 1, or `off` |
+//! | `FLEXT_EXCEPTION_LOGS_PER_SECOND` | exception log records (a failed call's `exception.type`, `exception.message`, `exception.stacktrace`, with its trace and span IDs) written per second per function; the rest are counted in `flext_exception_logs_dropped_total` | whole number, `0` or `off` for none (default 10) |
 //! | `OTEL_BSP_MAX_QUEUE_SIZE` | spans and log lines held for OTLP export, in flight included (more are dropped) | whole number from 1 to 1,000,000 |
 //! | `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` | spans per OTLP request | whole number from 1 to the queue size |
 //! | `OTEL_BSP_SCHEDULE_DELAY` | OTLP span export interval | milliseconds from 1 to 3,600,000 (1 h) |
@@ -153,6 +154,7 @@ pub const ENV_VARS: &[&str] = &[
     "FLEXT_TRACE_PARENT_BASED",
     "FLEXT_TRACE_KEEP_ERRORS",
     "FLEXT_TRACE_MAX_PER_SECOND",
+    "FLEXT_EXCEPTION_LOGS_PER_SECOND",
     "OTEL_BSP_MAX_QUEUE_SIZE",
     "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
     "OTEL_BSP_SCHEDULE_DELAY",
@@ -227,7 +229,11 @@ pub struct Config {
     otlp: OtlpSettings,
     http: HttpSettings,
     export_timeouts: ExportTimeouts,
+    exception_logs_per_second: u32,
 }
+
+/// Exception log records per second per function unless configured.
+pub const DEFAULT_EXCEPTION_LOGS_PER_SECOND: u32 = 10;
 
 impl Default for Config {
     /// Recording on, level info, service named after the executable, no exporters.
@@ -253,6 +259,7 @@ impl Default for Config {
             otlp: OtlpSettings::default(),
             http: HttpSettings::default(),
             export_timeouts: ExportTimeouts::default(),
+            exception_logs_per_second: DEFAULT_EXCEPTION_LOGS_PER_SECOND,
         }
     }
 }
@@ -347,6 +354,11 @@ impl Config {
     pub fn sdk_disabled(&self) -> bool {
         self.sdk_disabled
     }
+    /// Exception log records written per second per monitored function (0: none).
+    pub fn exception_logs_per_second(&self) -> u32 {
+        self.exception_logs_per_second
+    }
+
     /// The context propagation formats asked for (`OTEL_PROPAGATORS`).
     pub fn propagators(&self) -> Propagators {
         self.propagators
@@ -452,6 +464,22 @@ impl ConfigBuilder {
         self.0.sdk_disabled = disabled;
         self
     }
+    /// Exception log records per second per monitored function (default 10; 0 writes none):
+    /// each failed call (an `Err`, a `None` counted as an error, a panic) writes one at level
+    /// error, with OpenTelemetry's `exception.type`, `exception.message` and, for a panic when
+    /// `RUST_BACKTRACE` asks for one, `exception.stacktrace`, tied to the call's trace and span;
+    /// past the rate they are counted in `flext_exception_logs_dropped_total{function}`.
+    ///
+    /// ```
+    /// let config = flext_obs::Config::builder().exception_logs_per_second(0).build()?;
+    /// assert_eq!(config.exception_logs_per_second(), 0);
+    /// # Ok::<(), flext_obs::Error>(())
+    /// ```
+    pub fn exception_logs_per_second(mut self, per_second: u32) -> Self {
+        self.0.exception_logs_per_second = per_second;
+        self
+    }
+
     /// The context propagation formats (default: `tracecontext` and `baggage`).
     pub fn propagators(mut self, propagators: Propagators) -> Self {
         self.0.propagators = propagators;

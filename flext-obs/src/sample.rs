@@ -205,7 +205,7 @@ impl RateLimiter {
     /// Takes one of this second's places, if any is left. Racing threads may see a fresh second
     /// at once; each resets the count, which lets at most a few extra spans through at the turn
     /// of a second, never fewer than the limit.
-    fn admit(&self, second: u64, limit: u32) -> bool {
+    pub(crate) fn admit(&self, second: u64, limit: u32) -> bool {
         if self.second.load(Ordering::Relaxed) != second {
             self.second.store(second, Ordering::Relaxed);
             self.kept.store(0, Ordering::Relaxed);

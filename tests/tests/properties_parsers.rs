@@ -65,10 +65,32 @@ proptest! {
             sampled,
         };
         let correlation: CorrelationId = id.parse().unwrap();
-        let context = Context::new().with_span(span_context).with_correlation_id(correlation);
+        // What comes out of headers is another process's span.
+        let context = Context::new().with_remote_span(span_context).with_correlation_id(correlation);
         let mut headers: HashMap<String, String> = HashMap::new();
         context.inject(&mut headers);
         prop_assert_eq!(Context::extract_strict(&headers).unwrap(), context);
+    }
+
+    #[test]
+    fn baggage_values_round_trip_and_parsing_never_panics(
+        pairs in proptest::collection::vec(("[A-Za-z0-9!#$&'*+.^_`|~-]{1,12}", any::<String>()), 0..8),
+        text in any::<String>(),
+    ) {
+        let mut baggage = flext_obs::context::Baggage::new();
+        for (key, value) in &pairs {
+            baggage = baggage.with(key, value).unwrap();
+        }
+        let parsed: flext_obs::context::Baggage = baggage.to_string().parse().unwrap();
+        prop_assert_eq!(&parsed, &baggage);
+        let headers = [("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"), ("baggage", text.as_str()), ("tracestate", text.as_str())];
+        let extracted = Context::extract(&headers);
+        prop_assert!(extracted.context.span().is_some(), "a bad baggage or tracestate never costs the traceparent");
+        let mut out: HashMap<String, String> = HashMap::new();
+        extracted.context.inject(&mut out);
+        if let Some(value) = out.get("baggage") {
+            prop_assert!(value.len() <= flext_obs::context::MAX_BAGGAGE_BYTES);
+        }
     }
 
     #[test]

@@ -98,6 +98,10 @@ impl Config {
         if let Some((var, v)) = get("FLEXT_RAW_HISTORY") {
             builder.0.store.raw_history = parse_count(var, &v, 0)?;
         }
+        if let Some((var, v)) = get("FLEXT_EXCEPTION_LOGS_PER_SECOND") {
+            let per_second = if v.trim().eq_ignore_ascii_case("off") { Some(0) } else { v.trim().parse::<u32>().ok() };
+            builder = builder.exception_logs_per_second(per_second.ok_or_else(|| env_err(var, &v, "a whole number, or 0 / off for none"))?);
+        }
         if let Some((var, v)) = get("FLEXT_SUMMARY_WINDOW") {
             builder.0.store.summary_window = parse_count(var, &v, 1)?;
         }

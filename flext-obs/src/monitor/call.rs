@@ -1,6 +1,7 @@
 //! The guard of one monitored call: what it notes while the call runs (outcome, error text,
 //! attributes) and what it records when dropped.
 
+use super::exception;
 #[cfg(feature = "otlp")]
 use super::raise::Message;
 use super::raise::{PanicText, raise};
@@ -194,13 +195,20 @@ impl Call {
 
     /// Marks the call failed with `message`, raising an alert unless alerts are off for it.
     pub fn mark_error(&mut self, message: impl fmt::Display) {
-        self.note_error("error", &|f| fmt::Display::fmt(&message, f));
+        self.fail("error", &|f| fmt::Display::fmt(&message, f), false);
     }
 
-    /// Records a failure: outcome error, and an alert (de-duplicated per function and error
-    /// type, so a repeat allocates nothing).
+    /// Records a failure: outcome error, an alert (de-duplicated per function and error type,
+    /// so a repeat allocates nothing) and an exception log record (rate-limited per function).
     #[doc(hidden)]
     pub fn note_error(&mut self, error_type: &'static str, message: &dyn Fn(&mut fmt::Formatter<'_>) -> fmt::Result) {
+        self.fail(error_type, message, true);
+    }
+
+    /// [`Call::note_error`]; `exception` says whether the failure is an exception of the
+    /// function's own (a typed error: an exception log record) or a verdict from outside
+    /// ([`Call::mark_error`]: no record).
+    fn fail(&mut self, error_type: &'static str, message: &dyn Fn(&mut fmt::Formatter<'_>) -> fmt::Result, exception: bool) {
         if let Some(active) = &mut self.0 {
             active.outcome = Outcome::Error;
             // OpenTelemetry's `error.type` on the span: the error's type path, kept per call site
@@ -212,6 +220,10 @@ impl Call {
             }
             if active.site.options.alert {
                 raise(active.site, active.state, error_type, message, active.span.trace_id, active.correlation());
+            }
+            if exception {
+                let failure = exception::Failure { error_type, message: &Message(message), stacktrace: None };
+                exception::record(active.site, active.state, &active.span, active.correlation(), &failure);
             }
         }
     }
@@ -331,9 +343,22 @@ impl Active {
             Verdict::RateLimited => state.count_rate_limited(site),
             Verdict::NotSampled => {}
         }
-        if outcome == Outcome::Panic && site.options.alert {
-            self.raise_panic(panic_message.as_deref());
+        if outcome == Outcome::Panic {
+            self.panicked(panic_message.as_deref());
         }
+    }
+
+    /// The alert and the exception log record of a call that panicked.
+    #[cold]
+    #[inline(never)]
+    fn panicked(&self, message: Option<&str>) {
+        if self.site.options.alert {
+            self.raise_panic(message);
+        }
+        let stacktrace = if self.attached { panic::backtrace_since(self.panics_at_entry) } else { None };
+        let message = message.unwrap_or("");
+        let failure = exception::Failure { error_type: "panic", message: &message, stacktrace: stacktrace.as_deref() };
+        exception::record(self.site, self.state, &self.span, self.correlation(), &failure);
     }
 
     /// The message of this call's panic, when it is known to be this call's.

@@ -7,7 +7,10 @@
 //! `flext_function_cancellations_total`), the
 //! duration histogram `function_calls_duration_seconds`, the in-flight gauge
 //! `function_calls_concurrent`, a span in the recent-spans buffer ([`crate::trace`]) and, on an
-//! error or a panic, an alert ([`crate::alert`], counted in `flext_alerts_total`). The handles are
+//! error or a panic, an alert ([`crate::alert`], counted in `flext_alerts_total`) and an
+//! exception log record (`exception.type`, `exception.message`, `exception.stacktrace`; rate-limited
+//! per function, see [`Config::exception_logs_per_second`](crate::Config::exception_logs_per_second)).
+//! A failed call's duration is recorded under `error_type` (OpenTelemetry's `error.type`). The handles are
 //! resolved once per call site; a call then takes no lock and allocates nothing unless it fails.
 //!
 //! ```
@@ -23,6 +26,7 @@
 
 mod call;
 mod dynamic;
+mod exception;
 mod future;
 mod inspect;
 mod panic;
@@ -34,6 +38,8 @@ mod tracing_span;
 
 pub use call::Call;
 pub use dynamic::{MAX_DYNAMIC_SITES, call, call_async, run, site_named, site_named_as};
+pub use exception::EXCEPTION_LOGS_DROPPED;
+pub(crate) use exception::set_per_second as set_exception_logs_per_second;
 #[doc(hidden)]
 pub use future::{Monitored, creating, run_in};
 #[doc(hidden)]

@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 thread_local! {
     /// The message of the last panic on this thread the hook saw, with its panic number.
     static PANIC_MESSAGE: RefCell<Option<(u64, Box<str>)>> = const { RefCell::new(None) };
+    /// Its backtrace, when `RUST_BACKTRACE` / `RUST_LIB_BACKTRACE` ask for one.
+    static PANIC_BACKTRACE: RefCell<Option<(u64, Box<str>)>> = const { RefCell::new(None) };
 }
 
 /// Whether our hook is still the installed one (or chained to by the program's).
@@ -54,6 +56,11 @@ pub(super) fn install_hook() {
                 .map(|s| Box::<str>::from(*s))
                 .or_else(|| payload.downcast_ref::<String>().map(|s| s.as_str().into()));
             let _ = PANIC_MESSAGE.try_with(|slot| *slot.borrow_mut() = message.map(|m| (number, m)));
+            // `capture` is a no-op unless the environment asks for backtraces.
+            let backtrace = std::backtrace::Backtrace::capture();
+            let backtrace =
+                (backtrace.status() == std::backtrace::BacktraceStatus::Captured).then(|| backtrace.to_string().into_boxed_str());
+            let _ = PANIC_BACKTRACE.try_with(|slot| *slot.borrow_mut() = backtrace.map(|b| (number, b)));
             previous(info);
         }));
     });
@@ -68,6 +75,19 @@ pub(super) fn number(t: &crate::thread::ThreadState) -> u64 {
 /// [`number`] for code outside a `THREAD` access.
 pub(super) fn current_number() -> u64 {
     THREAD.with(number)
+}
+
+/// The backtrace of the panic this thread is unwinding from, when one was captured and it began
+/// after panic number `since` (see [`message_since`]).
+#[cold]
+pub(super) fn backtrace_since(since: u64) -> Option<Box<str>> {
+    if !HOOK_LIVE.load(Ordering::Acquire) {
+        return None;
+    }
+    PANIC_BACKTRACE
+        .try_with(|slot| slot.borrow().as_ref().filter(|(number, _)| *number > since).map(|(_, trace)| trace.clone()))
+        .ok()
+        .flatten()
 }
 
 /// The message of the panic this thread is unwinding from, if the hook saw it and it began

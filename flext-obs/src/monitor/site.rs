@@ -185,6 +185,10 @@ pub(super) struct SiteState {
     /// error type (`_OTHER` when a failure names none), `[1]` `panic`. Made at the first failure
     /// of each kind, so at most two more series per function.
     failed_durations: [OnceLock<Option<Histogram>>; 2],
+    /// The exception log records of this second ([`super::exception`]).
+    pub(super) exceptions: RateLimiter,
+    /// `flext_exception_logs_dropped_total{function}`, resolved on the first drop.
+    exceptions_dropped: OnceLock<Option<Counter>>,
 }
 
 impl CallSite {
@@ -301,6 +305,8 @@ impl CallSite {
             limiter: RateLimiter::default(),
             rate_limited: OnceLock::new(),
             failed_durations: Default::default(),
+            exceptions: RateLimiter::default(),
+            exceptions_dropped: OnceLock::new(),
             error_type,
             #[cfg(feature = "tracing")]
             tracing: super::tracing_span::SpanSite::leak(self.function, self.module, self.options.fields),
@@ -332,6 +338,19 @@ impl SiteState {
     fn failed_duration(&self, site: &CallSite, slot: usize) -> Option<Histogram> {
         let error_type = if slot == 1 { "panic" } else { self.error_type.get().copied().unwrap_or("_OTHER") };
         self.store.histogram(DURATION, &site.histogram_labels(&self.service, Some(error_type))).ok()
+    }
+
+    /// Counts an exception log record of this function left out by the rate.
+    #[cold]
+    pub(super) fn count_exception_dropped(&self, site: &CallSite) {
+        let counter = self.exceptions_dropped.get_or_init(|| {
+            let name = super::exception::EXCEPTION_LOGS_DROPPED;
+            let _ = self.store.describe(name, crate::MetricKind::Counter, "Exception log records left out by the rate per function.");
+            self.store.counter(name, &[("function", site.function)]).ok()
+        });
+        if let Some(counter) = counter {
+            counter.increment();
+        }
     }
 
     /// Counts a span of this function dropped by the rate limit (uncounted if the store refuses
