@@ -167,6 +167,32 @@ fn bridged_metrics_are_exported_over_otlp() {
 }
 
 #[test]
+fn bridged_metrics_reach_a_real_pushgateway() {
+    let gateway = flext_obs_tests::servers::pushgateway();
+    let obs = instance(Config::builder());
+    let recorder = Recorder::builder(obs.clone()).build();
+    metrics::with_local_recorder(&recorder, || {
+        metrics::describe_counter!("batch.rows", "Rows the batch imported.");
+        metrics::counter!("batch.rows", "table" => "orders").increment(1200);
+        metrics::gauge!("batch.last_success").set(1.7e9);
+        metrics::histogram!("batch.seconds").record(2.5);
+    });
+    flext_obs::export::push::Pusher::new(&gateway.url(), "bridged_batch").unwrap().push(&obs).unwrap();
+    let body = flext_obs_tests::http::get(gateway.addr, "/metrics", &[]).unwrap().body;
+    let samples = flext_obs_tests::parse_samples(&body);
+    let value = |name: &str| {
+        samples
+            .iter()
+            .find(|s| s.name == name && s.labels.get("job").map(String::as_str) == Some("bridged_batch"))
+            .map(|s| s.value.parse::<f64>().unwrap())
+    };
+    assert_eq!(value("batch_rows_total"), Some(1200.0), "the gateway holds the bridged counter: {body}");
+    assert_eq!(value("batch_last_success"), Some(1.7e9));
+    assert_eq!(value("batch_seconds_count"), Some(1.0));
+    assert!(body.contains("# HELP batch_rows_total Rows the batch imported."), "with its description");
+}
+
+#[test]
 fn the_recorder_keeps_at_most_max_keys_handles_and_loses_no_count_past_them() {
     use flext_obs::bridge::metrics::MAX_KEYS;
     let obs = instance(Config::builder().max_series_per_metric(10).retention(None));
