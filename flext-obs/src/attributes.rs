@@ -128,6 +128,18 @@ pub(crate) fn record(span: SpanId, key: &str, value: &dyn fmt::Display) {
 /// the span's own field.
 pub(crate) const TRACESTATE_KEY: &str = "\u{1}tracestate";
 
+/// The key that marks a monitored call's span as the CLIENT of a request its context was
+/// injected into (see [`mark_client`]).
+pub(crate) const CLIENT_KEY: &str = "\u{1}client";
+
+/// Marks the span of a monitored call as a client: its context was injected into an outgoing
+/// request. Rare (once per injection); [`crate::span_record`] turns an internal span so marked
+/// into a client one.
+#[cold]
+pub(crate) fn mark_client(span: SpanId) {
+    record(span, CLIENT_KEY, &"");
+}
+
 /// Records the calling thread's `tracestate` for the call whose span is `span` (out of line: only
 /// calls made under a context with a `tracestate` come here). One longer than an attribute may be
 /// is not recorded on the span (it still propagates).

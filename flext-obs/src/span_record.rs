@@ -96,6 +96,13 @@ pub(crate) fn span_of(record: SpanRecord) -> Option<Span> {
             span.set_trace_state(value);
             continue;
         }
+        if key == crate::attributes::CLIENT_KEY {
+            // Its context went into an outgoing request; a server span stays a server.
+            if span.kind() == crate::SpanKind::Internal {
+                span.set_kind(crate::SpanKind::Client);
+            }
+            continue;
+        }
         // A value the entity refuses (its own limits) is left out; the span is kept.
         let _ = span.set_attribute(key, value);
     }

@@ -390,6 +390,15 @@ fn a_trace_crosses_two_processes_through_traceparent_and_both_export_into_it() {
         assert_eq!(quote.span.status.is_some(), failed);
         assert_eq!(lookup.span.status.as_ref().map(|s| s.message.as_str()), failed.then_some("no price for unknown"));
         assert_eq!(lookup.attr("error.type").as_deref(), failed.then_some("alloc::string::String"), "error.type: the error's type");
+        // Without the middleware: the call that injected its context by hand is the request's
+        // client, the call made in the context extracted by hand its server (parent remote).
+        use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+        for (span, kind, flags) in
+            [(caller, SpanKind::Client, 0x100), (quote, SpanKind::Server, 0x300), (lookup, SpanKind::Internal, 0x100)]
+        {
+            assert_eq!(span.span.kind, i32::from(kind), "{} is {kind:?}", span.span.name);
+            assert_eq!(span.span.flags & 0x300, flags, "{} remote-parent flags", span.span.name);
+        }
     }
     // The peer's log line is in the same trace as its handler.
     let records = receiver.log_records();

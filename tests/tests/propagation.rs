@@ -155,12 +155,16 @@ fn a_call_made_in_an_extracted_context_is_its_server_span_and_carries_the_traces
     assert_eq!(child.kind(), SpanKind::Internal, "the parent of a nested call is local");
     assert_eq!(child.trace_state(), server.trace_state(), "the trace's tracestate stays with its spans");
 
-    // A context made here, with a local span, stays INTERNAL.
-    let local = Context::new().with_span(cx.span().unwrap());
+    // Under a local span (with_span), a call that injects its context into a request is that
+    // request's CLIENT; its nested call, which injects nothing, stays INTERNAL.
+    let local_parent = flext_obs::SpanId::random();
+    let local = Context::new().with_span(flext_obs::context::SpanContext { span_id: local_parent, ..cx.span().unwrap() });
     local.run(handle_request).unwrap();
     let spans = flext_obs::trace::recent_spans();
-    let internal = spans.iter().filter(|s| s.name() == "handle_request").find(|s| s.kind() == SpanKind::Internal);
-    assert!(internal.is_some(), "with_span is a local parent");
+    let client = spans.iter().find(|s| s.name() == "handle_request" && s.parent_span_id() == Some(local_parent)).unwrap();
+    assert_eq!(client.kind(), SpanKind::Client, "its context went out in a request");
+    let nested = spans.iter().find(|s| s.name() == "load_rows" && s.parent_span_id() == Some(client.span_id())).unwrap();
+    assert_eq!(nested.kind(), SpanKind::Internal);
 }
 
 #[test]

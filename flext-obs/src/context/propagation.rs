@@ -9,7 +9,9 @@ use crate::error::{Error, Result};
 impl Context {
     /// Writes `traceparent` (when there is a span), with `tracestate` beside it (when there is
     /// one), `baggage` (when there is any) and `x-correlation-id` (when there is an ID) into
-    /// outgoing headers. [`Context::inject_with`] writes only the formats asked for.
+    /// outgoing headers. [`Context::inject_with`] writes only the formats asked for. When the
+    /// span is a monitored call's, that call is recorded as the CLIENT span of the request (an
+    /// internal one becomes a client; a server stays a server).
     ///
     /// ```
     /// use std::collections::HashMap;
@@ -43,6 +45,10 @@ impl Context {
     pub fn inject_with(&self, headers: &mut impl Injector, propagators: Propagators) {
         if let (true, Some(span)) = (propagators.tracecontext, self.span) {
             headers.set(TRACEPARENT, format!("00-{}-{}-{:02x}", span.trace_id, span.span_id, u8::from(span.sampled)));
+            if self.site() != 0 {
+                // The span of a monitored call whose context leaves in a request: its client.
+                crate::attributes::mark_client(span.span_id);
+            }
             if let Some(tracestate) = self.tracestate() {
                 headers.set(TRACESTATE, tracestate.to_string());
             }
