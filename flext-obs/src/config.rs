@@ -34,7 +34,7 @@
 //! | `FLEXT_HISTOGRAM_BUCKETS` | default histogram bounds (seconds) | comma-separated increasing numbers |
 //! | `FLEXT_SERVICE_VERSION`, `FLEXT_SERVICE_COMMIT` | `build_info{version, commit}` | text, at most [`MAX_TEXT_BYTES`] bytes (overrides [`crate::set_build_info!`]) |
 //! | `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG` | mapped onto the sampler: `always_on` (ratio 1), `always_off` (ratio 0, failed calls not kept either), `traceidratio` (ratio = the argument), `parentbased_*` the same with the parent's flag followed; the `FLEXT_TRACE_*` variables win where both are set | `always_on`, `always_off`, `traceidratio`, `parentbased_always_on` (default), `parentbased_always_off`, `parentbased_traceidratio`; argument a number from 0 to 1 (default 1) |
-//! | `OTEL_PROPAGATORS` | the context formats asked for, kept in [`Config::propagators`] | comma-separated `tracecontext`, `baggage`, or `none` (default `tracecontext,baggage`; b3, jaeger, xray are refused) |
+//! | `OTEL_PROPAGATORS` | the context formats the HTTP middleware and `outgoing` read and write ([`Config::propagators`], `Context::inject_with`/`extract_with`) | comma-separated `tracecontext`, `baggage`, or `none` (default `tracecontext,baggage`; b3, jaeger, xray are refused) |
 //! | `FLEXT_TRACE_SAMPLE_RATIO` | share of new traces whose spans are kept | number from 0 to 1 |
 //! | `FLEXT_TRACE_PARENT_BASED` | follow the incoming `traceparent` sampled flag | boolean |
 //! | `FLEXT_TRACE_KEEP_ERRORS` | keep failed calls' spans whatever the sampling | boolean |

@@ -2,9 +2,7 @@
 //! attributes) and what it records when dropped.
 
 use super::exception;
-#[cfg(feature = "otlp")]
-use super::raise::Message;
-use super::raise::{PanicText, raise};
+use super::raise::{Message, PanicText, raise};
 use super::site::{CallSite, Outcome, SiteState};
 use super::{ENABLED, panic};
 use crate::attributes;
