@@ -39,7 +39,7 @@
 //! | `FLEXT_TRACE_PARENT_BASED` | follow the incoming `traceparent` sampled flag | boolean |
 //! | `FLEXT_TRACE_KEEP_ERRORS` | keep failed calls' spans whatever the sampling | boolean |
 //! | `FLEXT_TRACE_MAX_PER_SECOND` | spans kept per second per function | whole number >= 1, or `off` |
-//! | `FLEXT_EXCEPTION_LOGS_PER_SECOND` | exception log records (a failed call's `exception.type`, `exception.message`, `exception.stacktrace`, with its trace and span IDs) written per second per function; the rest are counted in `flext_exception_logs_dropped_total` | whole number, `0` or `off` for none (default 10) |
+//! | `FLEXT_EXCEPTION_LOGS_PER_SECOND` | exception log records (a failed call's `exception.type`, `exception.message`, `exception.stacktrace`, with its trace and span IDs; kept in `/logs` and sent over OTLP, not printed) made per second per function; the rest are counted in `flext_exception_logs_dropped_total` | whole number, `0` or `off` for none (default 10) |
 //! | `OTEL_BSP_MAX_QUEUE_SIZE` | spans and log lines held for OTLP export, in flight included (more are dropped) | whole number from 1 to 1,000,000 |
 //! | `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` | spans per OTLP request | whole number from 1 to the queue size |
 //! | `OTEL_BSP_SCHEDULE_DELAY` | OTLP span export interval | milliseconds from 1 to 3,600,000 (1 h) |
@@ -464,9 +464,10 @@ impl ConfigBuilder {
         self.0.sdk_disabled = disabled;
         self
     }
-    /// Exception log records per second per monitored function (default 10; 0 writes none):
-    /// each failed call (an `Err`, a `None` counted as an error, a panic) writes one at level
-    /// error, with OpenTelemetry's `exception.type`, `exception.message` and, for a panic when
+    /// Exception log records per second per monitored function (default 10; 0 makes none):
+    /// each failed call (an `Err`, a `None` counted as an error, a panic) makes one at level
+    /// error (kept among the recent logs, `/logs`, and sent over OTLP logs; not printed as a
+    /// JSON line), with OpenTelemetry's `exception.type`, `exception.message` and, for a panic when
     /// `RUST_BACKTRACE` asks for one, `exception.stacktrace`, tied to the call's trace and span;
     /// past the rate they are counted in `flext_exception_logs_dropped_total{function}`.
     ///

@@ -120,10 +120,26 @@ pub fn critical(message: &str, fields: &[(&str, Value)]) -> Result<()> {
 
 /// Writes `entry` as one JSON line and keeps it among the recent entries.
 pub fn write(entry: &LogEntry) {
-    let mut line = to_json_line(entry, crate::api::instance().config().service_name());
-    line.push('\n');
+    emit(entry, true);
+}
+
+/// Keeps `entry` among the recent entries (`/logs`) and sends it over OTLP, without writing a
+/// JSON line: for records a backend wants but the console does not (a failed call's exception
+/// record: the caller decides what to print about an error it handles).
+pub(crate) fn keep(entry: &LogEntry) {
+    emit(entry, false);
+}
+
+fn emit(entry: &LogEntry, line: bool) {
+    let text = line.then(|| {
+        let mut text = to_json_line(entry, crate::api::instance().config().service_name());
+        text.push('\n');
+        text
+    });
     let mut output = OUTPUT.lock().unwrap_or_else(PoisonError::into_inner);
-    let _ = output.writer.write_all(line.as_bytes());
+    if let Some(text) = text {
+        let _ = output.writer.write_all(text.as_bytes());
+    }
     if output.recent.len() == RECENT_LOGS {
         output.recent.pop_front();
     }

@@ -11,6 +11,7 @@ use flext_obs::{Config, CorrelationId, flext_monitor};
 use flext_obs_tests::otlp_receiver::{ReceivedSpan, Receiver, string_attr};
 use flext_obs_tests::{http, sum};
 use opentelemetry_proto::tonic::metrics::v1::{AggregationTemporality, metric};
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind as Kind;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard, Once, PoisonError};
@@ -392,10 +393,7 @@ fn a_trace_crosses_two_processes_through_traceparent_and_both_export_into_it() {
         assert_eq!(lookup.attr("error.type").as_deref(), failed.then_some("alloc::string::String"), "error.type: the error's type");
         // Without the middleware: the call that injected its context by hand is the request's
         // client, the call made in the context extracted by hand its server (parent remote).
-        use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
-        for (span, kind, flags) in
-            [(caller, SpanKind::Client, 0x100), (quote, SpanKind::Server, 0x300), (lookup, SpanKind::Internal, 0x100)]
-        {
+        for (span, kind, flags) in [(caller, Kind::Client, 0x100), (quote, Kind::Server, 0x300), (lookup, Kind::Internal, 0x100)] {
             assert_eq!(span.span.kind, i32::from(kind), "{} is {kind:?}", span.span.name);
             assert_eq!(span.span.flags & 0x300, flags, "{} remote-parent flags", span.span.name);
         }

@@ -60,7 +60,10 @@ fn pushes_replace_or_merge_groups_and_errors_carry_the_gateways_message() {
     }
 
     pusher.delete().unwrap();
-    assert_eq!(gateway_value(&gateway, "last_run_timestamp", &[("job", "nightly_import")]), None);
+    // The gateway answers a DELETE with 202 Accepted and applies it right after.
+    eventually("the deleted group gone", || {
+        gateway_value(&gateway, "last_run_timestamp", &[("job", "nightly_import")]).is_none().then_some(())
+    });
     assert!(Pusher::new("ftp://x", "job").is_err());
     assert!(Pusher::new(&gateway.url(), "job").unwrap().grouping("__bad", "x").is_err());
     let closed = format!("http://127.0.0.1:{}", flext_obs_tests::servers::free_port());

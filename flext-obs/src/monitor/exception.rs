@@ -1,7 +1,8 @@
-//! Exception log records: each failed monitored call writes one log record at level error with
+//! Exception log records: each failed monitored call makes one log record at level error with
 //! OpenTelemetry's `exception.type`, `exception.message` and (for a panic, when `RUST_BACKTRACE`
 //! asks for one) `exception.stacktrace`, tied to the call's trace and span, so a backend shows
-//! the failure next to its span. Bounded per function by
+//! the failure next to its span. They go to the recent logs (`/logs`) and OTLP logs, not to the
+//! JSON lines: the caller decides what to print about an error it handles. Bounded per function by
 //! [`Config::exception_logs_per_second`](crate::Config::exception_logs_per_second); what the rate
 //! leaves out is counted in `flext_exception_logs_dropped_total{function}`.
 
@@ -58,7 +59,7 @@ pub(super) fn record(site: &CallSite, state: &SiteState, span: &SpanContext, cor
         builder = builder.field("exception.stacktrace", cut(stacktrace));
     }
     if let Ok(entry) = builder.build() {
-        crate::log::write(&entry);
+        crate::log::keep(&entry);
     }
 }
 

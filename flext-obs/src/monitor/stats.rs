@@ -35,6 +35,9 @@ impl FunctionStats {
     }
 }
 
+/// A function's duration series added up: count, sum, cumulative buckets.
+type MergedDurations = (u64, f64, Vec<(f64, u64)>);
+
 /// Per-function calls, errors, panics and latency quantiles from `snapshot`, sorted by function;
 /// functions not called yet (whose counters read 0 from start-up) are left out.
 ///
@@ -54,7 +57,7 @@ pub fn function_stats(snapshot: &crate::store::Snapshot) -> Vec<FunctionStats> {
     let mut stats: std::collections::BTreeMap<(String, String), FunctionStats> = std::collections::BTreeMap::new();
     // A function's durations are one histogram series per `error_type` (and one for calls that
     // did not fail): added up here, bucket by bucket, before the quantiles are read.
-    let mut durations: std::collections::BTreeMap<(String, String), (u64, f64, Vec<(f64, u64)>)> = std::collections::BTreeMap::new();
+    let mut durations: std::collections::BTreeMap<(String, String), MergedDurations> = std::collections::BTreeMap::new();
     for series in &snapshot.series {
         let (Some(function), Some(module)) = (series.labels.get("function"), series.labels.get("module")) else { continue };
         let entry = stats.entry((function.clone(), module.clone())).or_insert_with(|| FunctionStats {
