@@ -81,13 +81,7 @@ pub(super) fn current_number() -> u64 {
 /// after panic number `since` (see [`message_since`]).
 #[cold]
 pub(super) fn backtrace_since(since: u64) -> Option<Box<str>> {
-    if !HOOK_LIVE.load(Ordering::Acquire) {
-        return None;
-    }
-    PANIC_BACKTRACE
-        .try_with(|slot| slot.borrow().as_ref().filter(|(number, _)| *number > since).map(|(_, trace)| trace.clone()))
-        .ok()
-        .flatten()
+    noted_since(&PANIC_BACKTRACE, since)
 }
 
 /// The message of the panic this thread is unwinding from, if the hook saw it and it began
@@ -95,11 +89,13 @@ pub(super) fn backtrace_since(since: u64) -> Option<Box<str>> {
 /// known for sure.
 #[cold]
 pub(super) fn message_since(since: u64) -> Option<Box<str>> {
+    noted_since(&PANIC_MESSAGE, since)
+}
+
+/// What the hook noted in `slot` for a panic numbered after `since`, while the hook is live.
+fn noted_since(slot: &'static std::thread::LocalKey<RefCell<Option<(u64, Box<str>)>>>, since: u64) -> Option<Box<str>> {
     if !HOOK_LIVE.load(Ordering::Acquire) {
         return None;
     }
-    PANIC_MESSAGE
-        .try_with(|slot| slot.borrow().as_ref().filter(|(number, _)| *number > since).map(|(_, message)| message.clone()))
-        .ok()
-        .flatten()
+    slot.try_with(|slot| slot.borrow().as_ref().filter(|(number, _)| *number > since).map(|(_, text)| text.clone())).ok().flatten()
 }
