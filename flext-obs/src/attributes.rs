@@ -123,11 +123,6 @@ pub(crate) fn record(span: SpanId, key: &str, value: &dyn fmt::Display) {
     RECORDED_SPANS.store(table.by_span.len(), Ordering::Relaxed);
 }
 
-/// The key under which a span's W3C `tracestate` waits with its attributes (a control
-/// character, so no recorded attribute can clash with it); [`crate::span_record`] moves it to
-/// the span's own field.
-pub(crate) const TRACESTATE_KEY: &str = "\u{1}tracestate";
-
 /// The key that marks a monitored call's span as the CLIENT of a request its context was
 /// injected into (see [`mark_client`]).
 pub(crate) const CLIENT_KEY: &str = "\u{1}client";
@@ -138,22 +133,6 @@ pub(crate) const CLIENT_KEY: &str = "\u{1}client";
 #[cold]
 pub(crate) fn mark_client(span: SpanId) {
     record(span, CLIENT_KEY, &"");
-}
-
-/// Records the calling thread's `tracestate` for the call whose span is `span` (out of line: only
-/// calls made under a context with a `tracestate` come here). One longer than an attribute may be
-/// is not recorded on the span (it still propagates).
-#[cold]
-#[inline(never)]
-pub(crate) fn record_tracestate(span: SpanId) {
-    if let Some(tracestate) = crate::context::current_tracestate() {
-        let text = tracestate.to_string();
-        if text.len() <= MAX_VALUE_LEN {
-            record(span, TRACESTATE_KEY, &text);
-        } else {
-            DROPPED.fetch_add(1, Ordering::Relaxed);
-        }
-    }
 }
 
 /// Takes what the body of the call with `span` recorded (one relaxed load when nothing was).

@@ -47,6 +47,7 @@ mod span_record;
 pub mod store;
 mod thread;
 pub mod trace;
+mod tracestates;
 mod worker;
 
 pub use flext_obs_macros::flext_monitor;

@@ -87,15 +87,14 @@ pub(crate) fn span_of(record: SpanRecord) -> Option<Span> {
         builder = builder.correlation_id(id).attribute("correlation_id", id.to_string());
     }
     let mut span = builder.build().ok()?;
+    if let Some(state) = crate::tracestates::of(record.trace_id) {
+        span.set_trace_state(&state);
+    }
     if record.remote_parent && site.kind == crate::SpanKind::Internal {
         // A call made directly in a context extracted from a request serves that request.
         span.set_kind(crate::SpanKind::Server);
     }
     for (key, value) in crate::attributes::kept(record.span_id).iter().flat_map(crate::attributes::Attributes::iter) {
-        if key == crate::attributes::TRACESTATE_KEY {
-            span.set_trace_state(value);
-            continue;
-        }
         if key == crate::attributes::CLIENT_KEY {
             // Its context went into an outgoing request; a server span stays a server.
             if span.kind() == crate::SpanKind::Internal {

@@ -399,3 +399,14 @@ pub fn record(key: &str, value: impl std::fmt::Display) -> Result<()> {
 pub fn dropped_attributes() -> u64 {
     crate::attributes::dropped()
 }
+
+/// Traces whose W3C `tracestate` was forgotten to make room (at most 4096 traces' are
+/// remembered, the oldest forgotten first): their later spans go without `trace_state`. The
+/// `tracestate` still propagates in the context and its headers.
+///
+/// ```
+/// assert_eq!(flext_obs::trace::forgotten_tracestates(), 0);
+/// ```
+pub fn forgotten_tracestates() -> u64 {
+    crate::tracestates::forgotten()
+}

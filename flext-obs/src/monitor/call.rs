@@ -113,9 +113,10 @@ impl Call {
             } else {
                 t.correlation.get()
             };
-            if outer.flags & CallScope::TRACESTATE != 0 {
-                // Only under a context that came with a `tracestate`: the span carries it.
-                attributes::record_tracestate(span.span_id);
+            if outer.flags & CallScope::TRACESTATE != 0 && outer.site == 0 {
+                // The first monitored call in a context with a `tracestate` (a request's entry):
+                // the trace's spans carry it.
+                crate::tracestates::remember(span.trace_id);
             }
             let lane = lane::of(&t.lane);
             let panics_at_entry = panic::number(t);
