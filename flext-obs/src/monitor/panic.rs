@@ -11,11 +11,14 @@ use crate::thread::THREAD;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// A text the hook noted for one panic, with the thread's panic number.
+type Noted = RefCell<Option<(u64, Box<str>)>>;
+
 thread_local! {
     /// The message of the last panic on this thread the hook saw, with its panic number.
-    static PANIC_MESSAGE: RefCell<Option<(u64, Box<str>)>> = const { RefCell::new(None) };
+    static PANIC_MESSAGE: Noted = const { RefCell::new(None) };
     /// Its backtrace, when `RUST_BACKTRACE` / `RUST_LIB_BACKTRACE` ask for one.
-    static PANIC_BACKTRACE: RefCell<Option<(u64, Box<str>)>> = const { RefCell::new(None) };
+    static PANIC_BACKTRACE: Noted = const { RefCell::new(None) };
 }
 
 /// Whether our hook is still the installed one (or chained to by the program's).
@@ -93,7 +96,7 @@ pub(super) fn message_since(since: u64) -> Option<Box<str>> {
 }
 
 /// What the hook noted in `slot` for a panic numbered after `since`, while the hook is live.
-fn noted_since(slot: &'static std::thread::LocalKey<RefCell<Option<(u64, Box<str>)>>>, since: u64) -> Option<Box<str>> {
+fn noted_since(slot: &'static std::thread::LocalKey<Noted>, since: u64) -> Option<Box<str>> {
     if !HOOK_LIVE.load(Ordering::Acquire) {
         return None;
     }
