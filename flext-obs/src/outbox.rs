@@ -1,8 +1,16 @@
 //! The export queue between the code being observed and the OTLP exporter's thread: kept spans
 //! and log entries are offered without waiting; when the queue holds its capacity the item is
-//! dropped and counted at once, in the store's `flext_otlp_dropped_total{reason="queue_full"}`
-//! handle, so the counter is exact whenever it is read. Nothing is queued while no exporter is
-//! installed (one relaxed load per kept span).
+//! dropped and counted, in the store's `flext_otlp_dropped_total{reason="queue_full"}` handle.
+//! Nothing is queued while no exporter is installed (one relaxed load per kept span).
+//!
+//! A monitored call's span goes first into its thread's *batch* ([`BATCH`] spans at most), which
+//! is handed to the queue at once, with one atomic update of the count for the whole batch
+//! (what does not fit is dropped and counted then): when it is full, when the exporter finds its
+//! first span older than [`BATCH_DEADLINE`] (it looks every few milliseconds, so an idle
+//! thread's spans do not wait for its next call), at every flush and at shutdown (the seal
+//! counts what is still in a batch as dropped at shutdown). The handle's count of queued items
+//! includes the spans waiting in batches, so sent + dropped + queued is exact whenever it is
+//! read.
 //!
 //! The queue is std's unbounded channel (a list of small blocks, allocated as items arrive and
 //! freed as they leave) bounded by a count of its own: a capacity of a million costs nothing
@@ -16,7 +24,29 @@ use crate::store::Counter;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+/// Spans a thread gathers before handing them to the queue at once.
+pub(crate) const BATCH: usize = 32;
+/// How long a span may wait in its thread's batch before the exporter takes the batch: it
+/// looks when it wakes, at least every 20 ms, and at most every half of this.
+pub(crate) const BATCH_DEADLINE: Duration = Duration::from_millis(10);
+
+/// One thread's spans not yet handed to the queue.
+#[derive(Debug)]
+pub(crate) struct Batch {
+    items: Vec<Item>,
+    /// The raw clock reading when the first of `items` started.
+    since: u64,
+}
+
+/// A thread's batch, shared with its queue's list of batches (so the exporter can take it).
+type SharedBatch = Arc<Mutex<Batch>>;
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// One thing waiting for export.
 #[derive(Debug)]
@@ -67,6 +97,9 @@ pub(crate) struct Queue {
     spans: bool,
     /// `flext_otlp_dropped_total{signal, reason="queue_full"}` for spans and logs.
     full: [Counter; 2],
+    /// Every thread's batch of spans for this queue (a thread that ended leaves its batch here
+    /// until the exporter has taken it).
+    batches: Mutex<Vec<SharedBatch>>,
 }
 
 impl Queue {
@@ -94,6 +127,75 @@ impl Queue {
         self.full[signal].increment();
     }
 
+    /// Accepts as many of `items` (spans) as the capacity leaves room for, with one atomic
+    /// update, and drops and counts the rest (all of them once sealed). Leaves `items` empty.
+    fn hand_over(&self, items: &mut Vec<Item>) {
+        if items.is_empty() {
+            return;
+        }
+        let n = items.len() as u64;
+        let room_in = |held: u64| {
+            let [spans, logs] = unpack(held);
+            if held & SEALED == 0 { self.capacity.saturating_sub(spans + logs).min(n) } else { 0 }
+        };
+        let room = self
+            .held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                let room = room_in(held);
+                (room > 0).then_some(held + room)
+            })
+            .map_or(0, room_in);
+        let mut sent = 0;
+        for item in items.drain(..) {
+            if sent < room && self.tx.send(item).is_ok() {
+                sent += 1;
+            }
+        }
+        if sent < room {
+            // The exporter's receiver is gone: take what was not sent back out of the count.
+            self.settle(0, room - sent);
+        }
+        if n > sent {
+            self.full[0].increment_by(n - sent);
+        }
+    }
+
+    /// Makes a thread's batch for this queue.
+    fn register(&self) -> SharedBatch {
+        let batch = Arc::new(Mutex::new(Batch { items: Vec::with_capacity(BATCH), since: 0 }));
+        lock(&self.batches).push(Arc::clone(&batch));
+        batch
+    }
+
+    /// Adds a span to a thread's batch, handed over when full (at once when the queue is
+    /// sealed: no one would take it later).
+    fn add(&self, batch: &Mutex<Batch>, item: Item, since: u64) {
+        let mut batch = lock(batch);
+        if batch.items.is_empty() {
+            batch.since = since;
+        }
+        batch.items.push(item);
+        // Read under the batch's lock: a seal that emptied this batch before we took the lock
+        // set the flag first, so a span added after it is counted here, never left behind.
+        if batch.items.len() >= BATCH || self.held.load(Ordering::Acquire) & SEALED != 0 {
+            self.hand_over(&mut batch.items);
+        }
+    }
+
+    /// Hands over every thread's batch (`all`, for a flush) or those whose first span started
+    /// [`BATCH_DEADLINE`] or more before `now` (a raw clock reading), and forgets the batches of
+    /// threads that ended once they are empty.
+    pub(crate) fn collect(&self, all: bool, now: u64) {
+        let deadline = u64::try_from(BATCH_DEADLINE.as_nanos()).unwrap_or(u64::MAX);
+        lock(&self.batches).retain(|shared| {
+            let mut batch = lock(shared);
+            if !batch.items.is_empty() && (all || crate::clock::nanos_between(batch.since, now) >= deadline) {
+                self.hand_over(&mut batch.items);
+            }
+            Arc::strong_count(shared) > 1 || !batch.items.is_empty()
+        });
+    }
+
     /// Settles `n` items of `signal` (0 spans, 1 logs): sent, or dropped and counted by the
     /// exporter. False when the queue was sealed meanwhile: [`seal`](Queue::seal) counted them.
     pub(crate) fn settle(&self, signal: usize, n: u64) -> bool {
@@ -107,17 +209,40 @@ impl Queue {
     }
 
     /// Refuses every item from now on and returns how many spans and log entries were accepted
-    /// and never settled (queued, batched or in flight): the caller counts them as dropped.
-    /// Zeros when already sealed.
+    /// and never settled (queued, batched or in flight), the spans still in threads' batches
+    /// included (emptied here): the caller counts them as dropped. Zeros when already sealed.
     pub(crate) fn seal(&self) -> [u64; 2] {
         let held = self.held.swap(SEALED, Ordering::AcqRel);
-        if held & SEALED == 0 { unpack(held) } else { [0, 0] }
+        if held & SEALED != 0 {
+            return [0, 0];
+        }
+        let [spans, logs] = unpack(held);
+        let pending: u64 = lock(&self.batches)
+            .iter()
+            .map(|shared| {
+                let mut batch = lock(shared);
+                let n = batch.items.len() as u64;
+                batch.items.clear();
+                n
+            })
+            .sum();
+        [spans + pending, logs]
     }
 
-    /// Spans and log entries accepted and not yet settled.
+    /// Spans and log entries accepted and not yet settled, with the spans waiting in threads'
+    /// batches (read with every batch locked, so that none moves into the queue meanwhile).
     pub(crate) fn held(&self) -> [u64; 2] {
+        let batches = lock(&self.batches);
+        let locked: Vec<MutexGuard<'_, Batch>> = batches.iter().map(|shared| lock(shared)).collect();
+        let pending: u64 = locked.iter().map(|batch| batch.items.len() as u64).sum();
         let held = self.held.load(Ordering::Acquire);
-        if held & SEALED == 0 { unpack(held) } else { [0, 0] }
+        drop(locked);
+        if held & SEALED == 0 {
+            let [spans, logs] = unpack(held);
+            [spans + pending, logs]
+        } else {
+            [0, 0]
+        }
     }
 }
 
@@ -127,12 +252,36 @@ static QUEUE: Mutex<Option<Arc<Queue>>> = Mutex::new(None);
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 static OPEN: AtomicBool = AtomicBool::new(false);
 
-thread_local! {
-    /// This thread's clone of the queue, with the generation it belongs to.
-    static LOCAL: RefCell<(u64, Option<Arc<Queue>>)> = const { RefCell::new((0, None)) };
+/// What a thread keeps for export, in one thread-local.
+struct Local {
+    /// The generation `queue` belongs to.
+    generation: u64,
+    /// This thread's clone of the queue.
+    queue: Option<Arc<Queue>>,
+    /// This thread's batch of spans in `queue`, made on its first span.
+    batch: Option<SharedBatch>,
     /// The error message of the failing call on this thread, noted where the error is seen and
-    /// taken when the call's span is queued.
-    static LAST_ERROR: RefCell<Option<(SpanId, Box<str>)>> = const { RefCell::new(None) };
+    /// taken when the call's span is batched.
+    last_error: Option<(SpanId, Box<str>)>,
+}
+
+impl Local {
+    /// Takes the queue of `generation`, handing this thread's batch to the queue it was made
+    /// for first (which accepts it, or counts it dropped once sealed).
+    fn refresh(&mut self, generation: u64) {
+        if self.generation == generation {
+            return;
+        }
+        if let (Some(queue), Some(batch)) = (&self.queue, self.batch.take()) {
+            queue.hand_over(&mut lock(&batch).items);
+        }
+        self.queue = lock(&QUEUE).clone();
+        self.generation = generation;
+    }
+}
+
+thread_local! {
+    static LOCAL: RefCell<Local> = const { RefCell::new(Local { generation: 0, queue: None, batch: None, last_error: None }) };
 }
 
 /// Makes a queue holding at most `capacity` items (spans only when `takes[0]`, log entries only
@@ -142,7 +291,7 @@ pub(crate) fn open(capacity: usize, takes: [bool; 2], full: [Counter; 2]) -> (Ar
     let [spans, logs] = takes;
     let (tx, rx) = channel();
     let capacity = (capacity as u64).min(MASK);
-    let queue = Arc::new(Queue { tx, held: AtomicU64::new(0), capacity, logs, spans, full });
+    let queue = Arc::new(Queue { tx, held: AtomicU64::new(0), capacity, logs, spans, full, batches: Mutex::new(Vec::new()) });
     *QUEUE.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&queue));
     GENERATION.fetch_add(1, Ordering::AcqRel);
     OPEN.store(true, Ordering::Release);
@@ -163,42 +312,67 @@ pub(crate) fn is_open() -> bool {
     OPEN.load(Ordering::Relaxed)
 }
 
-/// Offers a monitored call's span with the error message noted for it (out of line: the
-/// monitor's exit path stays as small as without export).
+/// Offers a monitored call's span with the error message noted for it, through this thread's
+/// batch (out of line: the monitor's exit path stays as small as without export).
 #[cold]
 #[inline(never)]
 pub(crate) fn offer_call(span: &SpanRecord) {
-    offer(Item::Call(*span, take_error(span.span_id)));
+    let generation = GENERATION.load(Ordering::Acquire);
+    let batched = LOCAL.try_with(|local| {
+        let Ok(mut local) = local.try_borrow_mut() else { return false };
+        let local = &mut *local;
+        let error = local.last_error.take_if(|(id, _)| *id == span.span_id).map(|(_, text)| text);
+        local.refresh(generation);
+        if let Some(queue) = &local.queue {
+            if queue.spans {
+                let batch = local.batch.get_or_insert_with(|| queue.register());
+                queue.add(batch, Item::Call(*span, error), span.start_raw);
+            }
+        }
+        true
+    });
+    if batched != Ok(true) {
+        offer_direct(Item::Call(*span, None));
+    }
 }
 
 /// Offers an item without waiting; a full queue drops it and counts the drop.
 #[cold]
 pub(crate) fn offer(item: Item) {
     let generation = GENERATION.load(Ordering::Acquire);
-    LOCAL.with(|local| {
-        let mut local = local.borrow_mut();
-        if local.0 != generation {
-            *local = (generation, QUEUE.lock().unwrap_or_else(PoisonError::into_inner).clone());
-        }
-        if let Some(queue) = &local.1 {
-            queue.offer(item);
+    let mut item = Some(item);
+    let _ = LOCAL.try_with(|local| {
+        if let Ok(mut local) = local.try_borrow_mut() {
+            local.refresh(generation);
+            if let (Some(queue), Some(item)) = (&local.queue, item.take()) {
+                queue.offer(item);
+            }
         }
     });
+    // This thread's state is being torn down (or in use further up the stack): the shared one.
+    if let Some(item) = item.filter(|_| is_open()) {
+        offer_direct(item);
+    }
+}
+
+/// Offers an item to the running queue without this thread's state.
+#[cold]
+fn offer_direct(item: Item) {
+    let queue = lock(&QUEUE).clone();
+    if let Some(queue) = queue {
+        queue.offer(item);
+    }
 }
 
 /// Notes the error message of the call whose span is `span` (formatted only while exporting).
 #[cold]
 pub(crate) fn note_error(span: SpanId, message: &dyn std::fmt::Display) {
     let text = message.to_string().into_boxed_str();
-    LAST_ERROR.with(|slot| *slot.borrow_mut() = Some((span, text)));
-}
-
-/// Takes the error message noted for `span` on this thread, if any.
-pub(crate) fn take_error(span: SpanId) -> Option<Box<str>> {
-    LAST_ERROR.with(|slot| {
-        let mut slot = slot.borrow_mut();
-        if slot.as_ref().is_some_and(|(id, _)| *id == span) { slot.take().map(|(_, text)| text) } else { None }
-    })
+    let _ = LOCAL.try_with(|local| {
+        if let Ok(mut local) = local.try_borrow_mut() {
+            local.last_error = Some((span, text));
+        }
+    });
 }
 
 #[cfg(test)]
@@ -213,7 +387,7 @@ mod tests {
         let full =
             [store.counter("full_total", &[("signal", "spans")]).unwrap(), store.counter("full_total", &[("signal", "logs")]).unwrap()];
         let (tx, rx) = channel();
-        (Queue { tx, held: AtomicU64::new(0), capacity, logs, spans: true, full }, rx, store)
+        (Queue { tx, held: AtomicU64::new(0), capacity, logs, spans: true, full, batches: Mutex::new(Vec::new()) }, rx, store)
     }
 
     fn span() -> Item {
@@ -268,6 +442,80 @@ mod tests {
         let (queue, rx, store) = queue(10, false);
         queue.offer(log());
         assert_eq!((queue.held(), full(&store, "logs"), rx.try_iter().count()), ([0, 0], 0.0, 0));
+    }
+
+    fn call() -> Item {
+        Item::Call(
+            SpanRecord {
+                trace_id: crate::entity::TraceId::from_words(1, 2),
+                span_id: SpanId::from_word(3),
+                parent: None,
+                site: 0,
+                status: crate::entity::SpanStatus::Completed,
+                start_raw: 0,
+                duration_ns: 1,
+                correlation_id: None,
+            },
+            None,
+        )
+    }
+
+    #[test]
+    fn a_batch_is_handed_over_when_full_with_what_does_not_fit_counted_then() {
+        let (queue, rx, store) = queue(40, true);
+        let batch = queue.register();
+        for _ in 0..BATCH - 1 {
+            queue.add(&batch, call(), 0);
+        }
+        assert_eq!((rx.try_iter().count(), queue.held()), (0, [BATCH as u64 - 1, 0]), "waiting in the batch, counted as queued");
+        queue.add(&batch, call(), 0);
+        assert_eq!(rx.try_iter().count(), BATCH, "handed over when full");
+        assert_eq!(queue.held(), [BATCH as u64, 0]);
+        for _ in 0..BATCH {
+            queue.add(&batch, call(), 0);
+        }
+        // Room for 8 of the second batch: the other 24 are dropped and counted at the hand-over.
+        assert_eq!((rx.try_iter().count(), full(&store, "spans")), (8, (BATCH - 8) as f64));
+        assert_eq!(queue.held(), [40, 0]);
+    }
+
+    #[test]
+    fn the_exporter_takes_a_batch_past_its_deadline_and_every_batch_on_a_flush() {
+        let (queue, rx, _store) = queue(1000, true);
+        let (idle, busy) = (queue.register(), queue.register());
+        let start = crate::clock::now();
+        queue.add(&idle, call(), start);
+        let deadline = u64::try_from(BATCH_DEADLINE.as_nanos()).unwrap();
+        // A raw reading at least the deadline after `start`.
+        let mut later = crate::clock::now();
+        while crate::clock::nanos_between(start, later) < deadline {
+            std::thread::sleep(BATCH_DEADLINE / 4);
+            later = crate::clock::now();
+        }
+        queue.add(&busy, call(), later);
+        queue.collect(false, later);
+        assert_eq!(rx.try_iter().count(), 1, "only the batch past its deadline");
+        queue.collect(true, later);
+        assert_eq!(rx.try_iter().count(), 1, "a flush takes every batch");
+        assert_eq!(queue.held(), [2, 0]);
+        // A thread that ended leaves its batch; once empty it is forgotten.
+        drop(idle);
+        queue.collect(true, later);
+        assert_eq!(lock(&queue.batches).len(), 1);
+    }
+
+    #[test]
+    fn the_seal_counts_the_spans_left_in_batches_and_a_span_added_after_it_is_refused_at_once() {
+        let (queue, rx, store) = queue(1000, true);
+        let batch = queue.register();
+        for _ in 0..3 {
+            queue.add(&batch, call(), 0);
+        }
+        queue.offer(span());
+        assert_eq!(queue.seal(), [4, 0], "one queued and three in the batch");
+        queue.add(&batch, call(), 0);
+        assert_eq!((full(&store, "spans"), lock(&batch).items.len()), (1.0, 0), "counted at once, not left in the batch");
+        assert_eq!(rx.try_iter().count(), 1);
     }
 
     #[test]

@@ -9,7 +9,10 @@
 //!
 //! - **Spans**: every span the [sampler](crate::sample) keeps (monitored calls and manual spans)
 //!   is offered to a bounded queue without waiting; a full queue drops the span and counts it in
-//!   `flext_otlp_dropped_total{signal="spans", reason="queue_full"}` at once. Batches of
+//!   `flext_otlp_dropped_total{signal="spans", reason="queue_full"}`. A monitored call's span
+//!   reaches the queue in its thread's batch of up to 32 (handed over when full, by the export
+//!   thread within about 30 ms, and on flush and shutdown; [`OtlpHandle::queued`] counts the
+//!   spans waiting in batches). Batches of
 //!   `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` spans leave at least every `OTEL_BSP_SCHEDULE_DELAY`, and
 //!   everything queued leaves on [`flush`](OtlpHandle::flush) and on shutdown. A span carries its parent, status (error with
 //!   the error's message), and the attributes `function`, `module` and `correlation_id`.

@@ -130,6 +130,7 @@ impl Run {
         let settings = self.exporter.settings;
         let mut next_spans = Instant::now() + settings.schedule_delay;
         let mut next_metrics = Instant::now() + settings.metric_interval;
+        let mut next_collect = Instant::now() + outbox::BATCH_DEADLINE / 2;
         loop {
             match commands.try_recv() {
                 Ok(Command::Flush(reply, deadline)) => {
@@ -148,6 +149,11 @@ impl Run {
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {}
             }
             let now = Instant::now();
+            if now >= next_collect {
+                // Threads' batches of spans past their deadline (an idle thread's included).
+                self.queue.collect(false, crate::clock::now());
+                next_collect = now + outbox::BATCH_DEADLINE / 2;
+            }
             let batch = settings.max_export_batch_size;
             if self.spans.len() >= batch || self.logs.len() >= batch || now >= next_spans {
                 let deadline = now + settings.export_timeout;
@@ -172,6 +178,8 @@ impl Run {
     /// Drains the queue and sends everything by `deadline`; the first error wins. At most a
     /// queue's worth is drained, so that calls made meanwhile cannot keep a flush going forever.
     fn flush_all(&mut self, items: &Receiver<Item>, deadline: Instant) -> Result<()> {
+        // Every thread's batch of spans first, so that they are in the queue drained below.
+        self.queue.collect(true, crate::clock::now());
         let mut first_error = None;
         let batch = self.exporter.settings.max_export_batch_size;
         for _ in 0..self.exporter.settings.max_queue_size {
