@@ -146,11 +146,14 @@ impl Queue {
             })
             .map_or(0, room_in);
         let mut sent = 0;
-        for item in items.drain(..) {
-            if sent < room && self.tx.send(item).is_ok() {
+        #[allow(clippy::cast_possible_truncation)] // room <= items.len()
+        for item in items.drain(..room as usize) {
+            if self.tx.send(item).is_ok() {
                 sent += 1;
             }
         }
+        // What did not fit is dropped where it lies.
+        items.clear();
         if sent < room {
             // The exporter's receiver is gone: take what was not sent back out of the count.
             self.settle(0, room - sent);
@@ -167,14 +170,15 @@ impl Queue {
         batch
     }
 
-    /// Adds a span to a thread's batch, handed over when full (at once when the queue is
-    /// sealed: no one would take it later).
-    fn add(&self, batch: &Mutex<Batch>, item: Item, since: u64) {
+    /// Adds a monitored call's span to a thread's batch, handed over when full (at once when
+    /// the queue is sealed: no one would take it later).
+    #[inline]
+    fn add(&self, batch: &Mutex<Batch>, span: &SpanRecord, error: Option<Box<str>>) {
         let mut batch = lock(batch);
         if batch.items.is_empty() {
-            batch.since = since;
+            batch.since = span.start_raw;
         }
-        batch.items.push(item);
+        batch.items.push(Item::Call(*span, error));
         // Read under the batch's lock: a seal that emptied this batch before we took the lock
         // set the flag first, so a span added after it is counted here, never left behind.
         if batch.items.len() >= BATCH || self.held.load(Ordering::Acquire) & SEALED != 0 {
@@ -268,6 +272,7 @@ struct Local {
 impl Local {
     /// Takes the queue of `generation`, handing this thread's batch to the queue it was made
     /// for first (which accepts it, or counts it dropped once sealed).
+    #[cold]
     fn refresh(&mut self, generation: u64) {
         if self.generation == generation {
             return;
@@ -322,11 +327,13 @@ pub(crate) fn offer_call(span: &SpanRecord) {
         let Ok(mut local) = local.try_borrow_mut() else { return false };
         let local = &mut *local;
         let error = local.last_error.take_if(|(id, _)| *id == span.span_id).map(|(_, text)| text);
-        local.refresh(generation);
+        if local.generation != generation {
+            local.refresh(generation);
+        }
         if let Some(queue) = &local.queue {
             if queue.spans {
                 let batch = local.batch.get_or_insert_with(|| queue.register());
-                queue.add(batch, Item::Call(*span, error), span.start_raw);
+                queue.add(batch, span, error);
             }
         }
         true
@@ -444,20 +451,21 @@ mod tests {
         assert_eq!((queue.held(), full(&store, "logs"), rx.try_iter().count()), ([0, 0], 0.0, 0));
     }
 
-    fn call() -> Item {
-        Item::Call(
-            SpanRecord {
-                trace_id: crate::entity::TraceId::from_words(1, 2),
-                span_id: SpanId::from_word(3),
-                parent: None,
-                site: 0,
-                status: crate::entity::SpanStatus::Completed,
-                start_raw: 0,
-                duration_ns: 1,
-                correlation_id: None,
-            },
-            None,
-        )
+    fn record(start_raw: u64) -> SpanRecord {
+        SpanRecord {
+            trace_id: crate::entity::TraceId::from_words(1, 2),
+            span_id: SpanId::from_word(3),
+            parent: None,
+            site: 0,
+            status: crate::entity::SpanStatus::Completed,
+            start_raw,
+            duration_ns: 1,
+            correlation_id: None,
+        }
+    }
+
+    fn add(queue: &Queue, batch: &Mutex<Batch>) {
+        queue.add(batch, &record(0), None);
     }
 
     #[test]
@@ -465,14 +473,14 @@ mod tests {
         let (queue, rx, store) = queue(40, true);
         let batch = queue.register();
         for _ in 0..BATCH - 1 {
-            queue.add(&batch, call(), 0);
+            add(&queue, &batch);
         }
         assert_eq!((rx.try_iter().count(), queue.held()), (0, [BATCH as u64 - 1, 0]), "waiting in the batch, counted as queued");
-        queue.add(&batch, call(), 0);
+        add(&queue, &batch);
         assert_eq!(rx.try_iter().count(), BATCH, "handed over when full");
         assert_eq!(queue.held(), [BATCH as u64, 0]);
         for _ in 0..BATCH {
-            queue.add(&batch, call(), 0);
+            add(&queue, &batch);
         }
         // Room for 8 of the second batch: the other 24 are dropped and counted at the hand-over.
         assert_eq!((rx.try_iter().count(), full(&store, "spans")), (8, (BATCH - 8) as f64));
@@ -484,7 +492,7 @@ mod tests {
         let (queue, rx, _store) = queue(1000, true);
         let (idle, busy) = (queue.register(), queue.register());
         let start = crate::clock::now();
-        queue.add(&idle, call(), start);
+        queue.add(&idle, &record(start), None);
         let deadline = u64::try_from(BATCH_DEADLINE.as_nanos()).unwrap();
         // A raw reading at least the deadline after `start`.
         let mut later = crate::clock::now();
@@ -492,7 +500,7 @@ mod tests {
             std::thread::sleep(BATCH_DEADLINE / 4);
             later = crate::clock::now();
         }
-        queue.add(&busy, call(), later);
+        queue.add(&busy, &record(later), None);
         queue.collect(false, later);
         assert_eq!(rx.try_iter().count(), 1, "only the batch past its deadline");
         queue.collect(true, later);
@@ -509,11 +517,11 @@ mod tests {
         let (queue, rx, store) = queue(1000, true);
         let batch = queue.register();
         for _ in 0..3 {
-            queue.add(&batch, call(), 0);
+            add(&queue, &batch);
         }
         queue.offer(span());
         assert_eq!(queue.seal(), [4, 0], "one queued and three in the batch");
-        queue.add(&batch, call(), 0);
+        add(&queue, &batch);
         assert_eq!((full(&store, "spans"), lock(&batch).items.len()), (1.0, 0), "counted at once, not left in the batch");
         assert_eq!(rx.try_iter().count(), 1);
     }
