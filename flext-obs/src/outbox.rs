@@ -280,7 +280,7 @@ impl Local {
         if let (Some(queue), Some(batch)) = (&self.queue, self.batch.take()) {
             queue.hand_over(&mut lock(&batch).items);
         }
-        self.queue = lock(&QUEUE).clone();
+        self.queue.clone_from(&lock(&QUEUE));
         self.generation = generation;
     }
 }
@@ -483,7 +483,7 @@ mod tests {
             add(&queue, &batch);
         }
         // Room for 8 of the second batch: the other 24 are dropped and counted at the hand-over.
-        assert_eq!((rx.try_iter().count(), full(&store, "spans")), (8, (BATCH - 8) as f64));
+        assert_eq!((rx.try_iter().count(), full(&store, "spans")), (8, 24.0));
         assert_eq!(queue.held(), [40, 0]);
     }
 
