@@ -3,14 +3,13 @@
 //! dropped and counted, in the store's `flext_otlp_dropped_total{reason="queue_full"}` handle.
 //! Nothing is queued while no exporter is installed (one relaxed load per kept span).
 //!
-//! A monitored call's span goes first into its thread's *batch* ([`BATCH`] spans at most), which
-//! is handed to the queue at once, with one atomic update of the count for the whole batch
-//! (what does not fit is dropped and counted then): when it is full, when the exporter finds its
-//! first span older than [`BATCH_DEADLINE`] (it looks every few milliseconds, so an idle
-//! thread's spans do not wait for its next call), at every flush and at shutdown (the seal
-//! counts what is still in a batch as dropped at shutdown). The handle's count of queued items
-//! includes the spans waiting in batches, so sent + dropped + queued is exact whenever it is
-//! read.
+//! A monitored call's span is not copied here one by one: it is taken from its thread's span
+//! ring in batches of up to [`BATCH`] (see the trace module's `export`), each handed over with
+//! one atomic update of the count for the whole batch (what does not fit is dropped and counted
+//! then): by the thread when it has written a batch, by the export thread when the oldest
+//! waiting span started [`BATCH_DEADLINE`] ago (an idle thread's included), at every flush and,
+//! counted as dropped at shutdown, at the seal. The handle's count of queued items includes the
+//! spans still waiting in the rings, so sent + dropped + queued is exact whenever it is read.
 //!
 //! The queue is std's unbounded channel (a list of small blocks, allocated as items arrive and
 //! freed as they leave) bounded by a count of its own: a capacity of a million costs nothing
@@ -22,6 +21,7 @@ use crate::entity::{LogEntry, Span, SpanId};
 use crate::span_record::SpanRecord;
 use crate::store::Counter;
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -29,20 +29,9 @@ use std::time::Duration;
 
 /// Spans a thread gathers before handing them to the queue at once.
 pub(crate) const BATCH: usize = 32;
-/// How long a span may wait in its thread's batch before the exporter takes the batch: it
-/// looks when it wakes, at least every 20 ms, and at most every half of this.
+/// How long a span may wait in its thread's ring before the exporter takes it: it looks when
+/// it wakes, at least every 20 ms, and at most every half of this.
 pub(crate) const BATCH_DEADLINE: Duration = Duration::from_millis(10);
-
-/// One thread's spans not yet handed to the queue.
-#[derive(Debug)]
-pub(crate) struct Batch {
-    items: Vec<Item>,
-    /// The raw clock reading when the first of `items` started.
-    since: u64,
-}
-
-/// A thread's batch, shared with its queue's list of batches (so the exporter can take it).
-type SharedBatch = Arc<Mutex<Batch>>;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -97,9 +86,6 @@ pub(crate) struct Queue {
     spans: bool,
     /// `flext_otlp_dropped_total{signal, reason="queue_full"}` for spans and logs.
     full: [Counter; 2],
-    /// Every thread's batch of spans for this queue (a thread that ended leaves its batch here
-    /// until the exporter has taken it).
-    batches: Mutex<Vec<SharedBatch>>,
 }
 
 impl Queue {
@@ -163,41 +149,18 @@ impl Queue {
         }
     }
 
-    /// Makes a thread's batch for this queue.
-    fn register(&self) -> SharedBatch {
-        let batch = Arc::new(Mutex::new(Batch { items: Vec::with_capacity(BATCH), since: 0 }));
-        lock(&self.batches).push(Arc::clone(&batch));
-        batch
-    }
-
-    /// Adds a monitored call's span to a thread's batch, handed over when full (at once when
-    /// the queue is sealed: no one would take it later).
-    #[inline]
-    fn add(&self, batch: &Mutex<Batch>, span: &SpanRecord, error: Option<Box<str>>) {
-        let mut batch = lock(batch);
-        if batch.items.is_empty() {
-            batch.since = span.start_raw;
-        }
-        batch.items.push(Item::Call(*span, error));
-        // Read under the batch's lock: a seal that emptied this batch before we took the lock
-        // set the flag first, so a span added after it is counted here, never left behind.
-        if batch.items.len() >= BATCH || self.held.load(Ordering::Acquire) & SEALED != 0 {
-            self.hand_over(&mut batch.items);
+    /// [`Queue::hand_over`], and counts `lost` spans (overwritten in their ring before they were
+    /// taken) as dropped.
+    pub(crate) fn hand_over_counting(&self, items: &mut Vec<Item>, lost: u64) {
+        self.hand_over(items);
+        if lost > 0 {
+            self.full[0].increment_by(lost);
         }
     }
 
-    /// Hands over every thread's batch (`all`, for a flush) or those whose first span started
-    /// [`BATCH_DEADLINE`] or more before `now` (a raw clock reading), and forgets the batches of
-    /// threads that ended once they are empty.
-    pub(crate) fn collect(&self, all: bool, now: u64) {
-        let deadline = u64::try_from(BATCH_DEADLINE.as_nanos()).unwrap_or(u64::MAX);
-        lock(&self.batches).retain(|shared| {
-            let mut batch = lock(shared);
-            if !batch.items.is_empty() && (all || crate::clock::nanos_between(batch.since, now) >= deadline) {
-                self.hand_over(&mut batch.items);
-            }
-            Arc::strong_count(shared) > 1 || !batch.items.is_empty()
-        });
+    /// Whether the queue was sealed (its exporter stopped).
+    pub(crate) fn is_sealed(&self) -> bool {
+        self.held.load(Ordering::Acquire) & SEALED != 0
     }
 
     /// Settles `n` items of `signal` (0 spans, 1 logs): sent, or dropped and counted by the
@@ -213,40 +176,17 @@ impl Queue {
     }
 
     /// Refuses every item from now on and returns how many spans and log entries were accepted
-    /// and never settled (queued, batched or in flight), the spans still in threads' batches
-    /// included (emptied here): the caller counts them as dropped. Zeros when already sealed.
+    /// and never settled (queued, batched or in flight): the caller counts them as dropped.
+    /// Zeros when already sealed.
     pub(crate) fn seal(&self) -> [u64; 2] {
         let held = self.held.swap(SEALED, Ordering::AcqRel);
-        if held & SEALED != 0 {
-            return [0, 0];
-        }
-        let [spans, logs] = unpack(held);
-        let pending: u64 = lock(&self.batches)
-            .iter()
-            .map(|shared| {
-                let mut batch = lock(shared);
-                let n = batch.items.len() as u64;
-                batch.items.clear();
-                n
-            })
-            .sum();
-        [spans + pending, logs]
+        if held & SEALED == 0 { unpack(held) } else { [0, 0] }
     }
 
-    /// Spans and log entries accepted and not yet settled, with the spans waiting in threads'
-    /// batches (read with every batch locked, so that none moves into the queue meanwhile).
+    /// Spans and log entries accepted and not yet settled.
     pub(crate) fn held(&self) -> [u64; 2] {
-        let batches = lock(&self.batches);
-        let locked: Vec<MutexGuard<'_, Batch>> = batches.iter().map(|shared| lock(shared)).collect();
-        let pending: u64 = locked.iter().map(|batch| batch.items.len() as u64).sum();
         let held = self.held.load(Ordering::Acquire);
-        drop(locked);
-        if held & SEALED == 0 {
-            let [spans, logs] = unpack(held);
-            [spans + pending, logs]
-        } else {
-            [0, 0]
-        }
+        if held & SEALED == 0 { unpack(held) } else { [0, 0] }
     }
 }
 
@@ -262,23 +202,17 @@ struct Local {
     generation: u64,
     /// This thread's clone of the queue.
     queue: Option<Arc<Queue>>,
-    /// This thread's batch of spans in `queue`, made on its first span.
-    batch: Option<SharedBatch>,
     /// The error message of the failing call on this thread, noted where the error is seen and
     /// taken when the call's span is batched.
     last_error: Option<(SpanId, Box<str>)>,
 }
 
 impl Local {
-    /// Takes the queue of `generation`, handing this thread's batch to the queue it was made
-    /// for first (which accepts it, or counts it dropped once sealed).
+    /// Takes the queue of `generation`.
     #[cold]
     fn refresh(&mut self, generation: u64) {
         if self.generation == generation {
             return;
-        }
-        if let (Some(queue), Some(batch)) = (&self.queue, self.batch.take()) {
-            queue.hand_over(&mut lock(&batch).items);
         }
         self.queue.clone_from(&lock(&QUEUE));
         self.generation = generation;
@@ -286,7 +220,7 @@ impl Local {
 }
 
 thread_local! {
-    static LOCAL: RefCell<Local> = const { RefCell::new(Local { generation: 0, queue: None, batch: None, last_error: None }) };
+    static LOCAL: RefCell<Local> = const { RefCell::new(Local { generation: 0, queue: None, last_error: None }) };
 }
 
 /// Makes a queue holding at most `capacity` items (spans only when `takes[0]`, log entries only
@@ -296,7 +230,7 @@ pub(crate) fn open(capacity: usize, takes: [bool; 2], full: [Counter; 2]) -> (Ar
     let [spans, logs] = takes;
     let (tx, rx) = channel();
     let capacity = (capacity as u64).min(MASK);
-    let queue = Arc::new(Queue { tx, held: AtomicU64::new(0), capacity, logs, spans, full, batches: Mutex::new(Vec::new()) });
+    let queue = Arc::new(Queue { tx, held: AtomicU64::new(0), capacity, logs, spans, full });
     *QUEUE.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&queue));
     GENERATION.fetch_add(1, Ordering::AcqRel);
     OPEN.store(true, Ordering::Release);
@@ -317,30 +251,63 @@ pub(crate) fn is_open() -> bool {
     OPEN.load(Ordering::Relaxed)
 }
 
-/// Offers a monitored call's span with the error message noted for it, through this thread's
-/// batch (out of line: the monitor's exit path stays as small as without export).
+/// Offers the span of a monitored call made on a thread without a span ring of its own, with
+/// the error message noted for it (out of line: the monitor's exit path stays as small as
+/// without export).
 #[cold]
 #[inline(never)]
 pub(crate) fn offer_call(span: &SpanRecord) {
+    let error = LOCAL.try_with(|local| local.try_borrow_mut().ok().and_then(|mut local| take_noted(&mut local, span.span_id)));
+    offer(Item::Call(*span, error.ok().flatten()));
+}
+
+fn take_noted(local: &mut Local, span: SpanId) -> Option<Box<str>> {
+    local.last_error.take_if(|(id, _)| *id == span).map(|(_, text)| text)
+}
+
+/// Hands a thread's batch of spans taken from its ring to the running queue (the one this
+/// thread knew if none runs any more: it accepts them, or counts them dropped once sealed), and
+/// counts `lost` spans as dropped.
+#[cold]
+pub(crate) fn hand_over_calls(items: &mut Vec<Item>, lost: u64) {
     let generation = GENERATION.load(Ordering::Acquire);
-    let batched = LOCAL.try_with(|local| {
-        let Ok(mut local) = local.try_borrow_mut() else { return false };
-        let local = &mut *local;
-        let error = local.last_error.take_if(|(id, _)| *id == span.span_id).map(|(_, text)| text);
-        if local.generation != generation {
-            local.refresh(generation);
-        }
-        if let Some(queue) = &local.queue {
-            if queue.spans {
-                let batch = local.batch.get_or_insert_with(|| queue.register());
-                queue.add(batch, span, error);
-            }
-        }
-        true
+    let queue = LOCAL.try_with(|local| {
+        let mut local = local.try_borrow_mut().ok()?;
+        let known = local.queue.clone();
+        local.refresh(generation);
+        local.queue.clone().or(known)
     });
-    if batched != Ok(true) {
-        offer_direct(Item::Call(*span, None));
+    let queue = queue.ok().flatten().or_else(|| lock(&QUEUE).clone());
+    if let Some(queue) = queue {
+        queue.hand_over_counting(items, lost);
     }
+}
+
+/// Error messages of failed calls whose spans wait in a ring, by span (a bounded table: past
+/// [`KEPT_ERRORS`] the oldest message is forgotten; its span is still sent, without it).
+static ERRORS: Mutex<VecDeque<(SpanId, Box<str>)>> = Mutex::new(VecDeque::new());
+const KEPT_ERRORS: usize = 4096;
+
+/// Keeps the message noted on this thread for the failed call whose span was just written to
+/// the thread's ring, until the span is taken for export.
+#[cold]
+pub(crate) fn keep_error(span: SpanId) {
+    let noted = LOCAL.try_with(|local| local.try_borrow_mut().ok().and_then(|mut local| take_noted(&mut local, span)));
+    if let Ok(Some(text)) = noted {
+        let mut errors = lock(&ERRORS);
+        if errors.len() == KEPT_ERRORS {
+            errors.pop_front();
+        }
+        errors.push_back((span, text));
+    }
+}
+
+/// Takes the message kept for `span`.
+#[cold]
+pub(crate) fn take_kept_error(span: SpanId) -> Option<Box<str>> {
+    let mut errors = lock(&ERRORS);
+    let at = errors.iter().position(|(id, _)| *id == span)?;
+    errors.remove(at).map(|(_, text)| text)
 }
 
 /// Offers an item without waiting; a full queue drops it and counts the drop.
@@ -394,7 +361,7 @@ mod tests {
         let full =
             [store.counter("full_total", &[("signal", "spans")]).unwrap(), store.counter("full_total", &[("signal", "logs")]).unwrap()];
         let (tx, rx) = channel();
-        (Queue { tx, held: AtomicU64::new(0), capacity, logs, spans: true, full, batches: Mutex::new(Vec::new()) }, rx, store)
+        (Queue { tx, held: AtomicU64::new(0), capacity, logs, spans: true, full }, rx, store)
     }
 
     fn span() -> Item {
@@ -451,79 +418,48 @@ mod tests {
         assert_eq!((queue.held(), full(&store, "logs"), rx.try_iter().count()), ([0, 0], 0.0, 0));
     }
 
-    fn record(start_raw: u64) -> SpanRecord {
-        SpanRecord {
-            trace_id: crate::entity::TraceId::from_words(1, 2),
-            span_id: SpanId::from_word(3),
-            parent: None,
-            site: 0,
-            status: crate::entity::SpanStatus::Completed,
-            start_raw,
-            duration_ns: 1,
-            correlation_id: None,
-        }
-    }
-
-    fn add(queue: &Queue, batch: &Mutex<Batch>) {
-        queue.add(batch, &record(0), None);
+    fn call() -> Item {
+        Item::Call(
+            SpanRecord {
+                trace_id: crate::entity::TraceId::from_words(1, 2),
+                span_id: SpanId::from_word(3),
+                parent: None,
+                site: 0,
+                status: crate::entity::SpanStatus::Completed,
+                start_raw: 0,
+                duration_ns: 1,
+                correlation_id: None,
+            },
+            None,
+        )
     }
 
     #[test]
-    fn a_batch_is_handed_over_when_full_with_what_does_not_fit_counted_then() {
+    fn a_batch_is_taken_as_far_as_the_capacity_goes_and_the_rest_counted_with_the_lost() {
         let (queue, rx, store) = queue(40, true);
-        let batch = queue.register();
-        for _ in 0..BATCH - 1 {
-            add(&queue, &batch);
-        }
-        assert_eq!((rx.try_iter().count(), queue.held()), (0, [BATCH as u64 - 1, 0]), "waiting in the batch, counted as queued");
-        add(&queue, &batch);
-        assert_eq!(rx.try_iter().count(), BATCH, "handed over when full");
-        assert_eq!(queue.held(), [BATCH as u64, 0]);
-        for _ in 0..BATCH {
-            add(&queue, &batch);
-        }
-        // Room for 8 of the second batch: the other 24 are dropped and counted at the hand-over.
-        assert_eq!((rx.try_iter().count(), full(&store, "spans")), (8, 24.0));
-        assert_eq!(queue.held(), [40, 0]);
+        let mut batch: Vec<Item> = (0..32).map(|_| call()).collect();
+        queue.hand_over_counting(&mut batch, 0);
+        assert_eq!((rx.try_iter().count(), queue.held(), batch.len()), (32, [32, 0], 0));
+        let mut batch: Vec<Item> = (0..32).map(|_| call()).collect();
+        queue.hand_over_counting(&mut batch, 2);
+        // Room for 8: the other 24 and the 2 lost are dropped and counted.
+        assert_eq!((rx.try_iter().count(), full(&store, "spans"), queue.held()), (8, 26.0, [40, 0]));
+        assert!(!queue.is_sealed());
+        let _ = queue.seal();
+        let mut batch = vec![call()];
+        queue.hand_over_counting(&mut batch, 0);
+        assert_eq!((full(&store, "spans"), queue.is_sealed()), (27.0, true), "sealed: refused and counted");
     }
 
     #[test]
-    fn the_exporter_takes_a_batch_past_its_deadline_and_every_batch_on_a_flush() {
-        let (queue, rx, _store) = queue(1000, true);
-        let (idle, busy) = (queue.register(), queue.register());
-        let start = crate::clock::now();
-        queue.add(&idle, &record(start), None);
-        let deadline = u64::try_from(BATCH_DEADLINE.as_nanos()).unwrap();
-        // A raw reading at least the deadline after `start`.
-        let mut later = crate::clock::now();
-        while crate::clock::nanos_between(start, later) < deadline {
-            std::thread::sleep(BATCH_DEADLINE / 4);
-            later = crate::clock::now();
-        }
-        queue.add(&busy, &record(later), None);
-        queue.collect(false, later);
-        assert_eq!(rx.try_iter().count(), 1, "only the batch past its deadline");
-        queue.collect(true, later);
-        assert_eq!(rx.try_iter().count(), 1, "a flush takes every batch");
-        assert_eq!(queue.held(), [2, 0]);
-        // A thread that ended leaves its batch; once empty it is forgotten.
-        drop(idle);
-        queue.collect(true, later);
-        assert_eq!(lock(&queue.batches).len(), 1);
-    }
-
-    #[test]
-    fn the_seal_counts_the_spans_left_in_batches_and_a_span_added_after_it_is_refused_at_once() {
-        let (queue, rx, store) = queue(1000, true);
-        let batch = queue.register();
-        for _ in 0..3 {
-            add(&queue, &batch);
-        }
-        queue.offer(span());
-        assert_eq!(queue.seal(), [4, 0], "one queued and three in the batch");
-        add(&queue, &batch);
-        assert_eq!((full(&store, "spans"), lock(&batch).items.len()), (1.0, 0), "counted at once, not left in the batch");
-        assert_eq!(rx.try_iter().count(), 1);
+    fn a_failed_call_s_message_waits_for_its_span_and_only_for_it() {
+        let span = SpanId::from_word(0xfeed);
+        note_error(span, &"disk full");
+        keep_error(SpanId::from_word(0xbeef));
+        assert_eq!(take_kept_error(span), None, "kept only for the span it was noted for");
+        keep_error(span);
+        assert_eq!(take_kept_error(span).as_deref(), Some("disk full"));
+        assert_eq!(take_kept_error(span), None, "taken once");
     }
 
     #[test]
