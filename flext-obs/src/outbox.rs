@@ -113,13 +113,10 @@ impl Queue {
         self.full[signal].increment();
     }
 
-    /// Accepts as many of `items` (spans) as the capacity leaves room for, with one atomic
-    /// update, and drops and counts the rest (all of them once sealed). Leaves `items` empty.
-    fn hand_over(&self, items: &mut Vec<Item>) {
-        if items.is_empty() {
-            return;
-        }
-        let n = items.len() as u64;
+    /// Takes `n` monitored calls' spans: reserves room for as many as fit with one atomic
+    /// update (none once sealed), sends what `read(i)` gives for `i` below that room, and counts
+    /// the rest, the unreadable ones (`None`) and `lost` more as dropped.
+    pub(crate) fn take_calls(&self, n: u64, lost: u64, mut read: impl FnMut(u64) -> Option<SpanRecord>) {
         let room_in = |held: u64| {
             let [spans, logs] = unpack(held);
             if held & SEALED == 0 { self.capacity.saturating_sub(spans + logs).min(n) } else { 0 }
@@ -132,29 +129,19 @@ impl Queue {
             })
             .map_or(0, room_in);
         let mut sent = 0;
-        #[allow(clippy::cast_possible_truncation)] // room <= items.len()
-        for item in items.drain(..room as usize) {
-            if self.tx.send(item).is_ok() {
+        for i in 0..room {
+            let Some(record) = read(i) else { continue };
+            let error = if record.status == crate::entity::SpanStatus::Error { take_kept_error(record.span_id) } else { None };
+            if self.tx.send(Item::Call(record, error)).is_ok() {
                 sent += 1;
             }
         }
-        // What did not fit is dropped where it lies.
-        items.clear();
         if sent < room {
-            // The exporter's receiver is gone: take what was not sent back out of the count.
+            // Unreadable, or the exporter's receiver is gone: take them back out of the count.
             self.settle(0, room - sent);
         }
-        if n > sent {
-            self.full[0].increment_by(n - sent);
-        }
-    }
-
-    /// [`Queue::hand_over`], and counts `lost` spans (overwritten in their ring before they were
-    /// taken) as dropped.
-    pub(crate) fn hand_over_counting(&self, items: &mut Vec<Item>, lost: u64) {
-        self.hand_over(items);
-        if lost > 0 {
-            self.full[0].increment_by(lost);
+        if n - sent + lost > 0 {
+            self.full[0].increment_by(n - sent + lost);
         }
     }
 
@@ -265,11 +252,10 @@ fn take_noted(local: &mut Local, span: SpanId) -> Option<Box<str>> {
     local.last_error.take_if(|(id, _)| *id == span).map(|(_, text)| text)
 }
 
-/// Hands a thread's batch of spans taken from its ring to the running queue (the one this
-/// thread knew if none runs any more: it accepts them, or counts them dropped once sealed), and
-/// counts `lost` spans as dropped.
+/// Runs `f` with the running queue (or, when none runs any more, the one this thread knew: it
+/// takes what it is given, or counts it dropped once sealed).
 #[cold]
-pub(crate) fn hand_over_calls(items: &mut Vec<Item>, lost: u64) {
+pub(crate) fn with_queue(f: impl FnOnce(&Queue)) {
     let generation = GENERATION.load(Ordering::Acquire);
     let queue = LOCAL.try_with(|local| {
         let mut local = local.try_borrow_mut().ok()?;
@@ -277,9 +263,8 @@ pub(crate) fn hand_over_calls(items: &mut Vec<Item>, lost: u64) {
         local.refresh(generation);
         local.queue.clone().or(known)
     });
-    let queue = queue.ok().flatten().or_else(|| lock(&QUEUE).clone());
-    if let Some(queue) = queue {
-        queue.hand_over_counting(items, lost);
+    if let Some(queue) = queue.ok().flatten().or_else(|| lock(&QUEUE).clone()) {
+        f(&queue);
     }
 }
 
@@ -418,37 +403,41 @@ mod tests {
         assert_eq!((queue.held(), full(&store, "logs"), rx.try_iter().count()), ([0, 0], 0.0, 0));
     }
 
-    fn call() -> Item {
-        Item::Call(
-            SpanRecord {
-                trace_id: crate::entity::TraceId::from_words(1, 2),
-                span_id: SpanId::from_word(3),
-                parent: None,
-                site: 0,
-                status: crate::entity::SpanStatus::Completed,
-                start_raw: 0,
-                duration_ns: 1,
-                correlation_id: None,
-            },
-            None,
-        )
+    fn record(n: u64) -> SpanRecord {
+        SpanRecord {
+            trace_id: crate::entity::TraceId::from_words(1, n + 1),
+            span_id: SpanId::from_word(n + 1),
+            parent: None,
+            site: 0,
+            status: crate::entity::SpanStatus::Completed,
+            start_raw: 0,
+            duration_ns: 1,
+            correlation_id: None,
+        }
     }
 
     #[test]
-    fn a_batch_is_taken_as_far_as_the_capacity_goes_and_the_rest_counted_with_the_lost() {
+    fn calls_are_read_only_as_far_as_the_capacity_goes_and_the_rest_counted_with_the_lost() {
         let (queue, rx, store) = queue(40, true);
-        let mut batch: Vec<Item> = (0..32).map(|_| call()).collect();
-        queue.hand_over_counting(&mut batch, 0);
-        assert_eq!((rx.try_iter().count(), queue.held(), batch.len()), (32, [32, 0], 0));
-        let mut batch: Vec<Item> = (0..32).map(|_| call()).collect();
-        queue.hand_over_counting(&mut batch, 2);
-        // Room for 8: the other 24 and the 2 lost are dropped and counted.
-        assert_eq!((rx.try_iter().count(), full(&store, "spans"), queue.held()), (8, 26.0, [40, 0]));
+        let mut read = Vec::new();
+        queue.take_calls(32, 0, |i| {
+            read.push(i);
+            Some(record(i))
+        });
+        assert_eq!((rx.try_iter().count(), queue.held(), read.len()), (32, [32, 0], 32));
+        read.clear();
+        queue.take_calls(32, 2, |i| {
+            read.push(i);
+            // One of them cannot be read (its slot was rewritten meanwhile).
+            (i != 3).then(|| record(i))
+        });
+        // Room for 8, of which 7 were read: the other 25 and the 2 lost are dropped and counted.
+        assert_eq!(read, (0..8).collect::<Vec<_>>(), "only what fits is read");
+        assert_eq!((rx.try_iter().count(), full(&store, "spans"), queue.held()), (7, 27.0, [39, 0]));
         assert!(!queue.is_sealed());
         let _ = queue.seal();
-        let mut batch = vec![call()];
-        queue.hand_over_counting(&mut batch, 0);
-        assert_eq!((full(&store, "spans"), queue.is_sealed()), (27.0, true), "sealed: refused and counted");
+        queue.take_calls(1, 0, |_| unreachable!("nothing is read once sealed"));
+        assert_eq!((full(&store, "spans"), queue.is_sealed()), (28.0, true), "sealed: refused and counted");
     }
 
     #[test]

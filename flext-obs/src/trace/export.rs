@@ -10,7 +10,7 @@
 //! cleared) is counted as dropped, `queue_full`.
 
 use super::{BUFFERS, Ring, SPANS_PER_LANE, read_slot};
-use crate::outbox::{self, BATCH, BATCH_DEADLINE, Item, Queue};
+use crate::outbox::{self, BATCH, BATCH_DEADLINE, Queue};
 use crate::span_record::SpanRecord;
 use std::sync::atomic::Ordering;
 
@@ -29,22 +29,30 @@ pub(super) fn after_write(ring: &Ring, span: &SpanRecord, written: u64) {
 #[cold]
 #[inline(never)]
 fn owner_hand_over(ring: &Ring) {
-    if let Some((mut items, lost)) = claim(ring, None) {
-        outbox::hand_over_calls(&mut items, lost);
+    if let Some(claimed) = claim(ring, None) {
+        outbox::with_queue(|queue| take(ring, queue, claimed));
     }
 }
 
-/// Takes the pending spans of `ring` (only if the oldest started before `older_than`, a raw
-/// clock reading, when given): the spans as export items and how many were overwritten before
-/// they could be read. `None` when there are none, or another thread took them first.
-fn claim(ring: &Ring, older_than: Option<u64>) -> Option<(Vec<Item>, u64)> {
+/// The spans of a ring someone claimed: `from..head` moved past the cursor, of which
+/// `first..head` can still be in the ring (those before `first` were overwritten).
+#[derive(Clone, Copy, Debug)]
+struct Claimed {
+    from: u64,
+    first: u64,
+    head: u64,
+}
+
+/// Claims the pending spans of `ring` (only if the oldest started before `older_than`, a raw
+/// clock reading, when given) by moving its cursor to its head. `None` when there are none, or
+/// another thread claimed them first.
+fn claim(ring: &Ring, older_than: Option<u64>) -> Option<Claimed> {
     let from = ring.exported.load(Ordering::Acquire);
     let head = ring.head.load(Ordering::Acquire);
     if head <= from {
         return None;
     }
-    let lanes = SPANS_PER_LANE as u64;
-    let first = from.max(head.saturating_sub(lanes));
+    let first = from.max(head.saturating_sub(SPANS_PER_LANE as u64));
     if let Some(cutoff) = older_than {
         let deadline = u64::try_from(BATCH_DEADLINE.as_nanos()).unwrap_or(u64::MAX);
         let old = read_slot(ring, first).is_none_or(|r| crate::clock::nanos_between(r.start_raw, cutoff) >= deadline);
@@ -52,26 +60,21 @@ fn claim(ring: &Ring, older_than: Option<u64>) -> Option<(Vec<Item>, u64)> {
             return None;
         }
     }
-    let mut read: Vec<Option<SpanRecord>> = (first..head).map(|n| read_slot(ring, n)).collect();
-    // A slot whose span was rewritten by a later one while we read holds that later span: those
-    // more than a ring behind the head now are not trusted.
-    let trusted_from = ring.head.load(Ordering::Acquire).saturating_sub(lanes);
-    for (n, record) in (first..head).zip(read.iter_mut()) {
-        if n < trusted_from {
-            *record = None;
-        }
-    }
     ring.exported.compare_exchange(from, head, Ordering::AcqRel, Ordering::Acquire).ok()?;
-    let lost = (first - from) + read.iter().filter(|r| r.is_none()).count() as u64;
-    let items = read
-        .into_iter()
-        .flatten()
-        .map(|record| {
-            let error = if record.status == crate::entity::SpanStatus::Error { outbox::take_kept_error(record.span_id) } else { None };
-            Item::Call(record, error)
-        })
-        .collect();
-    Some((items, lost))
+    Some(Claimed { from, first, head })
+}
+
+/// Hands the claimed spans to `queue`: room is reserved first (one atomic update), so only the
+/// spans that fit are read from the ring; the others, and those the ring overwrote before they
+/// were read, are counted as dropped.
+fn take(ring: &Ring, queue: &Queue, claimed: Claimed) {
+    let Claimed { from, first, head } = claimed;
+    queue.take_calls(head - first, first - from, |i| {
+        let n = first + i;
+        let record = read_slot(ring, n)?;
+        // A slot more than a ring behind the head now may hold a later span than `n`.
+        (ring.head.load(Ordering::Acquire).saturating_sub(n) <= SPANS_PER_LANE as u64).then_some(record)
+    });
 }
 
 /// The export thread's turn: hands `queue` the pending spans of every ring (`all`, on a flush)
@@ -81,8 +84,8 @@ pub(crate) fn collect(queue: &Queue, all: bool, now: u64) {
         return;
     }
     for ring in &*BUFFERS.lanes {
-        if let Some((mut items, lost)) = claim(ring, (!all).then_some(now)) {
-            queue.hand_over_counting(&mut items, lost);
+        if let Some(claimed) = claim(ring, (!all).then_some(now)) {
+            take(ring, queue, claimed);
         }
     }
 }
@@ -135,8 +138,11 @@ mod tests {
         }
     }
 
-    fn ids(items: &[Item]) -> Vec<u64> {
-        items.iter().filter_map(|item| if let Item::Call(r, _) = item { Some(r.span_id.to_u64()) } else { None }).collect()
+    /// Claims and reads what `take` would read (all of it: as with room for everything).
+    fn taken(ring: &Ring, older_than: Option<u64>) -> Option<(Vec<u64>, u64)> {
+        let Claimed { from, first, head } = claim(ring, older_than)?;
+        let ids = (first..head).filter_map(|n| read_slot(ring, n)).map(|r| r.span_id.to_u64()).collect();
+        Some((ids, first - from))
     }
 
     #[test]
@@ -145,11 +151,10 @@ mod tests {
         for n in 0..5 {
             ring.write(&span(n, 0));
         }
-        let (items, lost) = claim(&ring, None).expect("five pending");
-        assert_eq!((ids(&items), lost), (vec![1, 2, 3, 4, 5], 0));
+        assert_eq!(taken(&ring, None), Some((vec![1, 2, 3, 4, 5], 0)));
         assert!(claim(&ring, None).is_none(), "taken once");
         ring.write(&span(5, 0));
-        assert_eq!(ids(&claim(&ring, None).unwrap().0), vec![6]);
+        assert_eq!(taken(&ring, None), Some((vec![6], 0)));
     }
 
     #[test]
@@ -158,9 +163,9 @@ mod tests {
         for n in 0..SPANS_PER_LANE as u64 + 3 {
             ring.write(&span(n, 0));
         }
-        let (items, lost) = claim(&ring, None).unwrap();
-        assert_eq!((items.len(), lost), (SPANS_PER_LANE, 3));
-        assert_eq!(ids(&items)[0], 4, "the oldest three were overwritten");
+        let (ids, lost) = taken(&ring, None).unwrap();
+        assert_eq!((ids.len(), lost), (SPANS_PER_LANE, 3));
+        assert_eq!(ids[0], 4, "the oldest three were overwritten");
     }
 
     #[test]
@@ -175,6 +180,6 @@ mod tests {
             std::thread::sleep(BATCH_DEADLINE / 4);
             later = crate::clock::now();
         }
-        assert_eq!(ids(&claim(&ring, Some(later)).unwrap().0), vec![1]);
+        assert_eq!(taken(&ring, Some(later)), Some((vec![1], 0)));
     }
 }
