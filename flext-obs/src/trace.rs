@@ -194,6 +194,7 @@ impl Ring {
 }
 
 /// Span number `n` of `ring`, if its slot holds a whole span (not being rewritten, not cleared).
+#[cfg(feature = "otlp")]
 fn read_slot(ring: &Ring, n: u64) -> Option<SpanRecord> {
     #[allow(clippy::cast_possible_truncation)] // the remainder is below SPANS_PER_LANE
     let slot = &ring.slots[(n % SPANS_PER_LANE as u64) as usize].0;
