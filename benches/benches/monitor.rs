@@ -264,8 +264,8 @@ fn subscriber_and_fastrace(group: &mut BenchmarkGroup<'_, WallTime>) {
         forget_registry_interest(dispatch);
     });
     group.bench_function(BenchmarkId::new("flext_monitor_tracing_registry", "1_thread"), |b| {
-        // The same registry as `tracing_instrument_registry`: the bridge span's cost when a
-        // subscriber listens.
+        // The same registry as `tracing_instrument_registry`, with the default settings (the
+        // monitored call's own `tracing` span off): what a listening subscriber costs us.
         let dispatch = tracing::Dispatch::new(tracing_subscriber::registry());
         tracing::dispatcher::with_default(&dispatch, || {
             let mut i = 0u64;
@@ -275,6 +275,21 @@ fn subscriber_and_fastrace(group: &mut BenchmarkGroup<'_, WallTime>) {
             });
         });
         forget_registry_interest(dispatch);
+    });
+    group.bench_function(BenchmarkId::new("flext_monitor_tracing_registry_spans_on", "1_thread"), |b| {
+        // The same with the monitored call's own `tracing` span switched on (off by default):
+        // what `monitor::set_tracing_spans(true)` costs when a subscriber listens.
+        flext_obs::monitor::set_tracing_spans(true);
+        let dispatch = tracing::Dispatch::new(tracing_subscriber::registry());
+        tracing::dispatcher::with_default(&dispatch, || {
+            let mut i = 0u64;
+            b.iter(|| {
+                i += 1;
+                flext(black_box(i))
+            });
+        });
+        forget_registry_interest(dispatch);
+        flext_obs::monitor::set_tracing_spans(false);
     });
     group.bench_function(BenchmarkId::new("fastrace_root_per_100_calls", "1_thread"), |b| {
         b.iter_custom(|iters| fastrace_root_per_100(iters, fastraced));

@@ -1,8 +1,15 @@
 //! The export queue between the code being observed and the OTLP exporter's thread: kept spans
 //! and log entries are offered without waiting; when the queue holds its capacity the item is
-//! dropped and counted at once, in the store's `flext_otlp_dropped_total{reason="queue_full"}`
-//! handle, so the counter is exact whenever it is read. Nothing is queued while no exporter is
-//! installed (one relaxed load per kept span).
+//! dropped and counted, in the store's `flext_otlp_dropped_total{reason="queue_full"}` handle.
+//! Nothing is queued while no exporter is installed (one relaxed load per kept span).
+//!
+//! A monitored call's span is not copied here one by one: it is taken from its thread's span
+//! ring in batches of up to [`BATCH`] (see the trace module's `export`), each handed over with
+//! one atomic update of the count for the whole batch (what does not fit is dropped and counted
+//! then): by the thread when it has written a batch, by the export thread when the oldest
+//! waiting span started [`BATCH_DEADLINE`] ago (an idle thread's included), at every flush and,
+//! counted as dropped at shutdown, at the seal. The handle's count of queued items includes the
+//! spans still waiting in the rings, so sent + dropped + queued is exact whenever it is read.
 //!
 //! The queue is std's unbounded channel (a list of small blocks, allocated as items arrive and
 //! freed as they leave) bounded by a count of its own: a capacity of a million costs nothing
@@ -14,9 +21,21 @@ use crate::entity::{LogEntry, Span, SpanId};
 use crate::span_record::SpanRecord;
 use crate::store::Counter;
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+/// Spans a thread gathers before handing them to the queue at once.
+pub(crate) const BATCH: usize = 32;
+/// How long a span may wait in its thread's ring before the exporter takes it: it looks when
+/// it wakes, at least every 20 ms, and at most every half of this.
+pub(crate) const BATCH_DEADLINE: Duration = Duration::from_millis(10);
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// One thing waiting for export.
 #[derive(Debug)]
@@ -94,6 +113,43 @@ impl Queue {
         self.full[signal].increment();
     }
 
+    /// Takes `n` monitored calls' spans: reserves room for as many as fit with one atomic
+    /// update (none once sealed), sends what `read(i)` gives for `i` below that room, and counts
+    /// the rest, the unreadable ones (`None`) and `lost` more as dropped.
+    pub(crate) fn take_calls(&self, n: u64, lost: u64, mut read: impl FnMut(u64) -> Option<SpanRecord>) {
+        let room_in = |held: u64| {
+            let [spans, logs] = unpack(held);
+            if held & SEALED == 0 { self.capacity.saturating_sub(spans + logs).min(n) } else { 0 }
+        };
+        let room = self
+            .held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                let room = room_in(held);
+                (room > 0).then_some(held + room)
+            })
+            .map_or(0, room_in);
+        let mut sent = 0;
+        for i in 0..room {
+            let Some(record) = read(i) else { continue };
+            let error = if record.status == crate::entity::SpanStatus::Error { take_kept_error(record.span_id) } else { None };
+            if self.tx.send(Item::Call(record, error)).is_ok() {
+                sent += 1;
+            }
+        }
+        if sent < room {
+            // Unreadable, or the exporter's receiver is gone: take them back out of the count.
+            self.settle(0, room - sent);
+        }
+        if n - sent + lost > 0 {
+            self.full[0].increment_by(n - sent + lost);
+        }
+    }
+
+    /// Whether the queue was sealed (its exporter stopped).
+    pub(crate) fn is_sealed(&self) -> bool {
+        self.held.load(Ordering::Acquire) & SEALED != 0
+    }
+
     /// Settles `n` items of `signal` (0 spans, 1 logs): sent, or dropped and counted by the
     /// exporter. False when the queue was sealed meanwhile: [`seal`](Queue::seal) counted them.
     pub(crate) fn settle(&self, signal: usize, n: u64) -> bool {
@@ -127,12 +183,31 @@ static QUEUE: Mutex<Option<Arc<Queue>>> = Mutex::new(None);
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 static OPEN: AtomicBool = AtomicBool::new(false);
 
-thread_local! {
-    /// This thread's clone of the queue, with the generation it belongs to.
-    static LOCAL: RefCell<(u64, Option<Arc<Queue>>)> = const { RefCell::new((0, None)) };
+/// What a thread keeps for export, in one thread-local.
+struct Local {
+    /// The generation `queue` belongs to.
+    generation: u64,
+    /// This thread's clone of the queue.
+    queue: Option<Arc<Queue>>,
     /// The error message of the failing call on this thread, noted where the error is seen and
-    /// taken when the call's span is queued.
-    static LAST_ERROR: RefCell<Option<(SpanId, Box<str>)>> = const { RefCell::new(None) };
+    /// taken when the call's span is batched.
+    last_error: Option<(SpanId, Box<str>)>,
+}
+
+impl Local {
+    /// Takes the queue of `generation`.
+    #[cold]
+    fn refresh(&mut self, generation: u64) {
+        if self.generation == generation {
+            return;
+        }
+        self.queue.clone_from(&lock(&QUEUE));
+        self.generation = generation;
+    }
+}
+
+thread_local! {
+    static LOCAL: RefCell<Local> = const { RefCell::new(Local { generation: 0, queue: None, last_error: None }) };
 }
 
 /// Makes a queue holding at most `capacity` items (spans only when `takes[0]`, log entries only
@@ -163,42 +238,100 @@ pub(crate) fn is_open() -> bool {
     OPEN.load(Ordering::Relaxed)
 }
 
-/// Offers a monitored call's span with the error message noted for it (out of line: the
-/// monitor's exit path stays as small as without export).
+/// Offers the span of a monitored call made on a thread without a span ring of its own, with
+/// the error message noted for it (out of line: the monitor's exit path stays as small as
+/// without export).
 #[cold]
 #[inline(never)]
 pub(crate) fn offer_call(span: &SpanRecord) {
-    offer(Item::Call(*span, take_error(span.span_id)));
+    let error = LOCAL.try_with(|local| local.try_borrow_mut().ok().and_then(|mut local| take_noted(&mut local, span.span_id)));
+    offer(Item::Call(*span, error.ok().flatten()));
+}
+
+fn take_noted(local: &mut Local, span: SpanId) -> Option<Box<str>> {
+    local.last_error.take_if(|(id, _)| *id == span).map(|(_, text)| text)
+}
+
+/// Runs `f` with the running queue (or, when none runs any more, the one this thread knew: it
+/// takes what it is given, or counts it dropped once sealed).
+#[cold]
+pub(crate) fn with_queue(f: impl FnOnce(&Queue)) {
+    let generation = GENERATION.load(Ordering::Acquire);
+    let queue = LOCAL.try_with(|local| {
+        let mut local = local.try_borrow_mut().ok()?;
+        let known = local.queue.clone();
+        local.refresh(generation);
+        local.queue.clone().or(known)
+    });
+    if let Some(queue) = queue.ok().flatten().or_else(|| lock(&QUEUE).clone()) {
+        f(&queue);
+    }
+}
+
+/// Error messages of failed calls whose spans wait in a ring, by span (a bounded table: past
+/// [`KEPT_ERRORS`] the oldest message is forgotten; its span is still sent, without it).
+static ERRORS: Mutex<VecDeque<(SpanId, Box<str>)>> = Mutex::new(VecDeque::new());
+const KEPT_ERRORS: usize = 4096;
+
+/// Keeps the message noted on this thread for the failed call whose span was just written to
+/// the thread's ring, until the span is taken for export.
+#[cold]
+pub(crate) fn keep_error(span: SpanId) {
+    let noted = LOCAL.try_with(|local| local.try_borrow_mut().ok().and_then(|mut local| take_noted(&mut local, span)));
+    if let Ok(Some(text)) = noted {
+        let mut errors = lock(&ERRORS);
+        if errors.len() == KEPT_ERRORS {
+            errors.pop_front();
+        }
+        errors.push_back((span, text));
+    }
+}
+
+/// Takes the message kept for `span`.
+#[cold]
+pub(crate) fn take_kept_error(span: SpanId) -> Option<Box<str>> {
+    let mut errors = lock(&ERRORS);
+    let at = errors.iter().position(|(id, _)| *id == span)?;
+    errors.remove(at).map(|(_, text)| text)
 }
 
 /// Offers an item without waiting; a full queue drops it and counts the drop.
 #[cold]
 pub(crate) fn offer(item: Item) {
     let generation = GENERATION.load(Ordering::Acquire);
-    LOCAL.with(|local| {
-        let mut local = local.borrow_mut();
-        if local.0 != generation {
-            *local = (generation, QUEUE.lock().unwrap_or_else(PoisonError::into_inner).clone());
-        }
-        if let Some(queue) = &local.1 {
-            queue.offer(item);
+    let mut item = Some(item);
+    let _ = LOCAL.try_with(|local| {
+        if let Ok(mut local) = local.try_borrow_mut() {
+            local.refresh(generation);
+            if let (Some(queue), Some(item)) = (&local.queue, item.take()) {
+                queue.offer(item);
+            }
         }
     });
+    // This thread's state is being torn down (or in use further up the stack): the shared one.
+    if let Some(item) = item.filter(|_| is_open()) {
+        offer_direct(item);
+    }
+}
+
+/// Offers an item to the running queue without this thread's state.
+#[cold]
+fn offer_direct(item: Item) {
+    let queue = lock(&QUEUE).clone();
+    if let Some(queue) = queue {
+        queue.offer(item);
+    }
 }
 
 /// Notes the error message of the call whose span is `span` (formatted only while exporting).
 #[cold]
 pub(crate) fn note_error(span: SpanId, message: &dyn std::fmt::Display) {
     let text = message.to_string().into_boxed_str();
-    LAST_ERROR.with(|slot| *slot.borrow_mut() = Some((span, text)));
-}
-
-/// Takes the error message noted for `span` on this thread, if any.
-pub(crate) fn take_error(span: SpanId) -> Option<Box<str>> {
-    LAST_ERROR.with(|slot| {
-        let mut slot = slot.borrow_mut();
-        if slot.as_ref().is_some_and(|(id, _)| *id == span) { slot.take().map(|(_, text)| text) } else { None }
-    })
+    let _ = LOCAL.try_with(|local| {
+        if let Ok(mut local) = local.try_borrow_mut() {
+            local.last_error = Some((span, text));
+        }
+    });
 }
 
 #[cfg(test)]
@@ -268,6 +401,54 @@ mod tests {
         let (queue, rx, store) = queue(10, false);
         queue.offer(log());
         assert_eq!((queue.held(), full(&store, "logs"), rx.try_iter().count()), ([0, 0], 0.0, 0));
+    }
+
+    fn record(n: u64) -> SpanRecord {
+        SpanRecord {
+            trace_id: crate::entity::TraceId::from_words(1, n + 1),
+            span_id: SpanId::from_word(n + 1),
+            parent: None,
+            site: 0,
+            status: crate::entity::SpanStatus::Completed,
+            start_raw: 0,
+            duration_ns: 1,
+            correlation_id: None,
+        }
+    }
+
+    #[test]
+    fn calls_are_read_only_as_far_as_the_capacity_goes_and_the_rest_counted_with_the_lost() {
+        let (queue, rx, store) = queue(40, true);
+        let mut read = Vec::new();
+        queue.take_calls(32, 0, |i| {
+            read.push(i);
+            Some(record(i))
+        });
+        assert_eq!((rx.try_iter().count(), queue.held(), read.len()), (32, [32, 0], 32));
+        read.clear();
+        queue.take_calls(32, 2, |i| {
+            read.push(i);
+            // One of them cannot be read (its slot was rewritten meanwhile).
+            (i != 3).then(|| record(i))
+        });
+        // Room for 8, of which 7 were read: the other 25 and the 2 lost are dropped and counted.
+        assert_eq!(read, (0..8).collect::<Vec<_>>(), "only what fits is read");
+        assert_eq!((rx.try_iter().count(), full(&store, "spans"), queue.held()), (7, 27.0, [39, 0]));
+        assert!(!queue.is_sealed());
+        let _ = queue.seal();
+        queue.take_calls(1, 0, |_| unreachable!("nothing is read once sealed"));
+        assert_eq!((full(&store, "spans"), queue.is_sealed()), (28.0, true), "sealed: refused and counted");
+    }
+
+    #[test]
+    fn a_failed_call_s_message_waits_for_its_span_and_only_for_it() {
+        let span = SpanId::from_word(0xfeed);
+        note_error(span, &"disk full");
+        keep_error(SpanId::from_word(0xbeef));
+        assert_eq!(take_kept_error(span), None, "kept only for the span it was noted for");
+        keep_error(span);
+        assert_eq!(take_kept_error(span).as_deref(), Some("disk full"));
+        assert_eq!(take_kept_error(span), None, "taken once");
     }
 
     #[test]

@@ -44,10 +44,18 @@ struct Slot([AtomicU64; WORDS]);
 // A slot fills exactly its 128-byte alignment: two adjacent cache lines, never shared by two slots.
 const _: () = assert!(std::mem::size_of::<Slot>() == 128);
 
+#[cfg(feature = "otlp")]
+mod export;
+#[cfg(feature = "otlp")]
+pub(crate) use export::{collect as collect_for_export, pending as pending_export, skip_pending as skip_pending_export};
+
 /// One lane's ring; aligned so that two threads' `head` counters never share a cache line.
 #[repr(align(128))]
 struct Ring {
     head: AtomicU64,
+    /// With OTLP export: the first span not yet handed to the export queue ([`export`]).
+    #[cfg(feature = "otlp")]
+    exported: AtomicU64,
     slots: Box<[Slot]>,
 }
 
@@ -59,7 +67,12 @@ struct Buffers {
 
 static BUFFERS: LazyLock<Buffers> = LazyLock::new(|| Buffers {
     lanes: (0..lane::count())
-        .map(|_| Ring { head: AtomicU64::new(0), slots: (0..SPANS_PER_LANE).map(|_| Slot(Default::default())).collect() })
+        .map(|_| Ring {
+            head: AtomicU64::new(0),
+            #[cfg(feature = "otlp")]
+            exported: AtomicU64::new(0),
+            slots: (0..SPANS_PER_LANE).map(|_| Slot(Default::default())).collect(),
+        })
         .collect(),
     shared: Mutex::new(VecDeque::new()),
     manual: Mutex::new(VecDeque::new()),
@@ -140,26 +153,67 @@ pub(crate) fn record_call(lane: Lane, span: &SpanRecord) {
     let buffers = &*BUFFERS;
     if let Some(i) = lane.owned() {
         let ring = &buffers.lanes[i];
-        let head = ring.head.load(Ordering::Relaxed);
-        #[allow(clippy::cast_possible_truncation)]
-        let slot = &ring.slots[(head as usize) % SPANS_PER_LANE].0;
-        let seq = slot[0].load(Ordering::Relaxed);
-        slot[0].store(seq.wrapping_add(1) | 1, Ordering::Relaxed);
-        fence(Ordering::Release);
-        span.write_words(&slot[1..]);
-        slot[0].store((seq | 1).wrapping_add(1), Ordering::Release);
-        ring.head.store(head.wrapping_add(1), Ordering::Relaxed);
+        let written = ring.write(span);
+        // Exported from the ring itself: no copy, one load per call ([`export`]).
+        #[cfg(feature = "otlp")]
+        if crate::outbox::is_open() {
+            export::after_write(ring, span, written);
+        }
+        #[cfg(not(feature = "otlp"))]
+        let _ = written;
     } else {
         let mut shared = buffers.shared.lock().unwrap_or_else(PoisonError::into_inner);
         if shared.len() == SHARED_SPANS {
             shared.pop_front();
         }
         shared.push_back(*span);
+        drop(shared);
+        #[cfg(feature = "otlp")]
+        if crate::outbox::is_open() {
+            crate::outbox::offer_call(span);
+        }
     }
-    #[cfg(feature = "otlp")]
-    if crate::outbox::is_open() {
-        crate::outbox::offer_call(span);
+}
+
+impl Ring {
+    /// Writes the next span (only the lane's owner does); the number of spans written so far.
+    #[inline]
+    fn write(&self, span: &SpanRecord) -> u64 {
+        let head = self.head.load(Ordering::Relaxed);
+        #[allow(clippy::cast_possible_truncation)]
+        let slot = &self.slots[(head as usize) % SPANS_PER_LANE].0;
+        let seq = slot[0].load(Ordering::Relaxed);
+        slot[0].store(seq.wrapping_add(1) | 1, Ordering::Relaxed);
+        fence(Ordering::Release);
+        span.write_words(&slot[1..]);
+        slot[0].store((seq | 1).wrapping_add(1), Ordering::Release);
+        // Release: whoever reads the head (the export) sees the slots before it written.
+        let written = head.wrapping_add(1);
+        self.head.store(written, Ordering::Release);
+        written
     }
+}
+
+/// Span number `n` of `ring`, if its slot holds a whole span (not being rewritten, not cleared).
+#[cfg(feature = "otlp")]
+fn read_slot(ring: &Ring, n: u64) -> Option<SpanRecord> {
+    #[allow(clippy::cast_possible_truncation)] // the remainder is below SPANS_PER_LANE
+    let slot = &ring.slots[(n % SPANS_PER_LANE as u64) as usize].0;
+    read_words(slot).and_then(SpanRecord::from_words)
+}
+
+/// A slot's data words, if it holds a whole record.
+fn read_words(slot: &[AtomicU64; WORDS]) -> Option<[u64; WORDS - 1]> {
+    let before = slot[0].load(Ordering::Acquire);
+    if before == 0 || before & 1 == 1 {
+        return None;
+    }
+    let mut words = [0u64; WORDS - 1];
+    for (value, word) in words.iter_mut().zip(&slot[1..]) {
+        *value = word.load(Ordering::Relaxed);
+    }
+    fence(Ordering::Acquire);
+    (slot[0].load(Ordering::Relaxed) == before).then_some(words)
 }
 
 /// Every span record currently buffered (torn slots, being rewritten as we read, are skipped).
@@ -168,18 +222,7 @@ pub(crate) fn records() -> Vec<SpanRecord> {
     let mut out = Vec::new();
     for ring in &*buffers.lanes {
         for slot in &*ring.slots {
-            let before = slot.0[0].load(Ordering::Acquire);
-            if before == 0 || before & 1 == 1 {
-                continue;
-            }
-            let mut words = [0u64; WORDS - 1];
-            for (value, word) in words.iter_mut().zip(&slot.0[1..]) {
-                *value = word.load(Ordering::Relaxed);
-            }
-            fence(Ordering::Acquire);
-            if slot.0[0].load(Ordering::Relaxed) == before {
-                out.extend(SpanRecord::from_words(words));
-            }
+            out.extend(read_words(&slot.0).and_then(SpanRecord::from_words));
         }
     }
     out.extend(buffers.shared.lock().unwrap_or_else(PoisonError::into_inner).iter().copied());

@@ -2,7 +2,7 @@
 //! `tracing_subscriber::registry()`: `#[instrument]` around a monitored call around an
 //! `#[instrument]` is one trace with the right parents both ways, fields (at creation and
 //! recorded later) are attributes, `ERROR` events and `#[instrument(err)]` make the status
-//! error, the monitored call's own `tracing` span is not recorded twice, and log lines inside an
+//! error, the monitored call's own `tracing` span (off by default, checked on too) is not recorded twice, and log lines inside an
 //! entered span carry its IDs.
 
 use flext_obs::bridge::tracing::SpanLayer;
@@ -41,22 +41,24 @@ fn spans_named(name: &str) -> Vec<Span> {
     flext_obs::trace::recent_spans().into_iter().filter(|s| s.name() == name).collect()
 }
 
-#[test]
-fn instrumented_and_monitored_calls_nest_in_one_trace_both_ways() {
+/// Runs `#[instrument]` around a monitored call around an `#[instrument]` once and checks the
+/// one trace it makes (found by the new outer span: other tests in this file run at once).
+fn check_nesting() {
+    let before: Vec<_> = spans_named("bridge_outer").iter().map(Span::span_id).collect();
     let captured = flext_obs::log::capture();
     let subscriber = tracing_subscriber::registry().with(SpanLayer::new());
     let result = tracing::subscriber::with_default(subscriber, bridge_outer);
     assert_eq!(result, 21);
 
-    let outer = spans_named("bridge_outer");
-    let monitored = spans_named("bridge_monitored");
-    let leaf = spans_named("bridge_leaf");
-    assert_eq!((outer.len(), monitored.len(), leaf.len()), (1, 1, 1), "one span each, none twice");
-    let (outer, monitored, leaf) = (&outer[0], &monitored[0], &leaf[0]);
+    let outer: Vec<Span> = spans_named("bridge_outer").into_iter().filter(|s| !before.contains(&s.span_id())).collect();
+    assert_eq!(outer.len(), 1, "one new outer span");
+    let outer = &outer[0];
+    let in_trace = |name: &str| -> Vec<Span> { spans_named(name).into_iter().filter(|s| s.trace_id() == outer.trace_id()).collect() };
+    let (monitored, leaf) = (in_trace("bridge_monitored"), in_trace("bridge_leaf"));
+    assert_eq!((monitored.len(), leaf.len()), (1, 1), "one span each, none twice");
+    let (monitored, leaf) = (&monitored[0], &leaf[0]);
     assert_eq!(outer.parent_span_id(), None, "a root");
-    assert_eq!(monitored.trace_id(), outer.trace_id());
     assert_eq!(monitored.parent_span_id(), Some(outer.span_id()), "the monitored call is the instrumented span's child");
-    assert_eq!(leaf.trace_id(), outer.trace_id());
     assert_eq!(leaf.parent_span_id(), Some(monitored.span_id()), "the instrumented leaf is the monitored call's child");
     assert_eq!(outer.attributes().get("order").map(String::as_str), Some("42"));
     assert_eq!(outer.attributes().get("state").map(String::as_str), Some("checked"), "recorded after creation");
@@ -68,6 +70,18 @@ fn instrumented_and_monitored_calls_nest_in_one_trace_both_ways() {
         captured.lines().iter().map(|l| serde_json::from_str::<Value>(l).unwrap()).find(|l| l["message"] == "inside the leaf").unwrap();
     assert_eq!(line["trace.id"], outer.trace_id().to_string());
     assert_eq!(line["span.id"], leaf.span_id().to_string());
+}
+
+#[test]
+fn instrumented_and_monitored_calls_nest_in_one_trace_both_ways() {
+    // The default: the monitored call opens no `tracing` span of its own; the layer finds it as
+    // the thread's context between the two instrumented spans.
+    assert!(!flext_obs::monitor::tracing_spans());
+    check_nesting();
+    // With the monitored call's own `tracing` span on, the same trace (that span not recorded).
+    flext_obs::monitor::set_tracing_spans(true);
+    check_nesting();
+    flext_obs::monitor::set_tracing_spans(false);
 }
 
 #[test]

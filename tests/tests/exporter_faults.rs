@@ -104,7 +104,7 @@ fn otlp_shutdown_against_a_collector_that_never_answers_keeps_its_deadline_and_c
     traced(0);
     eventually("the first export reaching the collector", || collector.accepted() >= 1);
     // The export thread is stuck in that request: monitored calls go on, spans beyond the
-    // queue's 1,000 are dropped and counted at once.
+    // queue's 1,000 are dropped and counted when their thread's batch is handed over.
     let started = Instant::now();
     for n in 1..=10_000 {
         assert_eq!(traced(n), n);
@@ -114,7 +114,8 @@ fn otlp_shutdown_against_a_collector_that_never_answers_keeps_its_deadline_and_c
     assert!(calls < Duration::from_secs(10), "10,000 monitored calls took {calls:?} while the collector hung");
     assert_otlp_ledger(&handle, before, 10_001, "while the collector hangs");
     let dropped_now = otlp_spans().1 - before.1;
-    assert!(dropped_now >= 9_000.0, "a queue of 1,000 cannot hold 10,001 spans: {dropped_now} dropped");
+    // Up to 31 may still wait in this thread's batch of 32 (counted as queued by the ledger).
+    assert!(dropped_now >= 9_000.0 - 31.0, "a queue of 1,000 cannot hold 10,001 spans: {dropped_now} dropped");
 
     let stopping = Instant::now();
     let result = handle.shutdown();

@@ -137,6 +137,9 @@ mod tracing_bridge {
 
     #[tokio::test(flavor = "current_thread")]
     async fn monitored_calls_are_tracing_spans_named_after_the_function_when_a_subscriber_listens() {
+        // Off by default: turned on here (and in the other test of this module, which may run
+        // at once).
+        flext_obs::monitor::set_tracing_spans(true);
         let recorder = Recorder::default();
         let subscriber = tracing_subscriber::registry().with(recorder.clone());
         let _default = tracing::subscriber::set_default(subscriber);
@@ -180,6 +183,7 @@ mod tracing_bridge {
 
     #[test]
     fn the_bridge_span_opens_with_the_trace_and_correlation_ids() {
+        flext_obs::monitor::set_tracing_spans(true);
         let opened = OpenedWith::default();
         let _default = tracing::subscriber::set_default(tracing_subscriber::registry().with(opened.clone()));
         let correlation = flext_obs::CorrelationId::new();

@@ -12,7 +12,8 @@
 //! most the sampler's spans per second. The `tracing` span flext-obs opens for each monitored
 //! call is not recorded a second time. (A layer's `Interest::never` would switch a callsite off
 //! for every layer of the subscriber, so this one leaves interest to the others: with it
-//! installed, monitored calls open their `tracing` span, as under any subscriber.)
+//! installed, monitored calls open their `tracing` span, as under any subscriber, when
+//! [`crate::monitor::set_tracing_spans`] has them on; they are off by default.)
 //!
 //! ```
 //! use tracing_subscriber::layer::SubscriberExt as _;
@@ -78,6 +79,11 @@ thread_local! {
     static ENTERED: RefCell<Vec<(Id, ContextGuard)>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Whether `id` is the innermost recorded span entered on this thread.
+fn is_innermost_entered(id: &Id) -> bool {
+    ENTERED.with(|entered| entered.borrow().last().is_some_and(|(entered_id, _)| entered_id == id))
+}
+
 /// Fields as attributes; `error` marks the span failed.
 struct Fields<'a> {
     span: &'a mut ActiveSpan,
@@ -126,8 +132,11 @@ where
             return;
         }
         // The parent: the enclosing recorded `tracing` span, else the thread's current
-        // flext-obs span (a monitored call, or an entered recorded span), else a new trace.
-        let parent_context = span_ref.parent().and_then(|parent| {
+        // flext-obs span (a monitored call, or an entered recorded span), else a new trace. An
+        // enclosing span that is the innermost one entered on this thread made itself the
+        // thread's context when entered, so the thread's context is it or a monitored call made
+        // inside it since (whose own `tracing` span is off by default): the thread's context wins.
+        let parent_context = span_ref.parent().filter(|parent| !is_innermost_entered(&parent.id())).and_then(|parent| {
             let extensions = parent.extensions();
             extensions.get::<Recorded>().and_then(|r| r.span.as_ref()).map(ActiveSpan::context)
         });

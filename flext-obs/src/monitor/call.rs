@@ -47,7 +47,8 @@ struct Active {
     async_panic_message: std::mem::ManuallyDrop<Option<Box<str>>>,
     outcome: Outcome,
     /// The same call as a `tracing` span named after the function (disabled, at the cost of one
-    /// relaxed load, when no subscriber wants it). Dropped by hand in `finish`, so that a guard
+    /// relaxed load, while [`super::set_tracing_spans`] has them off, the default, or no
+    /// subscriber wants it). Dropped by hand in `finish`, so that a guard
     /// has no drop glue of its own and a switched-off call's guard costs nothing to drop.
     #[cfg(feature = "tracing")]
     tracing: std::mem::ManuallyDrop<tracing::Span>,
@@ -147,7 +148,8 @@ impl Call {
         }
     }
 
-    /// The call as a `tracing` span (disabled when monitoring is off or nobody listens).
+    /// The call as a `tracing` span (disabled when monitoring is off, `tracing` spans are off,
+    /// the default: see [`super::set_tracing_spans`], or nobody listens).
     #[cfg(feature = "tracing")]
     pub fn tracing_span(&self) -> tracing::Span {
         self.0.as_ref().map_or_else(tracing::Span::none, |a| (*a.tracing).clone())

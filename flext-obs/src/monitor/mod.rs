@@ -83,3 +83,43 @@ pub fn set_enabled(on: bool) {
 pub fn is_enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
+
+/// Whether monitored calls open their `tracing` span ([`set_tracing_spans`]); off by default.
+#[cfg(feature = "tracing")]
+static TRACING_SPANS: AtomicBool = AtomicBool::new(false);
+
+/// Makes every monitored call also a `tracing` span named after the function (`Orders::place`,
+/// with the fields `function`, `module`, `trace_id`, `correlation_id` and those of the
+/// attribute's `fields`, `ret` and `err`), entered around a sync call and on every poll of an
+/// async one, as `#[instrument]` does. Takes effect on the next call.
+///
+/// **Off by default**, because under a subscriber that listens (any `tracing_subscriber::registry()`)
+/// opening, entering, exiting and closing that span costs what an `#[instrument]` span costs,
+/// two to three times the rest of the monitored call. What you lose with it off: `tracing` layers
+/// other than flext-obs' own do not see monitored calls, so a `fmt` layer's lines written inside a
+/// monitored call do not show the function's span, and a `tracing`-to-OpenTelemetry layer does not
+/// export it (flext-obs exports it itself over OTLP). What keeps working either way: flext-obs'
+/// own layers read the thread's flext-obs context, so `log::JsonLayer` lines inside a monitored
+/// call carry its trace, span and correlation IDs, and with `bridge::tracing::SpanLayer`
+/// an `#[instrument]` span inside a monitored call is its child and the other way round.
+///
+/// ```
+/// flext_obs::monitor::set_tracing_spans(true);
+/// assert!(flext_obs::monitor::tracing_spans());
+/// flext_obs::monitor::set_tracing_spans(false);
+/// assert!(!flext_obs::monitor::tracing_spans());
+/// ```
+#[cfg(feature = "tracing")]
+pub fn set_tracing_spans(on: bool) {
+    TRACING_SPANS.store(on, Ordering::Relaxed);
+}
+
+/// Whether monitored calls open their `tracing` span (see [`set_tracing_spans`]).
+///
+/// ```
+/// assert!(!flext_obs::monitor::tracing_spans(), "off by default");
+/// ```
+#[cfg(feature = "tracing")]
+pub fn tracing_spans() -> bool {
+    TRACING_SPANS.load(Ordering::Relaxed)
+}

@@ -6,6 +6,8 @@
 //! every monitored function. Instead each call site builds its callsite once, at run time, and
 //! registers it with `tracing-core` like a macro-made one: interest is cached per callsite, and a
 //! call checks it with one relaxed load.
+//!
+//! Off by default ([`super::set_tracing_spans`]): then a call costs one relaxed load here.
 
 use crate::context::SpanContext;
 use std::sync::OnceLock;
@@ -98,10 +100,10 @@ impl Callsite for SpanSite {
 }
 
 /// Opens the `tracing` span of a call (entered on this thread for a sync call); a disabled span
-/// when no subscriber wants it.
+/// when the spans are switched off ([`super::set_tracing_spans`]) or no subscriber wants it.
 #[inline]
 pub(crate) fn open(site: &'static SpanSite, span: &SpanContext, attach: bool) -> tracing::Span {
-    if !site.enabled() {
+    if !super::TRACING_SPANS.load(Ordering::Relaxed) || !site.enabled() {
         return tracing::Span::none();
     }
     open_enabled(site, span, attach)

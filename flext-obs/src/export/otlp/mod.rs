@@ -9,7 +9,10 @@
 //!
 //! - **Spans**: every span the [sampler](crate::sample) keeps (monitored calls and manual spans)
 //!   is offered to a bounded queue without waiting; a full queue drops the span and counts it in
-//!   `flext_otlp_dropped_total{signal="spans", reason="queue_full"}` at once. Batches of
+//!   `flext_otlp_dropped_total{signal="spans", reason="queue_full"}`. A monitored call's span
+//!   is taken from its thread's span ring in batches of up to 32 (by the thread once it wrote
+//!   32, by the export thread within about 30 ms, and on flush and shutdown;
+//!   [`OtlpHandle::queued`] counts the spans waiting in the rings). Batches of
 //!   `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` spans leave at least every `OTEL_BSP_SCHEDULE_DELAY`, and
 //!   everything queued leaves on [`flush`](OtlpHandle::flush) and on shutdown. A span carries its parent, status (error with
 //!   the error's message), and the attributes `function`, `module` and `correlation_id`.
@@ -299,7 +302,8 @@ impl OtlpHandle {
     /// ```
     pub fn queued(&self) -> (u64, u64) {
         let [spans, logs] = self.queue.held();
-        (spans, logs)
+        // With the monitored calls' spans still waiting in their threads' rings.
+        (spans + crate::trace::pending_export(), logs)
     }
 
     fn stop(&mut self) -> Result<()> {
@@ -315,6 +319,8 @@ impl OtlpHandle {
         // Whatever the thread did not settle by now is dropped, counted here; a thread still
         // stuck in a request finds the queue sealed and counts nothing more.
         let [spans, logs] = self.queue.seal();
+        // With the spans still waiting in threads' rings (finished during the shutdown).
+        let spans = spans + crate::trace::skip_pending_export();
         self.dropped_at_shutdown[0].increment_by(spans);
         self.dropped_at_shutdown[1].increment_by(logs);
         if result.is_ok() || thread.is_finished() {

@@ -112,6 +112,8 @@ impl Run {
         }
         let full = [counters.dropped[0][QUEUE_FULL].clone(), counters.dropped[1][QUEUE_FULL].clone()];
         let takes = [channels[0].is_some(), channels[2].is_some()];
+        // The spans written before this exporter are not its to send.
+        crate::trace::skip_pending_export();
         let (queue, items) = outbox::open(exporter.settings.max_queue_size, takes, full);
         let run = Run { exporter, obs, channels, queue, spans: Vec::new(), logs: Vec::new(), last_error, counters };
         Ok((run, items))
@@ -130,6 +132,7 @@ impl Run {
         let settings = self.exporter.settings;
         let mut next_spans = Instant::now() + settings.schedule_delay;
         let mut next_metrics = Instant::now() + settings.metric_interval;
+        let mut next_collect = Instant::now() + outbox::BATCH_DEADLINE / 2;
         loop {
             match commands.try_recv() {
                 Ok(Command::Flush(reply, deadline)) => {
@@ -148,6 +151,11 @@ impl Run {
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {}
             }
             let now = Instant::now();
+            if now >= next_collect {
+                // Spans waiting in threads' rings past their deadline (an idle thread's included).
+                crate::trace::collect_for_export(&self.queue, false, crate::clock::now());
+                next_collect = now + outbox::BATCH_DEADLINE / 2;
+            }
             let batch = settings.max_export_batch_size;
             if self.spans.len() >= batch || self.logs.len() >= batch || now >= next_spans {
                 let deadline = now + settings.export_timeout;
@@ -172,6 +180,9 @@ impl Run {
     /// Drains the queue and sends everything by `deadline`; the first error wins. At most a
     /// queue's worth is drained, so that calls made meanwhile cannot keep a flush going forever.
     fn flush_all(&mut self, items: &Receiver<Item>, deadline: Instant) -> Result<()> {
+        // The spans waiting in every thread's ring first, so that they are in the queue drained
+        // below.
+        crate::trace::collect_for_export(&self.queue, true, crate::clock::now());
         let mut first_error = None;
         let batch = self.exporter.settings.max_export_batch_size;
         for _ in 0..self.exporter.settings.max_queue_size {
