@@ -413,6 +413,7 @@ mod tests {
             start_raw: 0,
             duration_ns: 1,
             correlation_id: None,
+            remote_parent: false,
         }
     }
 

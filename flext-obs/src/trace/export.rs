@@ -135,6 +135,7 @@ mod tests {
             start_raw,
             duration_ns: 5,
             correlation_id: None,
+            remote_parent: false,
         }
     }
 
