@@ -236,6 +236,10 @@ pub fn init(config: Config) -> Result<&'static Observability> {
         fresh = true;
         crate::monitor::set_enabled(obs.config().enabled());
         crate::monitor::set_exception_logs_per_second(obs.config().exception_logs_per_second());
+        #[cfg(feature = "tracing")]
+        if let Some(on) = obs.config().tracing_spans() {
+            crate::monitor::set_tracing_spans(on);
+        }
         obs.config().sampler().install();
         obs
     });
@@ -280,6 +284,10 @@ pub(crate) fn instance() -> &'static Observability {
         let _ = CONFIG_ERRORS.set(refused);
         crate::monitor::set_enabled(obs.config().enabled());
         crate::monitor::set_exception_logs_per_second(obs.config().exception_logs_per_second());
+        #[cfg(feature = "tracing")]
+        if let Some(on) = obs.config().tracing_spans() {
+            crate::monitor::set_tracing_spans(on);
+        }
         obs.config().sampler().install_unless_chosen();
         obs
     })

@@ -39,6 +39,7 @@
 //! | `FLEXT_TRACE_PARENT_BASED` | follow the incoming `traceparent` sampled flag | boolean |
 //! | `FLEXT_TRACE_KEEP_ERRORS` | keep failed calls' spans whatever the sampling | boolean |
 //! | `FLEXT_TRACE_MAX_PER_SECOND` | spans kept per second per function | whole number >= 1, or `off` |
+//! | `FLEXT_TRACING_SPANS` | whether every monitored call is also a `tracing` span that other `tracing` layers see (`monitor::set_tracing_spans`; costs about an `#[instrument]` span under a listening subscriber) | boolean (default off) |
 //! | `FLEXT_EXCEPTION_LOGS_PER_SECOND` | exception log records (a failed call's `exception.type`, `exception.message`, `exception.stacktrace`, with its trace and span IDs; kept in `/logs` and sent over OTLP, not printed) made per second per function; the rest are counted in `flext_exception_logs_dropped_total` | whole number, `0` or `off` for none (default 10) |
 //! | `OTEL_BSP_MAX_QUEUE_SIZE` | spans and log lines held for OTLP export, in flight included (more are dropped) | whole number from 1 to 1,000,000 |
 //! | `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` | spans per OTLP request | whole number from 1 to the queue size |
@@ -155,6 +156,7 @@ pub const ENV_VARS: &[&str] = &[
     "FLEXT_TRACE_KEEP_ERRORS",
     "FLEXT_TRACE_MAX_PER_SECOND",
     "FLEXT_EXCEPTION_LOGS_PER_SECOND",
+    "FLEXT_TRACING_SPANS",
     "OTEL_BSP_MAX_QUEUE_SIZE",
     "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
     "OTEL_BSP_SCHEDULE_DELAY",
@@ -230,6 +232,7 @@ pub struct Config {
     http: HttpSettings,
     export_timeouts: ExportTimeouts,
     exception_logs_per_second: u32,
+    tracing_spans: Option<bool>,
 }
 
 /// Exception log records per second per function unless configured.
@@ -260,6 +263,7 @@ impl Default for Config {
             http: HttpSettings::default(),
             export_timeouts: ExportTimeouts::default(),
             exception_logs_per_second: DEFAULT_EXCEPTION_LOGS_PER_SECOND,
+            tracing_spans: None,
         }
     }
 }
@@ -354,6 +358,12 @@ impl Config {
     pub fn sdk_disabled(&self) -> bool {
         self.sdk_disabled
     }
+    /// Whether monitored calls are also `tracing` spans, when set (`None`: left as
+    /// [`monitor::set_tracing_spans`](crate::monitor::set_tracing_spans) has it, off by default).
+    pub fn tracing_spans(&self) -> Option<bool> {
+        self.tracing_spans
+    }
+
     /// Exception log records written per second per monitored function (0: none).
     pub fn exception_logs_per_second(&self) -> u32 {
         self.exception_logs_per_second
@@ -464,6 +474,20 @@ impl ConfigBuilder {
         self.0.sdk_disabled = disabled;
         self
     }
+    /// Makes every monitored call also a `tracing` span (or not) once this configuration is the
+    /// process-wide one; see [`monitor::set_tracing_spans`](crate::monitor::set_tracing_spans)
+    /// for what that costs and what it gives.
+    ///
+    /// ```
+    /// let config = flext_obs::Config::builder().tracing_spans(true).build()?;
+    /// assert_eq!(config.tracing_spans(), Some(true));
+    /// # Ok::<(), flext_obs::Error>(())
+    /// ```
+    pub fn tracing_spans(mut self, on: bool) -> Self {
+        self.0.tracing_spans = Some(on);
+        self
+    }
+
     /// Exception log records per second per monitored function (default 10; 0 makes none):
     /// each failed call (an `Err`, a `None` counted as an error, a panic) makes one at level
     /// error (kept among the recent logs, `/logs`, and sent over OTLP logs; not printed as a

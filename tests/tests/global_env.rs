@@ -19,6 +19,8 @@ fn global_on_a_bad_environment_keeps_every_valid_setting_and_names_the_refused_o
         .env("FLEXT_RAW_HISTORY", "7")
         .env("FLEXT_LOG_LEVEL", "warning")
         .env("FLEXT_SUMMARY_WINDOW", "0")
+        .env("FLEXT_TRACING_SPANS", "on")
+        .env("FLEXT_EXCEPTION_LOGS_PER_SECOND", "off")
         .env_remove("AUTOMETRICS_SERVICE_NAME")
         .env_remove("OTEL_SERVICE_NAME")
         .output()
@@ -50,6 +52,9 @@ fn child_reads_the_global_instance() {
         flext_obs::config_errors().iter().map(|e| if let flext_obs::Error::Env { var, .. } = e { *var } else { "?" }).collect();
     assert_eq!(refused, ["FLEXT_MAX_SERIES_PER_METRIC", "FLEXT_SUMMARY_WINDOW", "FLEXT_SERVICE_VERSION"]);
     assert_eq!(flext_obs::config_errors().len(), 3, "the same list on every call");
+    // The runtime switches follow the process-wide configuration.
+    assert!(flext_obs::monitor::tracing_spans(), "FLEXT_TRACING_SPANS=on");
+    assert_eq!(config.exception_logs_per_second(), 0, "FLEXT_EXCEPTION_LOGS_PER_SECOND=off");
     // The instance works with what was kept.
     flext_obs::global().store().counter("child_total", &[]).unwrap().increment();
     assert_eq!(flext_obs::global().metric_value("child_total", &[]), Some(1.0));

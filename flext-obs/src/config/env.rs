@@ -102,6 +102,9 @@ impl Config {
             let per_second = if v.trim().eq_ignore_ascii_case("off") { Some(0) } else { v.trim().parse::<u32>().ok() };
             builder = builder.exception_logs_per_second(per_second.ok_or_else(|| env_err(var, &v, "a whole number, or 0 / off for none"))?);
         }
+        if let Some((var, v)) = get("FLEXT_TRACING_SPANS") {
+            builder = builder.tracing_spans(parse_bool(var, &v)?);
+        }
         if let Some((var, v)) = get("FLEXT_SUMMARY_WINDOW") {
             builder.0.store.summary_window = parse_count(var, &v, 1)?;
         }
