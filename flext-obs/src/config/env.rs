@@ -7,7 +7,7 @@ use super::otel::{otel_from_vars, otel_sampler};
 use super::otlp::transports_from_vars;
 use super::tls::{ALERTMANAGER_VARS, PUSH_VARS, access_from_vars};
 use super::url::check_url;
-use super::{Config, ENV_VARS, HttpSettings, MAX_QUEUE_SIZE, MAX_TEXT_BYTES, MAX_WAIT, text_head};
+use super::{Config, ConfigBuilder, ENV_VARS, HttpSettings, MAX_QUEUE_SIZE, MAX_TEXT_BYTES, MAX_WAIT, text_head};
 use crate::entity::LogLevel;
 use crate::error::{Error, Result};
 use crate::sample::Sampler;
@@ -98,13 +98,7 @@ impl Config {
         if let Some((var, v)) = get("FLEXT_RAW_HISTORY") {
             builder.0.store.raw_history = parse_count(var, &v, 0)?;
         }
-        if let Some((var, v)) = get("FLEXT_EXCEPTION_LOGS_PER_SECOND") {
-            let per_second = if v.trim().eq_ignore_ascii_case("off") { Some(0) } else { v.trim().parse::<u32>().ok() };
-            builder = builder.exception_logs_per_second(per_second.ok_or_else(|| env_err(var, &v, "a whole number, or 0 / off for none"))?);
-        }
-        if let Some((var, v)) = get("FLEXT_TRACING_SPANS") {
-            builder = builder.tracing_spans(parse_bool(var, &v)?);
-        }
+        builder = monitor_switches(builder, &get)?;
         if let Some((var, v)) = get("FLEXT_SUMMARY_WINDOW") {
             builder.0.store.summary_window = parse_count(var, &v, 1)?;
         }
@@ -271,6 +265,18 @@ fn sampler_from_vars(get: &Get<'_>) -> Result<Sampler> {
         }
     }
     sampler.build()
+}
+
+/// The monitored calls' switches: exception log records per second and `tracing` spans.
+fn monitor_switches(mut builder: ConfigBuilder, get: &impl Fn(&'static str) -> Option<(&'static str, String)>) -> Result<ConfigBuilder> {
+    if let Some((var, v)) = get("FLEXT_EXCEPTION_LOGS_PER_SECOND") {
+        let per_second = if v.trim().eq_ignore_ascii_case("off") { Some(0) } else { v.trim().parse::<u32>().ok() };
+        builder = builder.exception_logs_per_second(per_second.ok_or_else(|| env_err(var, &v, "a whole number, or 0 / off for none"))?);
+    }
+    if let Some((var, v)) = get("FLEXT_TRACING_SPANS") {
+        builder = builder.tracing_spans(parse_bool(var, &v)?);
+    }
+    Ok(builder)
 }
 
 pub(super) fn env_err(var: &'static str, value: &str, expected: impl Into<String>) -> Error {
