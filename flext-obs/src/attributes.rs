@@ -128,8 +128,8 @@ pub(crate) fn record(span: SpanId, key: &str, value: &dyn fmt::Display) {
 pub(crate) const CLIENT_KEY: &str = "\u{1}client";
 
 /// Marks the span of a monitored call as a client: its context was injected into an outgoing
-/// request. Rare (once per injection); [`crate::span_record`] turns an internal span so marked
-/// into a client one.
+/// request. Rare (once per injection); turning the span back into an entity makes an internal span so marked
+/// a client one.
 #[cold]
 pub(crate) fn mark_client(span: SpanId) {
     record(span, CLIENT_KEY, &"");

@@ -27,7 +27,9 @@ pub use future::{FutureExt, WithContext};
 pub use propagation::Extracted;
 pub use tracestate::{MAX_TRACESTATE_MEMBERS, TRACESTATE, TraceState};
 
-use crate::entity::{CorrelationId, SpanId, TraceId};
+use crate::entity::CorrelationId;
+pub use crate::entity::ids::SpanContext;
+pub(crate) use crate::thread::CallScope;
 use crate::thread::THREAD;
 use std::cell::Cell;
 use std::marker::PhantomData;
@@ -37,17 +39,6 @@ use std::sync::Arc;
 pub const TRACEPARENT: &str = "traceparent";
 /// Header carrying the correlation ID.
 pub const CORRELATION_ID: &str = "x-correlation-id";
-
-/// The span a piece of work runs in: its trace, its ID and whether the trace is sampled.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct SpanContext {
-    /// The trace.
-    pub trace_id: TraceId,
-    /// The span.
-    pub span_id: SpanId,
-    /// The W3C sampled flag.
-    pub sampled: bool,
-}
 
 /// What travels with a piece of work: correlation ID, current span, and the W3C `tracestate`
 /// and `baggage` that came with the request. The ID and span are inline; `tracestate` and
@@ -79,39 +70,6 @@ impl Carried {
     fn shared(tracestate: Option<TraceState>, baggage: Option<Baggage>) -> Option<Arc<Carried>> {
         let baggage = baggage.filter(|b| !b.is_empty());
         (tracestate.is_some() || baggage.is_some()).then(|| Arc::new(Carried { tracestate, baggage }))
-    }
-}
-
-/// The part of a [`Context`] a monitored call changes: the current span and the monitored call
-/// site it runs in, and two flags about the span.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
-pub(crate) struct CallScope {
-    pub(crate) span: Option<SpanContext>,
-    /// Call-site index of the monitored function (0: none).
-    pub(crate) site: u32,
-    /// [`CallScope::REMOTE`] and [`CallScope::TRACESTATE`].
-    pub(crate) flags: u8,
-}
-
-impl CallScope {
-    /// No span, no monitored call.
-    pub(crate) const NONE: CallScope = CallScope { span: None, site: 0, flags: 0 };
-    /// The span is another process's (extracted from a request).
-    pub(crate) const REMOTE: u8 = 1;
-    /// The thread's context carries a `tracestate` (its spans record it).
-    pub(crate) const TRACESTATE: u8 = 2;
-
-    /// The scope of a monitored call's own span, made in `self`: local, and carrying the same
-    /// `tracestate`.
-    #[inline]
-    pub(crate) fn child(self, span: SpanContext, site: u32) -> CallScope {
-        CallScope { span: Some(span), site, flags: self.flags & CallScope::TRACESTATE }
-    }
-
-    /// Whether the span is another process's.
-    #[inline]
-    pub(crate) fn remote(self) -> bool {
-        self.flags & CallScope::REMOTE != 0
     }
 }
 

@@ -372,3 +372,14 @@ pub(crate) fn next_words<const N: usize>(state: &std::cell::Cell<u64>) -> [u64; 
     state.set(s);
     words
 }
+
+/// The span a piece of work runs in: its trace, its ID and whether the trace is sampled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SpanContext {
+    /// The trace.
+    pub trace_id: TraceId,
+    /// The span.
+    pub span_id: SpanId,
+    /// The W3C sampled flag.
+    pub sampled: bool,
+}
