@@ -31,8 +31,10 @@
 //!
 //! Modules: `family` (families and the names they claim), `sweep` (retention), `export` (the
 //! scrape layout), `raw` (the raw record history), `series` (the cells), `key` (series identity),
-//! `info` (info series), `lane` (per-thread write lanes), `snapshot` (what readers get).
+//! `info` (info series), `lane` (per-thread write lanes), `cells` (the lane-major words series
+//! record into), `snapshot` (what readers get).
 
+mod cells;
 mod export;
 mod family;
 mod info;

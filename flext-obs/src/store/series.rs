@@ -5,7 +5,8 @@
 //! ([`super::lane`]), gauges into one atomic word. Every record first reads the store's
 //! on/off switch with one relaxed load.
 
-use super::lane::{self, Cells};
+use super::cells::Cells;
+use super::lane;
 use super::snapshot::{HistogramValue, SeriesValue, SummaryValue};
 use crate::entity::validate;
 use crate::error::{Error, Result};
