@@ -63,10 +63,10 @@ impl Store {
         }
         let mut series: Vec<Arc<Series>> = Vec::new();
         for shard in &*self.registry.shards {
-            series.extend(read(shard).values().cloned());
+            series.extend(read(shard).iter().map(|entry| entry.0.clone()));
         }
         series.sort_unstable_by(|a, b| {
-            let names = if Arc::ptr_eq(&a.key.name, &b.key.name) { std::cmp::Ordering::Equal } else { a.key.name.cmp(&b.key.name) };
+            let names = if Arc::ptr_eq(a.key.name(), b.key.name()) { std::cmp::Ordering::Equal } else { a.key.name().cmp(b.key.name()) };
             names.then_with(|| a.key.labels.cmp(&b.key.labels))
         });
         let sorted = Arc::new(Sorted::new(&series));
@@ -97,8 +97,8 @@ impl Sorted {
     fn new(series: &[Arc<Series>]) -> Self {
         let mut sorted = Sorted::default();
         for s in series {
-            if sorted.families.last().is_none_or(|(name, _, _)| !Arc::ptr_eq(name, &s.family.name)) {
-                sorted.families.push((s.family.name.clone(), s.family.kind, s.family.help.get().cloned()));
+            if sorted.families.last().is_none_or(|(name, _, _)| !Arc::ptr_eq(name, &s.family().name)) {
+                sorted.families.push((s.family().name.clone(), s.family().kind, s.family().help.get().cloned()));
             }
             #[allow(clippy::cast_possible_truncation)] // fewer than 2^32 families and bytes
             {
@@ -107,14 +107,14 @@ impl Sorted {
                 let start = sorted.text.len();
                 sorted.text.push_str(&labels);
                 let prefix = sorted.text.len();
-                match s.family.kind {
+                match s.family().kind {
                     MetricKind::Counter => {
-                        sorted.text.push_str(counter_base(&s.key.name));
+                        sorted.text.push_str(counter_base(s.key.name()));
                         sorted.text.push_str("_total");
                         sorted.text.push_str(&labels);
                     }
                     MetricKind::Gauge => {
-                        sorted.text.push_str(&s.key.name);
+                        sorted.text.push_str(s.key.name());
                         sorted.text.push_str(&labels);
                     }
                     MetricKind::Histogram | MetricKind::Summary => {}

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use super::Series;
+use super::series::HistogramBounds;
 use super::{DROPPED_SERIES_METRIC, OVERFLOW_LABEL, SERIES_METRIC};
 
 /// The value of [`Family::live`] once the sweep has removed the family: no series may join it,
@@ -30,6 +31,8 @@ pub(super) struct Family {
     pub(super) kind: MetricKind,
     pub(super) help: OnceLock<Arc<str>>,
     pub(super) bounds: Arc<[f64]>,
+    /// The bounds as the histogram series use them (shared by every series of the family).
+    pub(super) histogram_bounds: Arc<HistogramBounds>,
     /// Ordinary series of this family (the overflow series is not counted), or [`RETIRED`].
     pub(super) live: AtomicUsize,
     pub(super) dropped: AtomicU64,
@@ -45,6 +48,7 @@ impl Family {
             name,
             kind,
             help: OnceLock::new(),
+            histogram_bounds: HistogramBounds::new(&bounds),
             bounds,
             live: AtomicUsize::new(0),
             dropped: AtomicU64::new(0),

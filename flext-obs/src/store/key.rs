@@ -1,5 +1,6 @@
 //! Series identity: a metric name plus a validated, sorted label set, hashed once.
 
+use super::family::Family;
 use crate::entity::validate;
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
@@ -67,20 +68,25 @@ impl Labels {
     }
 }
 
-/// Name + labels + the hash of both, computed once when the key is made.
-#[derive(Clone, Debug)]
-pub(crate) struct Key {
-    pub(crate) name: Arc<str>,
+/// Family (so the metric name) + labels + the hash of both, computed once when the key is made.
+#[derive(Clone)]
+pub(super) struct Key {
+    pub(super) family: Arc<Family>,
     pub(crate) labels: Labels,
     hash: u64,
 }
 
 impl Key {
-    pub(crate) fn new(name: Arc<str>, labels: Labels) -> Self {
+    pub(super) fn new(family: Arc<Family>, labels: Labels) -> Self {
         let mut hasher = std::hash::DefaultHasher::new();
-        name.hash(&mut hasher);
+        family.name.hash(&mut hasher);
         labels.hash(&mut hasher);
-        Key { name, labels, hash: hasher.finish() }
+        Key { family, labels, hash: hasher.finish() }
+    }
+
+    /// The metric name.
+    pub(super) fn name(&self) -> &Arc<str> {
+        &self.family.name
     }
 
     pub(crate) fn hash64(&self) -> u64 {
@@ -90,7 +96,9 @@ impl Key {
 
 impl PartialEq for Key {
     fn eq(&self, other: &Self) -> bool {
-        self.hash == other.hash && self.name == other.name && self.labels == other.labels
+        self.hash == other.hash
+            && (Arc::ptr_eq(&self.family, &other.family) || self.family.name == other.family.name)
+            && self.labels == other.labels
     }
 }
 impl Eq for Key {}

@@ -59,7 +59,7 @@ use crate::error::{Error, Result};
 use family::{Families, Family, RETIRED, check_reserved_labels};
 use key::{Key, PrehashedState};
 use series::{CounterCore, GaugeCore, HistogramCore, SeriesData, SummaryCore, Switch};
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -179,14 +179,46 @@ pub(crate) fn check_buckets(bounds: &[f64]) -> Result<()> {
 
 /// A registered series and the sweeper's memory of it.
 pub(crate) struct Series {
+    /// Its family and labels.
     key: Key,
-    family: Arc<Family>,
     data: SeriesData,
-    /// (last activity seen, when it last changed); only the sweeper touches it.
-    idle: Mutex<(u64, Instant)>,
+    /// The last activity the sweeper saw, and when it last changed (nanoseconds from the
+    /// registry's epoch); only the sweeper touches them (sweeps run one at a time).
+    idle: (AtomicU64, AtomicU64),
 }
 
-type Shard = RwLock<HashMap<Key, Arc<Series>, PrehashedState>>;
+impl Series {
+    fn new(key: Key, data: SeriesData, registry: &Registry) -> Self {
+        Series { key, data, idle: (AtomicU64::new(0), AtomicU64::new(registry.since_epoch(Instant::now()))) }
+    }
+
+    fn family(&self) -> &Arc<Family> {
+        &self.key.family
+    }
+}
+
+/// A series in its shard's set, found by its key (the key lives once, in the series: the set
+/// holds one pointer per series).
+pub(crate) struct Entry(pub(crate) Arc<Series>);
+
+impl std::borrow::Borrow<Key> for Entry {
+    fn borrow(&self) -> &Key {
+        &self.0.key
+    }
+}
+impl std::hash::Hash for Entry {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.key.hash(state);
+    }
+}
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.key == other.0.key
+    }
+}
+impl Eq for Entry {}
+
+type Shard = RwLock<HashSet<Entry, PrehashedState>>;
 
 struct Registry {
     shards: Box<[Shard]>,
@@ -202,6 +234,16 @@ struct Registry {
     sorted: Mutex<(u64, Arc<export::Sorted>)>,
     /// Info series (`build_info`), outside the series map.
     infos: info::Infos,
+    /// What series' idle times count from.
+    epoch: Instant,
+}
+
+impl Registry {
+    /// Nanoseconds from the epoch to `at` (0 before it).
+    #[allow(clippy::cast_possible_truncation)] // 584 years of nanoseconds fit
+    fn since_epoch(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.epoch).as_nanos() as u64
+    }
 }
 
 /// The metrics store. Cloning is cheap and shares the same series.
@@ -251,6 +293,7 @@ impl Store {
                 generation: AtomicU64::new(1),
                 sorted: Mutex::new((0, Arc::new(export::Sorted::default()))),
                 infos: info::Infos::default(),
+                epoch: Instant::now(),
             }),
         })
     }
@@ -431,7 +474,7 @@ impl Store {
     /// made while it runs may survive it.
     pub fn reset(&self) {
         for shard in &*self.registry.shards {
-            for series in read(shard).values() {
+            for Entry(series) in read(shard).iter() {
                 series.data.clear();
             }
         }
@@ -476,13 +519,13 @@ impl Store {
     /// The series of `labels` in `family`, created when the limits allow, else the family's
     /// overflow series; `None` when the family was retired meanwhile.
     fn resolve_in(&self, family: &Arc<Family>, labels: &Labels) -> Option<SeriesData> {
-        let key = Key::new(family.name.clone(), labels.clone());
+        let key = Key::new(family.clone(), labels.clone());
         let shard = &self.registry.shards[usize::try_from(key.hash64() % SHARDS as u64).unwrap_or(0)];
-        if let Some(series) = read(shard).get(&key) {
+        if let Some(Entry(series)) = read(shard).get(&key) {
             return Some(series.data.clone());
         }
         let mut map = write(shard);
-        if let Some(series) = map.get(&key) {
+        if let Some(Entry(series)) = map.get(&key) {
             return Some(series.data.clone());
         }
         let limit = self.registry.settings.max_series_per_metric;
@@ -499,10 +542,7 @@ impl Store {
             });
         }
         let data = self.new_data(family);
-        map.insert(
-            key.clone(),
-            Arc::new(Series { key, family: family.clone(), data: data.clone(), idle: Mutex::new((0, Instant::now())) }),
-        );
+        map.insert(Entry(Arc::new(Series::new(key, data.clone(), &self.registry))));
         self.registry.generation.fetch_add(1, Ordering::Release);
         Some(data)
     }
@@ -540,15 +580,10 @@ impl Store {
             .overflow
             .get_or_init(|| {
                 let labels = Labels::new(&[(OVERFLOW_LABEL, "true")]).unwrap_or_default();
-                let key = Key::new(family.name.clone(), labels);
-                let series = Arc::new(Series {
-                    key: key.clone(),
-                    family: family.clone(),
-                    data: self.new_data(family),
-                    idle: Mutex::new((0, Instant::now())),
-                });
+                let key = Key::new(family.clone(), labels);
+                let series = Arc::new(Series::new(key.clone(), self.new_data(family), &self.registry));
                 let shard = &self.registry.shards[usize::try_from(key.hash64() % SHARDS as u64).unwrap_or(0)];
-                write(shard).insert(key, series.clone());
+                write(shard).insert(Entry(series.clone()));
                 self.registry.generation.fetch_add(1, Ordering::Release);
                 series
             })
@@ -561,7 +596,7 @@ impl Store {
         match family.kind {
             MetricKind::Counter => SeriesData::Counter(Arc::new(CounterCore::new())),
             MetricKind::Gauge => SeriesData::Gauge(Arc::new(GaugeCore::new())),
-            MetricKind::Histogram => SeriesData::Histogram(Arc::new(HistogramCore::new(family.bounds.clone()))),
+            MetricKind::Histogram => SeriesData::Histogram(Arc::new(HistogramCore::new(family.histogram_bounds.clone()))),
             MetricKind::Summary => SeriesData::Summary(Arc::new(SummaryCore::new(self.registry.settings.summary_window))),
         }
     }

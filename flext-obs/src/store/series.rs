@@ -224,12 +224,27 @@ pub(crate) fn check_observation(entity: &'static str, value: f64) -> Result<()> 
     Ok(())
 }
 
+/// A histogram metric's bucket bounds, in seconds and in whole nanoseconds (for durations);
+/// one per family, shared by its series.
+#[derive(Debug)]
+pub(crate) struct HistogramBounds {
+    secs: Box<[f64]>,
+    ns: Box<[i64]>,
+}
+
+impl HistogramBounds {
+    pub(crate) fn new(secs: &[f64]) -> Arc<Self> {
+        Arc::new(HistogramBounds { secs: secs.into(), ns: secs.iter().map(|&b| to_nanos(b)).collect() })
+    }
+    fn len(&self) -> usize {
+        self.secs.len()
+    }
+}
+
 /// Histogram cells: words `0..=bounds.len()` count observations per bucket (the last is
 /// `+Inf`), the word after holds the sum as `f64` bits. The count is the buckets' total.
 pub(crate) struct HistogramCore {
-    bounds: Arc<[f64]>,
-    /// The bounds in whole nanoseconds, for durations.
-    bounds_ns: Box<[i64]>,
+    bounds: Arc<HistogramBounds>,
     cells: Cells,
 }
 
@@ -306,23 +321,23 @@ impl Histogram {
 }
 
 impl HistogramCore {
-    pub(crate) fn new(bounds: Arc<[f64]>) -> Self {
+    pub(crate) fn new(bounds: Arc<HistogramBounds>) -> Self {
         let words = bounds.len() + 2;
-        let bounds_ns = bounds.iter().map(|&b| to_nanos(b)).collect();
-        HistogramCore { bounds, bounds_ns, cells: Cells::new(words) }
+        HistogramCore { bounds, cells: Cells::new(words) }
     }
 
     #[inline]
     fn observe_nanos(&self, lane: lane::Lane, nanos: u64) {
         let value = i64::try_from(nanos).unwrap_or(i64::MAX);
-        let bucket = self.bounds_ns.iter().position(|&bound| value <= bound).unwrap_or(self.bounds_ns.len());
+        let ns = &self.bounds.ns;
+        let bucket = ns.iter().position(|&bound| value <= bound).unwrap_or(ns.len());
         #[allow(clippy::cast_precision_loss)] // sub-nanosecond precision is lost only past 104 days
         self.cells.observe(lane, bucket, self.bounds.len() + 1, nanos as f64 * 1e-9);
     }
 
     #[inline]
     fn observe(&self, value: f64) {
-        let bucket = self.bounds.partition_point(|&bound| bound < value);
+        let bucket = self.bounds.secs.partition_point(|&bound| bound < value);
         self.cells.observe(lane::current(), bucket, self.bounds.len() + 1, value);
     }
 
@@ -335,6 +350,7 @@ impl HistogramCore {
         let mut cumulative = 0u64;
         let buckets: Vec<(f64, u64)> = self
             .bounds
+            .secs
             .iter()
             .enumerate()
             .map(|(i, &le)| {
