@@ -29,9 +29,10 @@ pub(crate) const CHUNKS: usize = 4096;
 
 type Chunk = [AtomicU64; CHUNK_WORDS];
 
-/// One chunk index's chunks, one per lane that wrote into it, and which lanes those are.
+/// One chunk index's chunks, one per lane that wrote into it (and one more, at
+/// [`SHARED_SLOT`], for threads without a lane), and which lanes those are.
 struct Column {
-    lanes: [OnceLock<Box<Chunk>>; MAX_LANES],
+    lanes: [OnceLock<Box<Chunk>>; MAX_LANES + 1],
     /// Bit `l` set = lane `l`'s chunk exists (set after it is made), so a read visits only
     /// the lanes that wrote here.
     written: AtomicU64,
@@ -40,7 +41,10 @@ struct Column {
 /// The arena's chunk directory: column-major, so a read of one word over every lane reads one
 /// contiguous column. Untouched columns stay zero pages.
 static COLUMNS: [Column; CHUNKS] =
-    [const { Column { lanes: [const { OnceLock::new() }; MAX_LANES], written: AtomicU64::new(0) } }; CHUNKS];
+    [const { Column { lanes: [const { OnceLock::new() }; MAX_LANES + 1], written: AtomicU64::new(0) } }; CHUNKS];
+
+/// The chunk slot of threads without a lane: written with atomic read-modify-writes.
+const SHARED_SLOT: usize = MAX_LANES;
 
 /// Word ranges handed out and given back.
 struct Ranges {
@@ -90,7 +94,9 @@ fn give_back(base: u32, words: u32) {
 fn make_chunk(column: &'static Column, lane: usize) -> Option<&'static Chunk> {
     let slot = column.lanes.get(lane)?;
     let chunk = slot.get_or_init(|| Box::new([const { AtomicU64::new(0) }; CHUNK_WORDS]));
-    column.written.fetch_or(1u64 << lane, Ordering::Release);
+    if lane < MAX_LANES {
+        column.written.fetch_or(1u64 << lane, Ordering::Release);
+    }
     Some(chunk)
 }
 
@@ -111,22 +117,24 @@ fn add_f64_shared(cell: &AtomicU64, x: f64) {
 }
 
 /// `words` atomic words per writing lane (in the lane-major arena), plus a shared set for
-/// threads without a lane, made on first use. 32 bytes, plus 8 bytes per word in each lane
-/// whose chunk holds them.
+/// threads without a lane (in the arena's shared slot). 24 bytes, plus 8 bytes per word in
+/// each lane whose chunk holds them.
 pub(crate) struct Cells {
     /// The series' first word in the arena, or [`NO_BASE`].
     base: u32,
     words: u32,
-    /// Written with atomic read-modify-writes by threads without a lane (and by every thread
-    /// when the series has no arena range).
-    shared: OnceLock<Box<[AtomicU64]>>,
+    /// Only for a series without an arena range: its words, written by every thread with
+    /// atomic read-modify-writes.
+    own: Option<Box<[AtomicU64]>>,
 }
 
 impl Cells {
     /// Zeroed cells of `words` words (a range of the arena is taken; no lane holds memory for
     /// it until it writes).
     pub(crate) fn new(words: usize) -> Self {
-        Cells { base: take_range(words), words: u32::try_from(words).unwrap_or(u32::MAX), shared: OnceLock::new() }
+        let base = take_range(words);
+        let own = (base == NO_BASE).then(|| (0..words).map(|_| AtomicU64::new(0)).collect());
+        Cells { base, words: u32::try_from(words).unwrap_or(u32::MAX), own }
     }
 
     /// The column holding this series' words and their offset in a chunk.
@@ -150,8 +158,13 @@ impl Cells {
     #[cold]
     #[inline(never)]
     fn shared_word(&self, word: usize) -> Option<&AtomicU64> {
-        let words = self.words as usize;
-        self.shared.get_or_init(|| (0..words).map(|_| AtomicU64::new(0)).collect()).get(word)
+        if word >= self.words as usize {
+            return None;
+        }
+        match self.column() {
+            Some((column, offset)) => make_chunk(column, SHARED_SLOT)?.get(offset + word),
+            None => self.own.as_ref()?.get(word),
+        }
     }
 
     /// Adds `n` to `word` in the calling thread's lane.
@@ -226,7 +239,11 @@ impl Cells {
             }
             None
         });
-        lanes.chain(self.shared.get().and_then(|shared| shared.get(word)))
+        let shared = match column {
+            Some(column) => column.lanes[SHARED_SLOT].get().and_then(|chunk| chunk.get(at)),
+            None => self.own.as_ref().and_then(|own| own.get(word)),
+        };
+        lanes.chain(shared)
     }
 
     /// Sum of `word` over every lane.

@@ -16,24 +16,117 @@ use std::sync::Arc;
 /// assert!(flext_obs::store::Labels::new(&[("a", "1"), ("a", "2")]).is_err());
 /// # Ok::<(), flext_obs::Error>(())
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Debug)]
-pub struct Labels(Arc<[(Box<str>, Box<str>)]>);
+///
+/// Kept in one shared string (the pair count, then each name and value after its length:
+/// `1;5:route2:/a`), so a series' label set is one small allocation.
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
+pub struct Labels(Arc<str>);
+
+/// Appends `text` after its length, for [`Labels`]' packed form.
+fn push_sized(packed: &mut String, text: &str) {
+    use std::fmt::Write;
+    let _ = write!(packed, "{}:", text.len());
+    packed.push_str(text);
+}
+
+/// Reads a decimal number ending in `end` from the front of `text`, and the rest after it.
+fn take_number(text: &str, end: char) -> Option<(usize, &str)> {
+    let (digits, rest) = text.split_once(end)?;
+    Some((digits.parse().ok()?, rest))
+}
+
+/// Reads one length-prefixed string from the front of `text`, and the rest after it.
+fn take_sized(text: &str) -> Option<(&str, &str)> {
+    let (len, rest) = take_number(text, ':')?;
+    Some((rest.get(..len)?, rest.get(len..)?))
+}
+
+/// The pairs of a [`Labels`], in name order.
+struct Pairs<'a> {
+    rest: &'a str,
+    left: usize,
+}
+
+impl<'a> Iterator for Pairs<'a> {
+    type Item = (&'a str, &'a str);
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        let pair = take_sized(self.rest).and_then(|(name, rest)| take_sized(rest).map(|(value, rest)| (name, value, rest)));
+        let Some((name, value, rest)) = pair else {
+            self.left = 0; // cannot happen: the packed form is written by `Labels::new`
+            return None;
+        };
+        self.rest = rest;
+        self.left -= 1;
+        Some((name, value))
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for Pairs<'_> {}
+
+impl PartialOrd for Labels {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Pair by pair, as a sorted list of `(name, value)`.
+impl Ord for Labels {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        if Arc::ptr_eq(&self.0, &other.0) {
+            return std::cmp::Ordering::Equal;
+        }
+        self.iter().cmp(other.iter())
+    }
+}
+
+impl std::fmt::Debug for Labels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
 
 impl Labels {
     /// Validates and sorts `pairs`. Duplicate names are an error, not a silent overwrite.
     pub fn new<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> Result<Self> {
         validate::labels("store", pairs.iter().map(|(k, v)| (k.as_ref(), v.as_ref())))?;
-        let mut sorted: Vec<(Box<str>, Box<str>)> = pairs.iter().map(|(k, v)| (k.as_ref().into(), v.as_ref().into())).collect();
-        sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut sorted: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
+        sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
         if let Some(pair) = sorted.windows(2).find(|w| w[0].0 == w[1].0) {
-            return Err(Error::invalid("store", "label name", &*pair[0].0, "must appear only once in a label set"));
+            return Err(Error::invalid("store", "label name", pair[0].0, "must appear only once in a label set"));
         }
-        Ok(Labels(sorted.into()))
+        if sorted.is_empty() {
+            return Ok(Labels::default());
+        }
+        let mut packed = String::with_capacity(4 + sorted.iter().map(|(k, v)| k.len() + v.len() + 8).sum::<usize>());
+        packed.push_str(&sorted.len().to_string());
+        packed.push(';');
+        for (k, v) in sorted {
+            push_sized(&mut packed, k);
+            push_sized(&mut packed, v);
+        }
+        Ok(Labels(packed.into()))
     }
 
     /// The pairs, sorted by name.
+    ///
+    /// ```
+    /// let labels = flext_obs::store::Labels::new(&[("b", "2:x"), ("a", "1;")])?;
+    /// assert_eq!(labels.iter().len(), 2);
+    /// assert_eq!(labels.iter().collect::<Vec<_>>(), [("a", "1;"), ("b", "2:x")]);
+    /// assert_eq!(labels.get("b"), Some("2:x"));
+    /// # Ok::<(), flext_obs::Error>(())
+    /// ```
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (&**k, &**v))
+        match take_number(&self.0, ';') {
+            Some((left, rest)) => Pairs { rest, left },
+            None => Pairs { rest: "", left: 0 },
+        }
     }
 
     /// Whether the set has no labels.
@@ -43,7 +136,7 @@ impl Labels {
 
     /// The value of label `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.binary_search_by(|(k, _)| (**k).cmp(name)).ok().map(|i| &*self.0[i].1)
+        self.iter().find(|(k, _)| *k == name).map(|(_, v)| v)
     }
 
     /// The label set as the Prometheus exposition writes it: `{k="v",...}` with values
