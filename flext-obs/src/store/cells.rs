@@ -246,6 +246,12 @@ impl Cells {
         lanes.chain(shared)
     }
 
+    /// Where the series' words start in the arena, for a reader that keeps it next to its
+    /// other series (the scrape layout, see [`sum_pair_at`]); `None` without an arena range.
+    pub(crate) fn base(&self) -> Option<u32> {
+        (self.base != NO_BASE).then_some(self.base)
+    }
+
     /// Sum of `word` over every lane.
     pub(crate) fn sum(&self, word: usize) -> u64 {
         self.each_word(word).fold(0u64, |acc, cell| acc.wrapping_add(cell.load(Ordering::Relaxed)))
@@ -265,6 +271,30 @@ impl Cells {
             }
         }
     }
+}
+
+/// The sums over every lane (and the shared slot) of the whole-number word `base + int` and
+/// of the `f64` word `base + float`, read straight from the arena (no hop through the series):
+/// `base` is a [`Cells::base`] of cells still alive, and both words are in its range.
+pub(crate) fn sum_pair_at(base: u32, int: usize, float: usize) -> (u64, f64) {
+    let base = base as usize;
+    let Some(column) = COLUMNS.get(base / CHUNK_WORDS) else { return (0, 0.0) };
+    let (int, float) = (base % CHUNK_WORDS + int, base % CHUNK_WORDS + float);
+    let read = |chunk: &Box<Chunk>| -> (u64, f64) {
+        let whole = chunk.get(int).map_or(0, |w| w.load(Ordering::Relaxed));
+        (whole, chunk.get(float).map_or(0.0, |w| f64::from_bits(w.load(Ordering::Relaxed))))
+    };
+    let (mut whole, mut fraction) = column.lanes[SHARED_SLOT].get().map_or((0u64, 0.0), read);
+    let mut written = column.written.load(Ordering::Acquire);
+    while written != 0 {
+        let lane = written.trailing_zeros() as usize;
+        written &= written - 1;
+        if let Some((w, f)) = column.lanes[lane].get().map(read) {
+            whole = whole.wrapping_add(w);
+            fraction += f;
+        }
+    }
+    (whole, fraction)
 }
 
 impl Drop for Cells {
@@ -312,6 +342,9 @@ mod tests {
         assert_eq!(cells.sum(19), 117);
         assert_eq!(cells.sum(3), 2);
         assert!((cells.sum_f64(4) - 0.75).abs() < 1e-12);
+        let (whole, fraction) = super::sum_pair_at(cells.base().expect("an arena range"), 3, 4);
+        assert_eq!(whole, 2);
+        assert!((fraction - 0.75).abs() < 1e-12, "the scrape's direct read sums the same lanes");
         cells.clear();
         assert_eq!((cells.sum(19), cells.sum(3)), (0, 0));
         cells.add(lane(1), 19, 1);

@@ -3,7 +3,7 @@
 
 use super::family::{Family, counter_base};
 use super::key::Labels;
-use super::series::SeriesData;
+use super::series::{SeriesData, counter_value_at};
 use super::snapshot::SummaryValue;
 use super::{DROPPED_SERIES_METRIC, SERIES_METRIC, Series, Store, lock, read};
 use crate::entity::MetricKind;
@@ -16,7 +16,12 @@ impl Store {
     /// a scrape of 10,000 series allocates little. Sorted by name, then labels.
     pub fn export_snapshot(&self) -> ExportSnapshot {
         let sorted = self.sorted_series();
-        let values = sorted.data.iter().map(SeriesData::export).collect();
+        let values = sorted
+            .data
+            .iter()
+            .zip(&sorted.counter_bases)
+            .map(|(data, &base)| if base == NO_COUNTER { data.export() } else { ExportValue::Scalar(counter_value_at(base)) })
+            .collect();
         let families: Vec<Arc<Family>> = read(&self.registry.families).by_name.values().cloned().collect();
         let mut extra: Vec<ExportRow> = Vec::with_capacity(families.len() * 2);
         for family in &families {
@@ -91,7 +96,13 @@ pub(crate) struct Sorted {
     data: Vec<SeriesData>,
     /// The series' label sets (shared, not copied), next to each other.
     labels: Vec<Labels>,
+    /// Per series, where a counter's words start in the store's arena (read there directly,
+    /// without a hop through the series; `data` keeps them alive), else [`NO_COUNTER`].
+    counter_bases: Vec<u32>,
 }
+
+/// Not a counter with an arena range: read through its [`SeriesData`].
+const NO_COUNTER: u32 = u32::MAX;
 
 impl Sorted {
     fn new(series: &[Arc<Series>]) -> Self {
@@ -121,6 +132,7 @@ impl Sorted {
                 }
                 sorted.spans.push((start as u32, prefix as u32, sorted.text.len() as u32));
             }
+            sorted.counter_bases.push(s.data.counter_base().unwrap_or(NO_COUNTER));
             sorted.data.push(s.data.clone());
             sorted.labels.push(s.key.labels.clone());
         }

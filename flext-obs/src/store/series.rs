@@ -470,6 +470,14 @@ impl SummaryCore {
     }
 }
 
+/// The value of the counter whose words start at `base` ([`SeriesData::counter_base`]; its
+/// series must still be alive), read from the arena without a hop through the series.
+#[allow(clippy::cast_precision_loss)] // as `CounterCore::value`
+pub(crate) fn counter_value_at(base: u32) -> f64 {
+    let (whole, fraction) = super::cells::sum_pair_at(base, COUNTER_INT, COUNTER_FLOAT);
+    whole as f64 + fraction
+}
+
 /// What the registry keeps per series.
 #[derive(Clone)]
 pub(crate) enum SeriesData {
@@ -499,6 +507,15 @@ impl SeriesData {
             SeriesData::Gauge(c) => c.base.load(Ordering::Relaxed) ^ c.deltas.sum(0).rotate_left(32),
             SeriesData::Histogram(c) => c.count(),
             SeriesData::Summary(c) => c.state.lock().unwrap_or_else(PoisonError::into_inner).count,
+        }
+    }
+
+    /// Where a counter's words start in the store's arena, for the scrape layout to read its
+    /// value directly ([`counter_value_at`]); `None` for other kinds.
+    pub(crate) fn counter_base(&self) -> Option<u32> {
+        match self {
+            SeriesData::Counter(c) => c.0.base(),
+            _ => None,
         }
     }
 
