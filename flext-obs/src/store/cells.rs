@@ -38,10 +38,30 @@ struct Column {
     written: AtomicU64,
 }
 
-/// The arena's chunk directory: column-major, so a read of one word over every lane reads one
-/// contiguous column. Untouched columns stay zero pages.
-static COLUMNS: [Column; CHUNKS] =
-    [const { Column { lanes: [const { OnceLock::new() }; MAX_LANES + 1], written: AtomicU64::new(0) } }; CHUNKS];
+/// Columns per group: the arena's directory is made a group (64 columns, 67 KB) at a time, as
+/// series first reach it.
+const GROUP: usize = 64;
+
+/// [`GROUP`] consecutive columns.
+struct Group([Column; GROUP]);
+
+/// The arena's chunk directory, column-major (a read of one word over every lane reads one
+/// contiguous column), made a group at a time.
+static GROUPS: [OnceLock<Box<Group>>; CHUNKS / GROUP] = [const { OnceLock::new() }; CHUNKS / GROUP];
+
+/// Column `index`, if its group was made.
+fn column_at(index: usize) -> Option<&'static Column> {
+    GROUPS.get(index / GROUP)?.get()?.0.get(index % GROUP)
+}
+
+/// Column `index`, making its group on first use.
+#[cold]
+fn make_column(index: usize) -> Option<&'static Column> {
+    let group = GROUPS.get(index / GROUP)?.get_or_init(|| {
+        Box::new(Group([const { Column { lanes: [const { OnceLock::new() }; MAX_LANES + 1], written: AtomicU64::new(0) } }; GROUP]))
+    });
+    group.0.get(index % GROUP)
+}
 
 /// The chunk slot of threads without a lane: written with atomic read-modify-writes.
 const SHARED_SLOT: usize = MAX_LANES;
@@ -120,28 +140,37 @@ fn add_f64_shared(cell: &AtomicU64, x: f64) {
 /// threads without a lane (in the arena's shared slot). 24 bytes, plus 8 bytes per word in
 /// each lane whose chunk holds them.
 pub(crate) struct Cells {
+    /// The arena column holding the series' words (`None` without an arena range).
+    column: Option<&'static Column>,
     /// The series' first word in the arena, or [`NO_BASE`].
     base: u32,
     words: u32,
     /// Only for a series without an arena range: its words, written by every thread with
     /// atomic read-modify-writes.
-    own: Option<Box<[AtomicU64]>>,
+    own: Option<Box<OwnWords>>,
 }
+
+/// The words of a series without an arena range.
+struct OwnWords(Box<[AtomicU64]>);
 
 impl Cells {
     /// Zeroed cells of `words` words (a range of the arena is taken; no lane holds memory for
     /// it until it writes).
     pub(crate) fn new(words: usize) -> Self {
-        let base = take_range(words);
-        let own = (base == NO_BASE).then(|| (0..words).map(|_| AtomicU64::new(0)).collect());
-        Cells { base, words: u32::try_from(words).unwrap_or(u32::MAX), own }
+        let mut base = take_range(words);
+        let column = make_column(base as usize / CHUNK_WORDS);
+        if column.is_none() && base != NO_BASE {
+            give_back(base, u32::try_from(words).unwrap_or(u32::MAX));
+            base = NO_BASE;
+        }
+        let own = column.is_none().then(|| Box::new(OwnWords((0..words).map(|_| AtomicU64::new(0)).collect())));
+        Cells { column, base, words: u32::try_from(words).unwrap_or(u32::MAX), own }
     }
 
     /// The column holding this series' words and their offset in a chunk.
     #[inline]
     fn column(&self) -> Option<(&'static Column, usize)> {
-        let base = self.base as usize;
-        Some((COLUMNS.get(base / CHUNK_WORDS)?, base % CHUNK_WORDS))
+        Some((self.column?, self.base as usize % CHUNK_WORDS))
     }
 
     /// Lane `lane`'s chunk holding this series and the series' offset in it, the chunk made on
@@ -163,7 +192,7 @@ impl Cells {
         }
         match self.column() {
             Some((column, offset)) => make_chunk(column, SHARED_SLOT)?.get(offset + word),
-            None => self.own.as_ref()?.get(word),
+            None => self.own.as_ref()?.0.get(word),
         }
     }
 
@@ -241,7 +270,7 @@ impl Cells {
         });
         let shared = match column {
             Some(column) => column.lanes[SHARED_SLOT].get().and_then(|chunk| chunk.get(at)),
-            None => self.own.as_ref().and_then(|own| own.get(word)),
+            None => self.own.as_ref().and_then(|own| own.0.get(word)),
         };
         lanes.chain(shared)
     }
@@ -278,7 +307,7 @@ impl Cells {
 /// `base` is a [`Cells::base`] of cells still alive, and both words are in its range.
 pub(crate) fn sum_pair_at(base: u32, int: usize, float: usize) -> (u64, f64) {
     let base = base as usize;
-    let Some(column) = COLUMNS.get(base / CHUNK_WORDS) else { return (0, 0.0) };
+    let Some(column) = column_at(base / CHUNK_WORDS) else { return (0, 0.0) };
     let (int, float) = (base % CHUNK_WORDS + int, base % CHUNK_WORDS + float);
     let read = |chunk: &Box<Chunk>| -> (u64, f64) {
         let whole = chunk.get(int).map_or(0, |w| w.load(Ordering::Relaxed));
@@ -302,7 +331,7 @@ impl Drop for Cells {
     /// them any more: every handle is gone (the last one's drop happens before this), so the
     /// next series given the range starts from zero in every lane.
     fn drop(&mut self) {
-        if self.base != NO_BASE {
+        if self.column.is_some() {
             self.clear();
             give_back(self.base, self.words);
         }
@@ -312,7 +341,8 @@ impl Drop for Cells {
 /// Lane chunks made so far, over every lane (for tests and the memory benchmark's notes).
 #[cfg(test)]
 fn chunks_made() -> u32 {
-    COLUMNS.iter().map(|c| c.written.load(Ordering::Relaxed).count_ones()).sum()
+    let groups = GROUPS.iter().filter_map(OnceLock::get);
+    groups.flat_map(|g| g.0.iter()).map(|c| c.written.load(Ordering::Relaxed).count_ones()).sum()
 }
 
 #[cfg(test)]
