@@ -42,25 +42,22 @@ struct Column {
 /// series first reach it.
 const GROUP: usize = 64;
 
-/// [`GROUP`] consecutive columns.
-struct Group([Column; GROUP]);
-
 /// The arena's chunk directory, column-major (a read of one word over every lane reads one
 /// contiguous column), made a group at a time.
-static GROUPS: [OnceLock<Box<Group>>; CHUNKS / GROUP] = [const { OnceLock::new() }; CHUNKS / GROUP];
+static GROUPS: [OnceLock<Box<[Column]>>; CHUNKS / GROUP] = [const { OnceLock::new() }; CHUNKS / GROUP];
 
 /// Column `index`, if its group was made.
 fn column_at(index: usize) -> Option<&'static Column> {
-    GROUPS.get(index / GROUP)?.get()?.0.get(index % GROUP)
+    GROUPS.get(index / GROUP)?.get()?.get(index % GROUP)
 }
 
 /// Column `index`, making its group on first use.
 #[cold]
 fn make_column(index: usize) -> Option<&'static Column> {
     let group = GROUPS.get(index / GROUP)?.get_or_init(|| {
-        Box::new(Group([const { Column { lanes: [const { OnceLock::new() }; MAX_LANES + 1], written: AtomicU64::new(0) } }; GROUP]))
+        (0..GROUP).map(|_| Column { lanes: [const { OnceLock::new() }; MAX_LANES + 1], written: AtomicU64::new(0) }).collect()
     });
-    group.0.get(index % GROUP)
+    group.get(index % GROUP)
 }
 
 /// The chunk slot of threads without a lane: written with atomic read-modify-writes.
@@ -309,16 +306,16 @@ pub(crate) fn sum_pair_at(base: u32, int: usize, float: usize) -> (u64, f64) {
     let base = base as usize;
     let Some(column) = column_at(base / CHUNK_WORDS) else { return (0, 0.0) };
     let (int, float) = (base % CHUNK_WORDS + int, base % CHUNK_WORDS + float);
-    let read = |chunk: &Box<Chunk>| -> (u64, f64) {
+    let read = |chunk: &Chunk| -> (u64, f64) {
         let whole = chunk.get(int).map_or(0, |w| w.load(Ordering::Relaxed));
         (whole, chunk.get(float).map_or(0.0, |w| f64::from_bits(w.load(Ordering::Relaxed))))
     };
-    let (mut whole, mut fraction) = column.lanes[SHARED_SLOT].get().map_or((0u64, 0.0), read);
+    let (mut whole, mut fraction) = column.lanes[SHARED_SLOT].get().map_or((0u64, 0.0), |chunk| read(chunk));
     let mut written = column.written.load(Ordering::Acquire);
     while written != 0 {
         let lane = written.trailing_zeros() as usize;
         written &= written - 1;
-        if let Some((w, f)) = column.lanes[lane].get().map(read) {
+        if let Some((w, f)) = column.lanes[lane].get().map(|chunk| read(chunk)) {
             whole = whole.wrapping_add(w);
             fraction += f;
         }
@@ -342,7 +339,7 @@ impl Drop for Cells {
 #[cfg(test)]
 fn chunks_made() -> u32 {
     let groups = GROUPS.iter().filter_map(OnceLock::get);
-    groups.flat_map(|g| g.0.iter()).map(|c| c.written.load(Ordering::Relaxed).count_ones()).sum()
+    groups.flat_map(|g| g.iter()).map(|c| c.written.load(Ordering::Relaxed).count_ones()).sum()
 }
 
 #[cfg(test)]
