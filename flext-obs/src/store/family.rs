@@ -211,3 +211,17 @@ pub(super) fn check_reserved_labels(kind: MetricKind, labels: &super::Labels) ->
     }
     Ok(())
 }
+
+/// Validates histogram bounds: at least one, finite, strictly increasing.
+pub(crate) fn check_buckets(bounds: &[f64]) -> Result<()> {
+    if bounds.is_empty() {
+        return Err(Error::invalid("store", "buckets", bounds, "need at least one bound"));
+    }
+    if bounds.iter().any(|b| !b.is_finite()) {
+        return Err(Error::invalid("store", "buckets", bounds, "every bound must be finite (+Inf is implied)"));
+    }
+    if bounds.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(Error::invalid("store", "buckets", bounds, "bounds must be strictly increasing"));
+    }
+    Ok(())
+}

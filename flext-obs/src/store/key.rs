@@ -1,5 +1,6 @@
 //! Series identity: a metric name plus a validated, sorted label set, hashed once.
 
+use super::Series;
 use super::family::Family;
 use crate::entity::validate;
 use crate::error::{Error, Result};
@@ -201,6 +202,27 @@ impl Hash for Key {
         state.write_u64(self.hash);
     }
 }
+
+/// A series in its shard's set, found by its key (the key lives once, in the series: the set
+/// holds one pointer per series).
+pub(crate) struct Entry(pub(crate) Arc<Series>);
+
+impl std::borrow::Borrow<Key> for Entry {
+    fn borrow(&self) -> &Key {
+        &self.0.key
+    }
+}
+impl std::hash::Hash for Entry {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.key.hash(state);
+    }
+}
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.key == other.0.key
+    }
+}
+impl Eq for Entry {}
 
 /// Passes a key's precomputed hash through instead of hashing it again.
 #[derive(Default)]

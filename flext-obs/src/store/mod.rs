@@ -56,8 +56,9 @@ pub use snapshot::{HistogramValue, SeriesSnapshot, SeriesValue, Snapshot, Summar
 
 use crate::entity::{Metric, MetricKind, validate};
 use crate::error::{Error, Result};
+pub(crate) use family::check_buckets;
 use family::{Families, Family, RETIRED, check_reserved_labels};
-use key::{Key, PrehashedState};
+use key::{Entry, Key, PrehashedState};
 use series::{CounterCore, GaugeCore, HistogramCore, SeriesData, SummaryCore, Switch};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -163,20 +164,6 @@ impl Default for StoreSettings {
     }
 }
 
-/// Validates histogram bounds: at least one, finite, strictly increasing.
-pub(crate) fn check_buckets(bounds: &[f64]) -> Result<()> {
-    if bounds.is_empty() {
-        return Err(Error::invalid("store", "buckets", bounds, "need at least one bound"));
-    }
-    if bounds.iter().any(|b| !b.is_finite()) {
-        return Err(Error::invalid("store", "buckets", bounds, "every bound must be finite (+Inf is implied)"));
-    }
-    if bounds.windows(2).any(|w| w[0] >= w[1]) {
-        return Err(Error::invalid("store", "buckets", bounds, "bounds must be strictly increasing"));
-    }
-    Ok(())
-}
-
 /// A registered series and the sweeper's memory of it.
 pub(crate) struct Series {
     /// Its family and labels.
@@ -196,27 +183,6 @@ impl Series {
         &self.key.family
     }
 }
-
-/// A series in its shard's set, found by its key (the key lives once, in the series: the set
-/// holds one pointer per series).
-pub(crate) struct Entry(pub(crate) Arc<Series>);
-
-impl std::borrow::Borrow<Key> for Entry {
-    fn borrow(&self) -> &Key {
-        &self.0.key
-    }
-}
-impl std::hash::Hash for Entry {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.0.key.hash(state);
-    }
-}
-impl PartialEq for Entry {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.key == other.0.key
-    }
-}
-impl Eq for Entry {}
 
 type Shard = RwLock<HashSet<Entry, PrehashedState>>;
 
@@ -624,20 +590,4 @@ pub struct Sweeper {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn idle_series_without_handles_are_evicted_after_retention() {
-        let store = Store::new(StoreSettings::default(), true).unwrap();
-        store.counter("a_total", &[("k", "1")]).unwrap().increment();
-        let held = store.counter("a_total", &[("k", "2")]).unwrap();
-        held.increment();
-        let t0 = Instant::now();
-        assert_eq!(store.sweep_older_than(Duration::from_secs(60), t0), 0, "first sweep only notes activity");
-        assert_eq!(store.sweep_older_than(Duration::from_secs(60), t0 + Duration::from_secs(30)), 0, "not idle long enough");
-        assert_eq!(store.sweep_older_than(Duration::from_secs(60), t0 + Duration::from_secs(61)), 1, "the handle-less series goes");
-        assert_eq!(store.series_count(), 1);
-        assert_eq!(store.snapshot().value(SERIES_METRIC, &[("metric", "a_total")]), Some(1.0));
-    }
-}
+mod tests;
