@@ -162,20 +162,16 @@ impl Labels {
     }
 }
 
-/// Family (so the metric name) + labels + the hash of both, computed once when the key is made.
+/// Family (so the metric name) + labels: a series' identity, kept once, in the series.
 #[derive(Clone)]
 pub(super) struct Key {
     pub(super) family: Arc<Family>,
     pub(crate) labels: Labels,
-    hash: u64,
 }
 
 impl Key {
     pub(super) fn new(family: Arc<Family>, labels: Labels) -> Self {
-        let mut hasher = std::hash::DefaultHasher::new();
-        family.name.hash(&mut hasher);
-        labels.hash(&mut hasher);
-        Key { family, labels, hash: hasher.finish() }
+        Key { family, labels }
     }
 
     /// The metric name.
@@ -183,23 +179,75 @@ impl Key {
         &self.family.name
     }
 
-    pub(crate) fn hash64(&self) -> u64 {
+    /// The hash of the name and labels (computed each time: a stored key needs it only when
+    /// its shard's set grows; lookups use a [`Query`]'s).
+    fn hash64(&self) -> u64 {
+        let mut hasher = std::hash::DefaultHasher::new();
+        self.family.name.hash(&mut hasher);
+        self.labels.hash(&mut hasher);
+        hasher.finish()
+    }
+}
+
+/// A key to look up, with its hash computed once.
+pub(super) struct Query {
+    pub(super) key: Key,
+    hash: u64,
+}
+
+impl Query {
+    pub(super) fn new(key: Key) -> Self {
+        let hash = key.hash64();
+        Query { key, hash }
+    }
+
+    /// The hash of the key, for choosing a shard.
+    pub(super) fn hash64(&self) -> u64 {
+        self.hash
+    }
+
+    /// The key as the shards' sets look it up.
+    pub(super) fn lookup(&self) -> &dyn Lookup {
+        self
+    }
+}
+
+/// What a shard's set hashes and compares: a stored key or a [`Query`], so that a lookup hashes
+/// once and a series stores no hash.
+pub(super) trait Lookup {
+    fn key(&self) -> &Key;
+    fn hash64(&self) -> u64;
+}
+
+impl Lookup for Key {
+    fn key(&self) -> &Key {
+        self
+    }
+    fn hash64(&self) -> u64 {
+        Key::hash64(self)
+    }
+}
+
+impl Lookup for Query {
+    fn key(&self) -> &Key {
+        &self.key
+    }
+    fn hash64(&self) -> u64 {
         self.hash
     }
 }
 
-impl PartialEq for Key {
+impl PartialEq for dyn Lookup + '_ {
     fn eq(&self, other: &Self) -> bool {
-        self.hash == other.hash
-            && (Arc::ptr_eq(&self.family, &other.family) || self.family.name == other.family.name)
-            && self.labels == other.labels
+        let (a, b) = (self.key(), other.key());
+        (Arc::ptr_eq(&a.family, &b.family) || a.family.name == b.family.name) && a.labels == b.labels
     }
 }
-impl Eq for Key {}
+impl Eq for dyn Lookup + '_ {}
 
-impl Hash for Key {
+impl Hash for dyn Lookup + '_ {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.hash);
+        state.write_u64(self.hash64());
     }
 }
 
@@ -207,19 +255,19 @@ impl Hash for Key {
 /// holds one pointer per series).
 pub(crate) struct Entry(pub(crate) Arc<Series>);
 
-impl std::borrow::Borrow<Key> for Entry {
-    fn borrow(&self) -> &Key {
+impl<'a> std::borrow::Borrow<dyn Lookup + 'a> for Entry {
+    fn borrow(&self) -> &(dyn Lookup + 'a) {
         &self.0.key
     }
 }
-impl std::hash::Hash for Entry {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.0.key.hash(state);
+impl Hash for Entry {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (&self.0.key as &dyn Lookup).hash(state);
     }
 }
 impl PartialEq for Entry {
     fn eq(&self, other: &Self) -> bool {
-        self.0.key == other.0.key
+        (&self.0.key as &dyn Lookup) == (&other.0.key as &dyn Lookup)
     }
 }
 impl Eq for Entry {}

@@ -58,7 +58,7 @@ use crate::entity::{Metric, MetricKind, validate};
 use crate::error::{Error, Result};
 pub(crate) use family::check_buckets;
 use family::{Families, Family, RETIRED, check_reserved_labels};
-use key::{Entry, Key, PrehashedState};
+use key::{Entry, Key, PrehashedState, Query};
 use series::{CounterCore, GaugeCore, HistogramCore, SeriesData, SummaryCore, Switch};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -485,13 +485,13 @@ impl Store {
     /// The series of `labels` in `family`, created when the limits allow, else the family's
     /// overflow series; `None` when the family was retired meanwhile.
     fn resolve_in(&self, family: &Arc<Family>, labels: &Labels) -> Option<SeriesData> {
-        let key = Key::new(family.clone(), labels.clone());
-        let shard = &self.registry.shards[usize::try_from(key.hash64() % SHARDS as u64).unwrap_or(0)];
-        if let Some(Entry(series)) = read(shard).get(&key) {
+        let query = Query::new(Key::new(family.clone(), labels.clone()));
+        let shard = &self.registry.shards[usize::try_from(query.hash64() % SHARDS as u64).unwrap_or(0)];
+        if let Some(Entry(series)) = read(shard).get(query.lookup()) {
             return Some(series.data.clone());
         }
         let mut map = write(shard);
-        if let Some(Entry(series)) = map.get(&key) {
+        if let Some(Entry(series)) = map.get(query.lookup()) {
             return Some(series.data.clone());
         }
         let limit = self.registry.settings.max_series_per_metric;
@@ -508,7 +508,7 @@ impl Store {
             });
         }
         let data = self.new_data(family);
-        map.insert(Entry(Arc::new(Series::new(key, data.clone(), &self.registry))));
+        map.insert(Entry(Arc::new(Series::new(query.key, data.clone(), &self.registry))));
         self.registry.generation.fetch_add(1, Ordering::Release);
         Some(data)
     }
@@ -546,9 +546,9 @@ impl Store {
             .overflow
             .get_or_init(|| {
                 let labels = Labels::new(&[(OVERFLOW_LABEL, "true")]).unwrap_or_default();
-                let key = Key::new(family.clone(), labels);
-                let series = Arc::new(Series::new(key.clone(), self.new_data(family), &self.registry));
-                let shard = &self.registry.shards[usize::try_from(key.hash64() % SHARDS as u64).unwrap_or(0)];
+                let query = Query::new(Key::new(family.clone(), labels));
+                let shard = &self.registry.shards[usize::try_from(query.hash64() % SHARDS as u64).unwrap_or(0)];
+                let series = Arc::new(Series::new(query.key, self.new_data(family), &self.registry));
                 write(shard).insert(Entry(series.clone()));
                 self.registry.generation.fetch_add(1, Ordering::Release);
                 series
