@@ -10,6 +10,9 @@
 //! locked instruction, see [`super::lane`]); neighbouring series share a lane's cache lines,
 //! which costs nothing since one thread writes them all.
 //!
+//! The directory of chunks costs 16 bytes per lane slot (65 of them) per column of
+//! [`CHUNK_WORDS`] words, about 1 byte per word, made 16 columns at a time.
+//!
 //! When a series goes (its last handle dropped after the retention sweep evicted it), its
 //! words are zeroed in every lane and its range goes back to a free list for the next series
 //! of the same size. Chunks are never freed: the arena is as large as the most words live at
@@ -38,9 +41,9 @@ struct Column {
     written: AtomicU64,
 }
 
-/// Columns per group: the arena's directory is made a group (64 columns, 67 KB) at a time, as
+/// Columns per group: the arena's directory is made a group (16 columns, 17 KB) at a time, as
 /// series first reach it.
-const GROUP: usize = 64;
+const GROUP: usize = 16;
 
 /// The arena's chunk directory, column-major (a read of one word over every lane reads one
 /// contiguous column), made a group at a time.
