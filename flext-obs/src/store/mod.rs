@@ -133,8 +133,9 @@ pub struct StoreSettings {
     /// rounded up to a power of two, from 4 to 64. Lanes are one count for the whole process (a
     /// thread's lane is its lane in every series), fixed when its first series or span buffer
     /// is made, so a store asking for a count after that, and another than the one fixed, is
-    /// refused. More lanes let more threads record without a locked instruction; each costs
-    /// memory in every series (see the README's memory figures), so a 64-core service can ask
+    /// refused. More lanes let more threads record without a locked instruction; a lane
+    /// costs memory only in the parts of the store it writes (8 KiB chunks; see the README's
+    /// memory figures), so a 64-core service whose threads each write a few series can ask
     /// for fewer, and a small machine can measure what 64 cost.
     ///
     /// ```
