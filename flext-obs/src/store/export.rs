@@ -3,7 +3,7 @@
 
 use super::family::{Family, counter_base};
 use super::key::Labels;
-use super::series::{SeriesData, counter_value_at};
+use super::series::counter_value_at;
 use super::snapshot::SummaryValue;
 use super::{DROPPED_SERIES_METRIC, SERIES_METRIC, Series, Store, lock, read};
 use crate::entity::MetricKind;
@@ -20,7 +20,7 @@ impl Store {
             .data
             .iter()
             .zip(&sorted.counter_bases)
-            .map(|(data, &base)| if base == NO_COUNTER { data.export() } else { ExportValue::Scalar(counter_value_at(base)) })
+            .map(|(series, &base)| if base == NO_COUNTER { series.data().export() } else { ExportValue::Scalar(counter_value_at(base)) })
             .collect();
         let families: Vec<Arc<Family>> = read(&self.registry.families).by_name.values().cloned().collect();
         let mut extra: Vec<ExportRow> = Vec::with_capacity(families.len() * 2);
@@ -91,9 +91,10 @@ pub(crate) struct Sorted {
     /// Per series: its label block, then (counters and gauges) its whole sample prefix
     /// `name{labels}`, as ranges of `text`.
     spans: Vec<(u32, u32, u32)>,
-    /// The series' cells, read on every scrape without a hop through the series. They count
-    /// as a handle, so the retention sweep drops this layout before it looks for idle series.
-    data: Vec<SeriesData>,
+    /// The series, read on every scrape (counters straight from the arena, see
+    /// `counter_bases`). They count as handles, so the retention sweep drops this layout before
+    /// it looks for idle series.
+    data: Vec<Arc<Series>>,
     /// The series' label sets (shared, not copied), next to each other.
     labels: Vec<Labels>,
     /// Per series, where a counter's words start in the store's arena (read there directly,
@@ -101,7 +102,7 @@ pub(crate) struct Sorted {
     counter_bases: Vec<u32>,
 }
 
-/// Not a counter with an arena range: read through its [`SeriesData`].
+/// Not a counter with an arena range: read through its series.
 const NO_COUNTER: u32 = u32::MAX;
 
 impl Sorted {
@@ -133,7 +134,7 @@ impl Sorted {
                 sorted.spans.push((start as u32, prefix as u32, sorted.text.len() as u32));
             }
             sorted.counter_bases.push(s.data.counter_base().unwrap_or(NO_COUNTER));
-            sorted.data.push(s.data.clone());
+            sorted.data.push(s.clone());
             sorted.labels.push(s.key.labels.clone());
         }
         sorted

@@ -59,7 +59,7 @@ use crate::error::{Error, Result};
 pub(crate) use family::check_buckets;
 use family::{Families, Family, RETIRED, check_reserved_labels};
 use key::{Entry, Key, PrehashedState, Query};
-use series::{CounterCore, GaugeCore, HistogramCore, SeriesData, SummaryCore, Switch};
+use series::{Core, CounterCore, GaugeCore, HistogramCore, SeriesData, SummaryCore, Switch};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -182,6 +182,18 @@ impl Series {
 
     fn family(&self) -> &Arc<Family> {
         &self.key.family
+    }
+
+    /// Its core.
+    #[inline]
+    pub(crate) fn data(&self) -> &SeriesData {
+        &self.data
+    }
+
+    /// Whether a handle (or a scrape layout) outside the registry still points at this series:
+    /// then it is not evicted, the handle's records must stay visible.
+    fn has_handles(self: &Arc<Self>) -> bool {
+        Arc::strong_count(self) > 1
     }
 }
 
@@ -307,34 +319,42 @@ impl Store {
 
     /// Resolves the counter `name{labels}`, creating it on first use.
     pub fn counter(&self, name: &str, labels: &[(&str, &str)]) -> Result<Counter> {
-        match self.resolve(name, labels, MetricKind::Counter)? {
-            SeriesData::Counter(core) => Ok(Counter::new(core, self.registry.switch.clone())),
-            _ => unreachable_kind(name),
+        let series = self.resolve(name, labels, MetricKind::Counter)?;
+        if matches!(series.data, SeriesData::Counter(_)) {
+            Ok(Counter::new(Core::new(series), self.registry.switch.clone()))
+        } else {
+            unreachable_kind(name)
         }
     }
 
     /// Resolves the gauge `name{labels}`, creating it on first use.
     pub fn gauge(&self, name: &str, labels: &[(&str, &str)]) -> Result<Gauge> {
-        match self.resolve(name, labels, MetricKind::Gauge)? {
-            SeriesData::Gauge(core) => Ok(Gauge::new(core, self.registry.switch.clone())),
-            _ => unreachable_kind(name),
+        let series = self.resolve(name, labels, MetricKind::Gauge)?;
+        if matches!(series.data, SeriesData::Gauge(_)) {
+            Ok(Gauge::new(Core::new(series), self.registry.switch.clone()))
+        } else {
+            unreachable_kind(name)
         }
     }
 
     /// Resolves the histogram `name{labels}` (with the metric's buckets, see
     /// [`set_buckets`](Store::set_buckets)), creating it on first use.
     pub fn histogram(&self, name: &str, labels: &[(&str, &str)]) -> Result<Histogram> {
-        match self.resolve(name, labels, MetricKind::Histogram)? {
-            SeriesData::Histogram(core) => Ok(Histogram::new(core, self.registry.switch.clone())),
-            _ => unreachable_kind(name),
+        let series = self.resolve(name, labels, MetricKind::Histogram)?;
+        if matches!(series.data, SeriesData::Histogram(_)) {
+            Ok(Histogram::new(Core::new(series), self.registry.switch.clone()))
+        } else {
+            unreachable_kind(name)
         }
     }
 
     /// Resolves the summary `name{labels}`, creating it on first use.
     pub fn summary(&self, name: &str, labels: &[(&str, &str)]) -> Result<Summary> {
-        match self.resolve(name, labels, MetricKind::Summary)? {
-            SeriesData::Summary(core) => Ok(Summary::new(core, self.registry.switch.clone())),
-            _ => unreachable_kind(name),
+        let series = self.resolve(name, labels, MetricKind::Summary)?;
+        if matches!(series.data, SeriesData::Summary(_)) {
+            Ok(Summary::new(Core::new(series), self.registry.switch.clone()))
+        } else {
+            unreachable_kind(name)
         }
     }
 
@@ -468,7 +488,7 @@ impl Store {
         families.insert(name, kind, self.registry.settings.default_buckets.clone())
     }
 
-    fn resolve(&self, name: &str, labels: &[(&str, &str)], kind: MetricKind) -> Result<SeriesData> {
+    fn resolve(&self, name: &str, labels: &[(&str, &str)], kind: MetricKind) -> Result<Arc<Series>> {
         validate::metric_name("store", "name", name)?;
         let labels = Labels::new(labels)?;
         check_reserved_labels(kind, &labels)?;
@@ -485,15 +505,15 @@ impl Store {
 
     /// The series of `labels` in `family`, created when the limits allow, else the family's
     /// overflow series; `None` when the family was retired meanwhile.
-    fn resolve_in(&self, family: &Arc<Family>, labels: &Labels) -> Option<SeriesData> {
+    fn resolve_in(&self, family: &Arc<Family>, labels: &Labels) -> Option<Arc<Series>> {
         let query = Query::new(Key::new(family.clone(), labels.clone()));
         let shard = &self.registry.shards[usize::try_from(query.hash64() % SHARDS as u64).unwrap_or(0)];
         if let Some(Entry(series)) = read(shard).get(query.lookup()) {
-            return Some(series.data.clone());
+            return Some(series.clone());
         }
         let mut map = write(shard);
         if let Some(Entry(series)) = map.get(query.lookup()) {
-            return Some(series.data.clone());
+            return Some(series.clone());
         }
         let limit = self.registry.settings.max_series_per_metric;
         let admitted = match family.live.fetch_update(Ordering::AcqRel, Ordering::Acquire, |live| (live < limit).then(|| live + 1)) {
@@ -503,15 +523,14 @@ impl Store {
         };
         if !admitted {
             drop(map);
-            return self.overflow(family).map(|series| {
+            return self.overflow(family).inspect(|_| {
                 family.dropped.fetch_add(1, Ordering::Relaxed);
-                series.data.clone()
             });
         }
-        let data = self.new_data(family);
-        map.insert(Entry(Arc::new(Series::new(query.key, data.clone(), &self.registry))));
+        let series = Arc::new(Series::new(query.key, self.new_data(family), &self.registry));
+        map.insert(Entry(series.clone()));
         self.registry.generation.fetch_add(1, Ordering::Release);
-        Some(data)
+        Some(series)
     }
 
     /// Counts a new series of `family` against the store-wide cap; when the cap is full the
@@ -561,10 +580,10 @@ impl Store {
 
     fn new_data(&self, family: &Family) -> SeriesData {
         match family.kind {
-            MetricKind::Counter => SeriesData::Counter(Arc::new(CounterCore::new())),
-            MetricKind::Gauge => SeriesData::Gauge(Arc::new(GaugeCore::new())),
-            MetricKind::Histogram => SeriesData::Histogram(Arc::new(HistogramCore::new(family.histogram_bounds.clone()))),
-            MetricKind::Summary => SeriesData::Summary(Arc::new(SummaryCore::new(self.registry.settings.summary_window))),
+            MetricKind::Counter => SeriesData::Counter(CounterCore::new()),
+            MetricKind::Gauge => SeriesData::Gauge(GaugeCore::new()),
+            MetricKind::Histogram => SeriesData::Histogram(HistogramCore::new(family.histogram_bounds.clone())),
+            MetricKind::Summary => SeriesData::Summary(Box::new(SummaryCore::new(self.registry.settings.summary_window))),
         }
     }
 }

@@ -5,14 +5,16 @@
 //! ([`super::lane`]), gauges into one atomic word. Every record first reads the store's
 //! on/off switch with one relaxed load.
 
+use super::Series;
 use super::cells::Cells;
 use super::lane;
 use super::snapshot::{HistogramValue, SeriesValue, SummaryValue};
 use crate::entity::validate;
 use crate::error::{Error, Result};
 use std::collections::VecDeque;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
 /// The store-wide recording switch (`FLEXT_OBSERVABILITY_ENABLED`).
@@ -50,12 +52,12 @@ const COUNTER_FLOAT: usize = 1;
 /// ```
 #[derive(Clone)]
 pub struct Counter {
-    core: Arc<CounterCore>,
+    core: Core<CounterCore>,
     switch: Arc<Switch>,
 }
 
 impl Counter {
-    pub(crate) fn new(core: Arc<CounterCore>, switch: Arc<Switch>) -> Self {
+    pub(crate) fn new(core: Core<CounterCore>, switch: Arc<Switch>) -> Self {
         Counter { core, switch }
     }
 
@@ -127,12 +129,12 @@ pub(crate) struct GaugeCore {
 /// ```
 #[derive(Clone)]
 pub struct Gauge {
-    core: Arc<GaugeCore>,
+    core: Core<GaugeCore>,
     switch: Arc<Switch>,
 }
 
 impl Gauge {
-    pub(crate) fn new(core: Arc<GaugeCore>, switch: Arc<Switch>) -> Self {
+    pub(crate) fn new(core: Core<GaugeCore>, switch: Arc<Switch>) -> Self {
         Gauge { core, switch }
     }
 
@@ -263,12 +265,12 @@ pub(crate) struct HistogramCore {
 /// ```
 #[derive(Clone)]
 pub struct Histogram {
-    core: Arc<HistogramCore>,
+    core: Core<HistogramCore>,
     switch: Arc<Switch>,
 }
 
 impl Histogram {
-    pub(crate) fn new(core: Arc<HistogramCore>, switch: Arc<Switch>) -> Self {
+    pub(crate) fn new(core: Core<HistogramCore>, switch: Arc<Switch>) -> Self {
         Histogram { core, switch }
     }
 
@@ -405,12 +407,12 @@ pub(crate) struct SummaryCore {
 /// ```
 #[derive(Clone)]
 pub struct Summary {
-    core: Arc<SummaryCore>,
+    core: Core<SummaryCore>,
     switch: Arc<Switch>,
 }
 
 impl Summary {
-    pub(crate) fn new(core: Arc<SummaryCore>, switch: Arc<Switch>) -> Self {
+    pub(crate) fn new(core: Core<SummaryCore>, switch: Arc<Switch>) -> Self {
         Summary { core, switch }
     }
 
@@ -478,27 +480,67 @@ pub(crate) fn counter_value_at(base: u32) -> f64 {
     whole as f64 + fraction
 }
 
-/// What the registry keeps per series.
-#[derive(Clone)]
+/// What the registry keeps per series, inside the series (one allocation per series).
 pub(crate) enum SeriesData {
-    Counter(Arc<CounterCore>),
-    Gauge(Arc<GaugeCore>),
-    Histogram(Arc<HistogramCore>),
-    Summary(Arc<SummaryCore>),
+    Counter(CounterCore),
+    Gauge(GaugeCore),
+    Histogram(HistogramCore),
+    Summary(Box<SummaryCore>),
+}
+
+/// A handle's way to its core: the series itself (which holds the core of the handle's kind),
+/// so a series is one allocation and a handle one pointer to it.
+pub(crate) struct Core<T> {
+    series: Arc<Series>,
+    kind: PhantomData<fn() -> T>,
+}
+
+impl<T> Core<T> {
+    pub(crate) fn new(series: Arc<Series>) -> Self {
+        Core { series, kind: PhantomData }
+    }
+}
+
+impl<T> Clone for Core<T> {
+    fn clone(&self) -> Self {
+        Core::new(self.series.clone())
+    }
+}
+
+/// The core a handle of the wrong kind would see: never reached (the store makes a handle only
+/// for a series of its kind), but answering with an idle core keeps the handles panic-free.
+static DETACHED: LazyLock<(CounterCore, GaugeCore, HistogramCore, SummaryCore)> =
+    LazyLock::new(|| (CounterCore::new(), GaugeCore::new(), HistogramCore::new(HistogramBounds::new(&[1.0])), SummaryCore::new(1)));
+
+macro_rules! core_deref {
+    ($core:ty, $variant:ident, $detached:tt) => {
+        impl std::ops::Deref for Core<$core> {
+            type Target = $core;
+            #[inline]
+            fn deref(&self) -> &$core {
+                match self.series.data() {
+                    SeriesData::$variant(core) => core,
+                    _ => &DETACHED.$detached,
+                }
+            }
+        }
+    };
+}
+core_deref!(CounterCore, Counter, 0);
+core_deref!(GaugeCore, Gauge, 1);
+core_deref!(HistogramCore, Histogram, 2);
+
+impl std::ops::Deref for Core<SummaryCore> {
+    type Target = SummaryCore;
+    fn deref(&self) -> &SummaryCore {
+        match self.series.data() {
+            SeriesData::Summary(core) => core,
+            _ => &DETACHED.3,
+        }
+    }
 }
 
 impl SeriesData {
-    /// Whether a handle outside the registry still points at this series (then it is never
-    /// evicted: the handle's records must stay visible).
-    pub(crate) fn has_handles(&self) -> bool {
-        match self {
-            SeriesData::Counter(c) => Arc::strong_count(c) > 1,
-            SeriesData::Gauge(c) => Arc::strong_count(c) > 1,
-            SeriesData::Histogram(c) => Arc::strong_count(c) > 1,
-            SeriesData::Summary(c) => Arc::strong_count(c) > 1,
-        }
-    }
-
     /// A number that changes whenever the series is recorded into, for idle detection without
     /// a clock read on the hot path.
     pub(crate) fn activity(&self) -> u64 {

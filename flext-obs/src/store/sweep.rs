@@ -42,7 +42,7 @@ impl Store {
                 }
                 let (seen, since) = &series.idle;
                 let activity = series.data.activity();
-                if series.data.has_handles() || activity != seen.load(Ordering::Relaxed) {
+                if series.has_handles() || activity != seen.load(Ordering::Relaxed) {
                     seen.store(activity, Ordering::Relaxed);
                     since.store(self.registry.since_epoch(now), Ordering::Relaxed);
                     return true;
