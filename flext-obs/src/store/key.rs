@@ -1,12 +1,15 @@
 //! Series identity: a metric name plus a validated, sorted label set, hashed once.
 
-use super::Series;
+use super::Registry;
 use super::family::Family;
+use super::series::SeriesData;
 use crate::entity::validate;
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Instant;
 
 /// A validated label set, sorted by name, with no duplicate names.
 ///
@@ -248,6 +251,38 @@ impl Eq for dyn Lookup + '_ {}
 impl Hash for dyn Lookup + '_ {
     fn hash<H: Hasher>(&self, state: &mut H) {
         state.write_u64(self.hash64());
+    }
+}
+
+/// A registered series and the sweeper's memory of it.
+pub(crate) struct Series {
+    /// Its family and labels.
+    pub(super) key: Key,
+    pub(super) data: SeriesData,
+    /// The last activity the sweeper saw, and when it last changed (nanoseconds from the
+    /// registry's epoch); only the sweeper touches them (sweeps run one at a time).
+    pub(super) idle: (AtomicU64, AtomicU64),
+}
+
+impl Series {
+    pub(super) fn new(key: Key, data: SeriesData, registry: &Registry) -> Self {
+        Series { key, data, idle: (AtomicU64::new(0), AtomicU64::new(registry.since_epoch(Instant::now()))) }
+    }
+
+    pub(super) fn family(&self) -> &Arc<Family> {
+        &self.key.family
+    }
+
+    /// Its core.
+    #[inline]
+    pub(crate) fn data(&self) -> &SeriesData {
+        &self.data
+    }
+
+    /// Whether a handle (or a scrape layout) outside the registry still points at this series:
+    /// then it is not evicted, the handle's records must stay visible.
+    pub(super) fn has_handles(self: &Arc<Self>) -> bool {
+        Arc::strong_count(self) > 1
     }
 }
 

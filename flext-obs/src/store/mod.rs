@@ -32,11 +32,12 @@
 //! Modules: `family` (families and the names they claim), `sweep` (retention), `export` (the
 //! scrape layout), `raw` (the raw record history), `series` (the cells), `key` (series identity),
 //! `info` (info series), `lane` (per-thread write lanes), `cells` (the lane-major words series
-//! record into), `snapshot` (what readers get).
+//! record into), `handle` (how a handle reaches its series' core), `snapshot` (what readers get).
 
 mod cells;
 mod export;
 mod family;
+mod handle;
 mod info;
 mod key;
 pub(crate) mod lane;
@@ -58,8 +59,10 @@ use crate::entity::{Metric, MetricKind, validate};
 use crate::error::{Error, Result};
 pub(crate) use family::check_buckets;
 use family::{Families, Family, RETIRED, check_reserved_labels};
+use handle::Core;
+pub(crate) use key::Series;
 use key::{Entry, Key, PrehashedState, Query};
-use series::{Core, CounterCore, GaugeCore, HistogramCore, SeriesData, SummaryCore, Switch};
+use series::{CounterCore, GaugeCore, HistogramCore, SeriesData, SummaryCore, Switch};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -162,38 +165,6 @@ impl Default for StoreSettings {
             default_buckets: DEFAULT_BUCKETS.into(),
             lanes: None,
         }
-    }
-}
-
-/// A registered series and the sweeper's memory of it.
-pub(crate) struct Series {
-    /// Its family and labels.
-    key: Key,
-    data: SeriesData,
-    /// The last activity the sweeper saw, and when it last changed (nanoseconds from the
-    /// registry's epoch); only the sweeper touches them (sweeps run one at a time).
-    idle: (AtomicU64, AtomicU64),
-}
-
-impl Series {
-    fn new(key: Key, data: SeriesData, registry: &Registry) -> Self {
-        Series { key, data, idle: (AtomicU64::new(0), AtomicU64::new(registry.since_epoch(Instant::now()))) }
-    }
-
-    fn family(&self) -> &Arc<Family> {
-        &self.key.family
-    }
-
-    /// Its core.
-    #[inline]
-    pub(crate) fn data(&self) -> &SeriesData {
-        &self.data
-    }
-
-    /// Whether a handle (or a scrape layout) outside the registry still points at this series:
-    /// then it is not evicted, the handle's records must stay visible.
-    fn has_handles(self: &Arc<Self>) -> bool {
-        Arc::strong_count(self) > 1
     }
 }
 

@@ -5,16 +5,15 @@
 //! ([`super::lane`]), gauges into one atomic word. Every record first reads the store's
 //! on/off switch with one relaxed load.
 
-use super::Series;
 use super::cells::Cells;
+use super::handle::Core;
 use super::lane;
 use super::snapshot::{HistogramValue, SeriesValue, SummaryValue};
 use crate::entity::validate;
 use crate::error::{Error, Result};
 use std::collections::VecDeque;
-use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 /// The store-wide recording switch (`FLEXT_OBSERVABILITY_ENABLED`).
@@ -486,58 +485,6 @@ pub(crate) enum SeriesData {
     Gauge(GaugeCore),
     Histogram(HistogramCore),
     Summary(Box<SummaryCore>),
-}
-
-/// A handle's way to its core: the series itself (which holds the core of the handle's kind),
-/// so a series is one allocation and a handle one pointer to it.
-pub(crate) struct Core<T> {
-    series: Arc<Series>,
-    kind: PhantomData<fn() -> T>,
-}
-
-impl<T> Core<T> {
-    pub(crate) fn new(series: Arc<Series>) -> Self {
-        Core { series, kind: PhantomData }
-    }
-}
-
-impl<T> Clone for Core<T> {
-    fn clone(&self) -> Self {
-        Core::new(self.series.clone())
-    }
-}
-
-/// The core a handle of the wrong kind would see: never reached (the store makes a handle only
-/// for a series of its kind), but answering with an idle core keeps the handles panic-free.
-static DETACHED: LazyLock<(CounterCore, GaugeCore, HistogramCore, SummaryCore)> =
-    LazyLock::new(|| (CounterCore::new(), GaugeCore::new(), HistogramCore::new(HistogramBounds::new(&[1.0])), SummaryCore::new(1)));
-
-macro_rules! core_deref {
-    ($core:ty, $variant:ident, $detached:tt) => {
-        impl std::ops::Deref for Core<$core> {
-            type Target = $core;
-            #[inline]
-            fn deref(&self) -> &$core {
-                match self.series.data() {
-                    SeriesData::$variant(core) => core,
-                    _ => &DETACHED.$detached,
-                }
-            }
-        }
-    };
-}
-core_deref!(CounterCore, Counter, 0);
-core_deref!(GaugeCore, Gauge, 1);
-core_deref!(HistogramCore, Histogram, 2);
-
-impl std::ops::Deref for Core<SummaryCore> {
-    type Target = SummaryCore;
-    fn deref(&self) -> &SummaryCore {
-        match self.series.data() {
-            SeriesData::Summary(core) => core,
-            _ => &DETACHED.3,
-        }
-    }
 }
 
 impl SeriesData {
