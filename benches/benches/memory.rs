@@ -2,7 +2,8 @@
 //! the same way in the same run: a counting global allocator (bytes requested from the system
 //! allocator, live = allocated - freed; the allocator's own rounding and headers are not
 //! counted, for either library) around building 10,000 series of one metric, each labelled
-//! `id="<n>"` and written once by one thread. Counters, histograms with flext-obs's default
+//! `id="<n>"` and written once by one thread; then the
+//! bytes a second thread adds by writing every counter once more (a second lane). Counters, histograms with flext-obs's default
 //! bounds (25) and with the 14 Autometrics bounds, both libraries given the same bounds.
 //!
 //! The lane count is fixed once per process, so the benchmark runs itself once per count with
@@ -77,12 +78,15 @@ mod counting {
 #[global_allocator]
 static ALLOCATOR: counting::Counting = counting::Counting;
 
-/// Live heap bytes `build` leaves behind, per series (what it returns is kept until measured).
-fn bytes_per_series<T>(build: impl FnOnce() -> T) -> u64 {
+/// Live heap bytes `build` leaves behind, per series. What it returns is kept in `keep` until
+/// the run ends: flext-obs gives a dropped series' words back to the store's arena for the next
+/// series, so dropping a store between two measurements would let the second reuse the first's
+/// lane chunks and read low.
+fn bytes_per_series<T: 'static>(keep: &mut Vec<Box<dyn std::any::Any>>, build: impl FnOnce() -> T) -> u64 {
     let before = counting::live();
     let kept = build();
     let grown = counting::live().saturating_sub(before);
-    drop(black_box(kept));
+    keep.push(Box::new(black_box(kept)));
     grown / SERIES as u64
 }
 
@@ -106,9 +110,8 @@ fn flext_counters() -> Store {
     store
 }
 
-/// Counters each written by two threads (two lanes).
-fn flext_counters_two_writers() -> Store {
-    let store = flext_counters();
+/// A second thread writes every counter of `store` once (a second lane).
+fn second_writer(store: &Store) {
     let other = store.clone();
     std::thread::spawn(move || {
         for i in 0..SERIES {
@@ -117,7 +120,6 @@ fn flext_counters_two_writers() -> Store {
     })
     .join()
     .expect("the second writer");
-    store
 }
 
 fn flext_histograms(bounds: &[f64]) -> Store {
@@ -153,22 +155,25 @@ fn client_histograms(bounds: &'static [f64]) -> Registry {
 
 /// One lane count's figures (run in a process whose `FLEXT_STORE_LANES` is set).
 fn measure() {
-    let counter = bytes_per_series(flext_counters);
-    let counter_two_writers = bytes_per_series(flext_counters_two_writers);
-    let default_histogram = bytes_per_series(|| flext_histograms(DEFAULT_BUCKETS));
-    let histogram_14 = bytes_per_series(|| flext_histograms(&AUTOMETRICS_BOUNDS));
-    let client_counter = bytes_per_series(client_counters);
-    let client_default = bytes_per_series(|| client_histograms(DEFAULT_BUCKETS));
-    let client_14 = bytes_per_series(|| client_histograms(&AUTOMETRICS_BOUNDS));
+    let mut keep = Vec::new();
+    let counter = bytes_per_series(&mut keep, flext_counters);
+    let written_twice = flext_counters();
+    let second_lane = bytes_per_series(&mut keep, || second_writer(&written_twice));
+    let default_histogram = bytes_per_series(&mut keep, || flext_histograms(DEFAULT_BUCKETS));
+    let histogram_14 = bytes_per_series(&mut keep, || flext_histograms(&AUTOMETRICS_BOUNDS));
+    let client_counter = bytes_per_series(&mut keep, client_counters);
+    let client_default = bytes_per_series(&mut keep, || client_histograms(DEFAULT_BUCKETS));
+    let client_14 = bytes_per_series(&mut keep, || client_histograms(&AUTOMETRICS_BOUNDS));
     let lanes = lane_count();
     let bounds = DEFAULT_BUCKETS.len();
     println!(
-        "| {lanes} lanes | flext-obs | {counter} B ({counter_two_writers} B written by 2 threads) | {default_histogram} B | {histogram_14} B |"
+        "| {lanes} lanes | flext-obs | {counter} B (+{second_lane} B when a second thread wrote it too) | {default_histogram} B | {histogram_14} B |"
     );
     println!("| {lanes} lanes | prometheus-client | {client_counter} B | {client_default} B | {client_14} B |");
     if lanes == LANE_COUNTS[0] {
         eprintln!("(histograms: {bounds} default bounds, 14 Autometrics bounds)");
     }
+    drop(written_twice);
 }
 
 fn main() {

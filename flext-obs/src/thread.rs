@@ -15,12 +15,15 @@ pub(crate) struct ThreadState {
     pub(crate) scope: Cell<CallScope>,
     /// The ID generator's state ([`crate::entity::ids`]).
     pub(crate) rng: Cell<u64>,
-    /// The write lane ([`crate::store::lane`]).
+    /// The write lane (the store's lane module), [`UNCLAIMED`] until the thread first records.
     pub(crate) lane: Cell<usize>,
     /// Panics on this thread seen by flext-obs' panic hook (the monitor's panic module),
     /// so a call reads only the message of a panic that began after it did.
     pub(crate) panics: Cell<u64>,
 }
+
+/// A thread's lane before it first records (the store's lane module claims one then).
+pub(crate) const UNCLAIMED: usize = usize::MAX;
 
 thread_local! {
     /// No destructor, so it stays readable while the thread is torn down and reading it needs
@@ -29,7 +32,7 @@ thread_local! {
         ThreadState {
             correlation: Cell::new(None),
             scope: Cell::new(CallScope::NONE),
-            rng: Cell::new(0), lane: Cell::new(crate::store::lane::UNCLAIMED),
+            rng: Cell::new(0), lane: Cell::new(UNCLAIMED),
             panics: Cell::new(0),
         }
     };

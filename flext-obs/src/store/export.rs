@@ -3,7 +3,7 @@
 
 use super::family::{Family, counter_base};
 use super::key::Labels;
-use super::series::SeriesData;
+use super::series::counter_value_at;
 use super::snapshot::SummaryValue;
 use super::{DROPPED_SERIES_METRIC, SERIES_METRIC, Series, Store, lock, read};
 use crate::entity::MetricKind;
@@ -16,7 +16,12 @@ impl Store {
     /// a scrape of 10,000 series allocates little. Sorted by name, then labels.
     pub fn export_snapshot(&self) -> ExportSnapshot {
         let sorted = self.sorted_series();
-        let values = sorted.data.iter().map(SeriesData::export).collect();
+        let values = sorted
+            .data
+            .iter()
+            .zip(&sorted.counter_bases)
+            .map(|(series, &base)| if base == NO_COUNTER { series.data().export() } else { ExportValue::Scalar(counter_value_at(base)) })
+            .collect();
         let families: Vec<Arc<Family>> = read(&self.registry.families).by_name.values().cloned().collect();
         let mut extra: Vec<ExportRow> = Vec::with_capacity(families.len() * 2);
         for family in &families {
@@ -63,10 +68,10 @@ impl Store {
         }
         let mut series: Vec<Arc<Series>> = Vec::new();
         for shard in &*self.registry.shards {
-            series.extend(read(shard).values().cloned());
+            series.extend(read(shard).iter().map(|entry| entry.0.clone()));
         }
         series.sort_unstable_by(|a, b| {
-            let names = if Arc::ptr_eq(&a.key.name, &b.key.name) { std::cmp::Ordering::Equal } else { a.key.name.cmp(&b.key.name) };
+            let names = if Arc::ptr_eq(a.key.name(), b.key.name()) { std::cmp::Ordering::Equal } else { a.key.name().cmp(b.key.name()) };
             names.then_with(|| a.key.labels.cmp(&b.key.labels))
         });
         let sorted = Arc::new(Sorted::new(&series));
@@ -86,19 +91,26 @@ pub(crate) struct Sorted {
     /// Per series: its label block, then (counters and gauges) its whole sample prefix
     /// `name{labels}`, as ranges of `text`.
     spans: Vec<(u32, u32, u32)>,
-    /// The series' cells, read on every scrape without a hop through the series. They count
-    /// as a handle, so the retention sweep drops this layout before it looks for idle series.
-    data: Vec<SeriesData>,
+    /// The series, read on every scrape (counters straight from the arena, see
+    /// `counter_bases`). They count as handles, so the retention sweep drops this layout before
+    /// it looks for idle series.
+    data: Vec<Arc<Series>>,
     /// The series' label sets (shared, not copied), next to each other.
     labels: Vec<Labels>,
+    /// Per series, where a counter's words start in the store's arena (read there directly,
+    /// without a hop through the series; `data` keeps them alive), else [`NO_COUNTER`].
+    counter_bases: Vec<u32>,
 }
+
+/// Not a counter with an arena range: read through its series.
+const NO_COUNTER: u32 = u32::MAX;
 
 impl Sorted {
     fn new(series: &[Arc<Series>]) -> Self {
         let mut sorted = Sorted::default();
         for s in series {
-            if sorted.families.last().is_none_or(|(name, _, _)| !Arc::ptr_eq(name, &s.family.name)) {
-                sorted.families.push((s.family.name.clone(), s.family.kind, s.family.help.get().cloned()));
+            if sorted.families.last().is_none_or(|(name, _, _)| !Arc::ptr_eq(name, &s.family().name)) {
+                sorted.families.push((s.family().name.clone(), s.family().kind, s.family().help.get().cloned()));
             }
             #[allow(clippy::cast_possible_truncation)] // fewer than 2^32 families and bytes
             {
@@ -107,21 +119,22 @@ impl Sorted {
                 let start = sorted.text.len();
                 sorted.text.push_str(&labels);
                 let prefix = sorted.text.len();
-                match s.family.kind {
+                match s.family().kind {
                     MetricKind::Counter => {
-                        sorted.text.push_str(counter_base(&s.key.name));
+                        sorted.text.push_str(counter_base(s.key.name()));
                         sorted.text.push_str("_total");
                         sorted.text.push_str(&labels);
                     }
                     MetricKind::Gauge => {
-                        sorted.text.push_str(&s.key.name);
+                        sorted.text.push_str(s.key.name());
                         sorted.text.push_str(&labels);
                     }
                     MetricKind::Histogram | MetricKind::Summary => {}
                 }
                 sorted.spans.push((start as u32, prefix as u32, sorted.text.len() as u32));
             }
-            sorted.data.push(s.data.clone());
+            sorted.counter_bases.push(s.data.counter_base().unwrap_or(NO_COUNTER));
+            sorted.data.push(s.clone());
             sorted.labels.push(s.key.labels.clone());
         }
         sorted

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use super::Series;
+use super::series::HistogramBounds;
 use super::{DROPPED_SERIES_METRIC, OVERFLOW_LABEL, SERIES_METRIC};
 
 /// The value of [`Family::live`] once the sweep has removed the family: no series may join it,
@@ -30,6 +31,8 @@ pub(super) struct Family {
     pub(super) kind: MetricKind,
     pub(super) help: OnceLock<Arc<str>>,
     pub(super) bounds: Arc<[f64]>,
+    /// The bounds as the histogram series use them (shared by every series of the family).
+    pub(super) histogram_bounds: Arc<HistogramBounds>,
     /// Ordinary series of this family (the overflow series is not counted), or [`RETIRED`].
     pub(super) live: AtomicUsize,
     pub(super) dropped: AtomicU64,
@@ -45,6 +48,7 @@ impl Family {
             name,
             kind,
             help: OnceLock::new(),
+            histogram_bounds: HistogramBounds::new(&bounds),
             bounds,
             live: AtomicUsize::new(0),
             dropped: AtomicU64::new(0),
@@ -204,6 +208,20 @@ pub(super) fn check_reserved_labels(kind: MetricKind, labels: &super::Labels) ->
             label,
             format!("is reserved on a {}: the exposition writes it on every sample", kind_name(kind)),
         ));
+    }
+    Ok(())
+}
+
+/// Validates histogram bounds: at least one, finite, strictly increasing.
+pub(crate) fn check_buckets(bounds: &[f64]) -> Result<()> {
+    if bounds.is_empty() {
+        return Err(Error::invalid("store", "buckets", bounds, "need at least one bound"));
+    }
+    if bounds.iter().any(|b| !b.is_finite()) {
+        return Err(Error::invalid("store", "buckets", bounds, "every bound must be finite (+Inf is implied)"));
+    }
+    if bounds.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(Error::invalid("store", "buckets", bounds, "bounds must be strictly increasing"));
     }
     Ok(())
 }

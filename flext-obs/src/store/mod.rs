@@ -31,10 +31,13 @@
 //!
 //! Modules: `family` (families and the names they claim), `sweep` (retention), `export` (the
 //! scrape layout), `raw` (the raw record history), `series` (the cells), `key` (series identity),
-//! `info` (info series), `lane` (per-thread write lanes), `snapshot` (what readers get).
+//! `info` (info series), `lane` (per-thread write lanes), `cells` (the lane-major words series
+//! record into), `handle` (how a handle reaches its series' core), `snapshot` (what readers get).
 
+mod cells;
 mod export;
 mod family;
+mod handle;
 mod info;
 mod key;
 pub(crate) mod lane;
@@ -54,10 +57,13 @@ pub use snapshot::{HistogramValue, SeriesSnapshot, SeriesValue, Snapshot, Summar
 
 use crate::entity::{Metric, MetricKind, validate};
 use crate::error::{Error, Result};
+pub(crate) use family::check_buckets;
 use family::{Families, Family, RETIRED, check_reserved_labels};
-use key::{Key, PrehashedState};
+use handle::Core;
+pub(crate) use key::Series;
+use key::{Entry, Key, PrehashedState, Query};
 use series::{CounterCore, GaugeCore, HistogramCore, SeriesData, SummaryCore, Switch};
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -130,8 +136,9 @@ pub struct StoreSettings {
     /// rounded up to a power of two, from 4 to 64. Lanes are one count for the whole process (a
     /// thread's lane is its lane in every series), fixed when its first series or span buffer
     /// is made, so a store asking for a count after that, and another than the one fixed, is
-    /// refused. More lanes let more threads record without a locked instruction; each costs
-    /// memory in every series (see the README's memory figures), so a 64-core service can ask
+    /// refused. More lanes let more threads record without a locked instruction; a lane
+    /// costs memory only in the parts of the store it writes (8 KiB chunks; see the README's
+    /// memory figures), so a 64-core service whose threads each write a few series can ask
     /// for fewer, and a small machine can measure what 64 cost.
     ///
     /// ```
@@ -161,30 +168,7 @@ impl Default for StoreSettings {
     }
 }
 
-/// Validates histogram bounds: at least one, finite, strictly increasing.
-pub(crate) fn check_buckets(bounds: &[f64]) -> Result<()> {
-    if bounds.is_empty() {
-        return Err(Error::invalid("store", "buckets", bounds, "need at least one bound"));
-    }
-    if bounds.iter().any(|b| !b.is_finite()) {
-        return Err(Error::invalid("store", "buckets", bounds, "every bound must be finite (+Inf is implied)"));
-    }
-    if bounds.windows(2).any(|w| w[0] >= w[1]) {
-        return Err(Error::invalid("store", "buckets", bounds, "bounds must be strictly increasing"));
-    }
-    Ok(())
-}
-
-/// A registered series and the sweeper's memory of it.
-pub(crate) struct Series {
-    key: Key,
-    family: Arc<Family>,
-    data: SeriesData,
-    /// (last activity seen, when it last changed); only the sweeper touches it.
-    idle: Mutex<(u64, Instant)>,
-}
-
-type Shard = RwLock<HashMap<Key, Arc<Series>, PrehashedState>>;
+type Shard = RwLock<HashSet<Entry, PrehashedState>>;
 
 struct Registry {
     shards: Box<[Shard]>,
@@ -200,6 +184,16 @@ struct Registry {
     sorted: Mutex<(u64, Arc<export::Sorted>)>,
     /// Info series (`build_info`), outside the series map.
     infos: info::Infos,
+    /// What series' idle times count from.
+    epoch: Instant,
+}
+
+impl Registry {
+    /// Nanoseconds from the epoch to `at` (0 before it).
+    #[allow(clippy::cast_possible_truncation)] // 584 years of nanoseconds fit
+    fn since_epoch(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.epoch).as_nanos() as u64
+    }
 }
 
 /// The metrics store. Cloning is cheap and shares the same series.
@@ -249,6 +243,7 @@ impl Store {
                 generation: AtomicU64::new(1),
                 sorted: Mutex::new((0, Arc::new(export::Sorted::default()))),
                 infos: info::Infos::default(),
+                epoch: Instant::now(),
             }),
         })
     }
@@ -295,34 +290,42 @@ impl Store {
 
     /// Resolves the counter `name{labels}`, creating it on first use.
     pub fn counter(&self, name: &str, labels: &[(&str, &str)]) -> Result<Counter> {
-        match self.resolve(name, labels, MetricKind::Counter)? {
-            SeriesData::Counter(core) => Ok(Counter::new(core, self.registry.switch.clone())),
-            _ => unreachable_kind(name),
+        let series = self.resolve(name, labels, MetricKind::Counter)?;
+        if matches!(series.data, SeriesData::Counter(_)) {
+            Ok(Counter::new(Core::new(series), self.registry.switch.clone()))
+        } else {
+            unreachable_kind(name)
         }
     }
 
     /// Resolves the gauge `name{labels}`, creating it on first use.
     pub fn gauge(&self, name: &str, labels: &[(&str, &str)]) -> Result<Gauge> {
-        match self.resolve(name, labels, MetricKind::Gauge)? {
-            SeriesData::Gauge(core) => Ok(Gauge::new(core, self.registry.switch.clone())),
-            _ => unreachable_kind(name),
+        let series = self.resolve(name, labels, MetricKind::Gauge)?;
+        if matches!(series.data, SeriesData::Gauge(_)) {
+            Ok(Gauge::new(Core::new(series), self.registry.switch.clone()))
+        } else {
+            unreachable_kind(name)
         }
     }
 
     /// Resolves the histogram `name{labels}` (with the metric's buckets, see
     /// [`set_buckets`](Store::set_buckets)), creating it on first use.
     pub fn histogram(&self, name: &str, labels: &[(&str, &str)]) -> Result<Histogram> {
-        match self.resolve(name, labels, MetricKind::Histogram)? {
-            SeriesData::Histogram(core) => Ok(Histogram::new(core, self.registry.switch.clone())),
-            _ => unreachable_kind(name),
+        let series = self.resolve(name, labels, MetricKind::Histogram)?;
+        if matches!(series.data, SeriesData::Histogram(_)) {
+            Ok(Histogram::new(Core::new(series), self.registry.switch.clone()))
+        } else {
+            unreachable_kind(name)
         }
     }
 
     /// Resolves the summary `name{labels}`, creating it on first use.
     pub fn summary(&self, name: &str, labels: &[(&str, &str)]) -> Result<Summary> {
-        match self.resolve(name, labels, MetricKind::Summary)? {
-            SeriesData::Summary(core) => Ok(Summary::new(core, self.registry.switch.clone())),
-            _ => unreachable_kind(name),
+        let series = self.resolve(name, labels, MetricKind::Summary)?;
+        if matches!(series.data, SeriesData::Summary(_)) {
+            Ok(Summary::new(Core::new(series), self.registry.switch.clone()))
+        } else {
+            unreachable_kind(name)
         }
     }
 
@@ -429,7 +432,7 @@ impl Store {
     /// made while it runs may survive it.
     pub fn reset(&self) {
         for shard in &*self.registry.shards {
-            for series in read(shard).values() {
+            for Entry(series) in read(shard).iter() {
                 series.data.clear();
             }
         }
@@ -456,7 +459,7 @@ impl Store {
         families.insert(name, kind, self.registry.settings.default_buckets.clone())
     }
 
-    fn resolve(&self, name: &str, labels: &[(&str, &str)], kind: MetricKind) -> Result<SeriesData> {
+    fn resolve(&self, name: &str, labels: &[(&str, &str)], kind: MetricKind) -> Result<Arc<Series>> {
         validate::metric_name("store", "name", name)?;
         let labels = Labels::new(labels)?;
         check_reserved_labels(kind, &labels)?;
@@ -473,15 +476,15 @@ impl Store {
 
     /// The series of `labels` in `family`, created when the limits allow, else the family's
     /// overflow series; `None` when the family was retired meanwhile.
-    fn resolve_in(&self, family: &Arc<Family>, labels: &Labels) -> Option<SeriesData> {
-        let key = Key::new(family.name.clone(), labels.clone());
-        let shard = &self.registry.shards[usize::try_from(key.hash64() % SHARDS as u64).unwrap_or(0)];
-        if let Some(series) = read(shard).get(&key) {
-            return Some(series.data.clone());
+    fn resolve_in(&self, family: &Arc<Family>, labels: &Labels) -> Option<Arc<Series>> {
+        let query = Query::new(Key::new(family.clone(), labels.clone()));
+        let shard = &self.registry.shards[usize::try_from(query.hash64() % SHARDS as u64).unwrap_or(0)];
+        if let Some(Entry(series)) = read(shard).get(query.lookup()) {
+            return Some(series.clone());
         }
         let mut map = write(shard);
-        if let Some(series) = map.get(&key) {
-            return Some(series.data.clone());
+        if let Some(Entry(series)) = map.get(query.lookup()) {
+            return Some(series.clone());
         }
         let limit = self.registry.settings.max_series_per_metric;
         let admitted = match family.live.fetch_update(Ordering::AcqRel, Ordering::Acquire, |live| (live < limit).then(|| live + 1)) {
@@ -491,18 +494,14 @@ impl Store {
         };
         if !admitted {
             drop(map);
-            return self.overflow(family).map(|series| {
+            return self.overflow(family).inspect(|_| {
                 family.dropped.fetch_add(1, Ordering::Relaxed);
-                series.data.clone()
             });
         }
-        let data = self.new_data(family);
-        map.insert(
-            key.clone(),
-            Arc::new(Series { key, family: family.clone(), data: data.clone(), idle: Mutex::new((0, Instant::now())) }),
-        );
+        let series = Arc::new(Series::new(query.key, self.new_data(family), &self.registry));
+        map.insert(Entry(series.clone()));
         self.registry.generation.fetch_add(1, Ordering::Release);
-        Some(data)
+        Some(series)
     }
 
     /// Counts a new series of `family` against the store-wide cap; when the cap is full the
@@ -538,15 +537,10 @@ impl Store {
             .overflow
             .get_or_init(|| {
                 let labels = Labels::new(&[(OVERFLOW_LABEL, "true")]).unwrap_or_default();
-                let key = Key::new(family.name.clone(), labels);
-                let series = Arc::new(Series {
-                    key: key.clone(),
-                    family: family.clone(),
-                    data: self.new_data(family),
-                    idle: Mutex::new((0, Instant::now())),
-                });
-                let shard = &self.registry.shards[usize::try_from(key.hash64() % SHARDS as u64).unwrap_or(0)];
-                write(shard).insert(key, series.clone());
+                let query = Query::new(Key::new(family.clone(), labels));
+                let shard = &self.registry.shards[usize::try_from(query.hash64() % SHARDS as u64).unwrap_or(0)];
+                let series = Arc::new(Series::new(query.key, self.new_data(family), &self.registry));
+                write(shard).insert(Entry(series.clone()));
                 self.registry.generation.fetch_add(1, Ordering::Release);
                 series
             })
@@ -557,10 +551,10 @@ impl Store {
 
     fn new_data(&self, family: &Family) -> SeriesData {
         match family.kind {
-            MetricKind::Counter => SeriesData::Counter(Arc::new(CounterCore::new())),
-            MetricKind::Gauge => SeriesData::Gauge(Arc::new(GaugeCore::new())),
-            MetricKind::Histogram => SeriesData::Histogram(Arc::new(HistogramCore::new(family.bounds.clone()))),
-            MetricKind::Summary => SeriesData::Summary(Arc::new(SummaryCore::new(self.registry.settings.summary_window))),
+            MetricKind::Counter => SeriesData::Counter(CounterCore::new()),
+            MetricKind::Gauge => SeriesData::Gauge(GaugeCore::new()),
+            MetricKind::Histogram => SeriesData::Histogram(HistogramCore::new(family.histogram_bounds.clone())),
+            MetricKind::Summary => SeriesData::Summary(Box::new(SummaryCore::new(self.registry.settings.summary_window))),
         }
     }
 }
@@ -587,20 +581,4 @@ pub struct Sweeper {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn idle_series_without_handles_are_evicted_after_retention() {
-        let store = Store::new(StoreSettings::default(), true).unwrap();
-        store.counter("a_total", &[("k", "1")]).unwrap().increment();
-        let held = store.counter("a_total", &[("k", "2")]).unwrap();
-        held.increment();
-        let t0 = Instant::now();
-        assert_eq!(store.sweep_older_than(Duration::from_secs(60), t0), 0, "first sweep only notes activity");
-        assert_eq!(store.sweep_older_than(Duration::from_secs(60), t0 + Duration::from_secs(30)), 0, "not idle long enough");
-        assert_eq!(store.sweep_older_than(Duration::from_secs(60), t0 + Duration::from_secs(61)), 1, "the handle-less series goes");
-        assert_eq!(store.series_count(), 1);
-        assert_eq!(store.snapshot().value(SERIES_METRIC, &[("metric", "a_total")]), Some(1.0));
-    }
-}
+mod tests;

@@ -5,7 +5,9 @@
 //! ([`super::lane`]), gauges into one atomic word. Every record first reads the store's
 //! on/off switch with one relaxed load.
 
-use super::lane::{self, Cells};
+use super::cells::Cells;
+use super::handle::Core;
+use super::lane;
 use super::snapshot::{HistogramValue, SeriesValue, SummaryValue};
 use crate::entity::validate;
 use crate::error::{Error, Result};
@@ -49,12 +51,12 @@ const COUNTER_FLOAT: usize = 1;
 /// ```
 #[derive(Clone)]
 pub struct Counter {
-    core: Arc<CounterCore>,
+    core: Core<CounterCore>,
     switch: Arc<Switch>,
 }
 
 impl Counter {
-    pub(crate) fn new(core: Arc<CounterCore>, switch: Arc<Switch>) -> Self {
+    pub(crate) fn new(core: Core<CounterCore>, switch: Arc<Switch>) -> Self {
         Counter { core, switch }
     }
 
@@ -126,12 +128,12 @@ pub(crate) struct GaugeCore {
 /// ```
 #[derive(Clone)]
 pub struct Gauge {
-    core: Arc<GaugeCore>,
+    core: Core<GaugeCore>,
     switch: Arc<Switch>,
 }
 
 impl Gauge {
-    pub(crate) fn new(core: Arc<GaugeCore>, switch: Arc<Switch>) -> Self {
+    pub(crate) fn new(core: Core<GaugeCore>, switch: Arc<Switch>) -> Self {
         Gauge { core, switch }
     }
 
@@ -223,12 +225,27 @@ pub(crate) fn check_observation(entity: &'static str, value: f64) -> Result<()> 
     Ok(())
 }
 
+/// A histogram metric's bucket bounds, in seconds and in whole nanoseconds (for durations);
+/// one per family, shared by its series.
+#[derive(Debug)]
+pub(crate) struct HistogramBounds {
+    secs: Box<[f64]>,
+    ns: Box<[i64]>,
+}
+
+impl HistogramBounds {
+    pub(crate) fn new(secs: &[f64]) -> Arc<Self> {
+        Arc::new(HistogramBounds { secs: secs.into(), ns: secs.iter().map(|&b| to_nanos(b)).collect() })
+    }
+    fn len(&self) -> usize {
+        self.secs.len()
+    }
+}
+
 /// Histogram cells: words `0..=bounds.len()` count observations per bucket (the last is
 /// `+Inf`), the word after holds the sum as `f64` bits. The count is the buckets' total.
 pub(crate) struct HistogramCore {
-    bounds: Arc<[f64]>,
-    /// The bounds in whole nanoseconds, for durations.
-    bounds_ns: Box<[i64]>,
+    bounds: Arc<HistogramBounds>,
     cells: Cells,
 }
 
@@ -247,12 +264,12 @@ pub(crate) struct HistogramCore {
 /// ```
 #[derive(Clone)]
 pub struct Histogram {
-    core: Arc<HistogramCore>,
+    core: Core<HistogramCore>,
     switch: Arc<Switch>,
 }
 
 impl Histogram {
-    pub(crate) fn new(core: Arc<HistogramCore>, switch: Arc<Switch>) -> Self {
+    pub(crate) fn new(core: Core<HistogramCore>, switch: Arc<Switch>) -> Self {
         Histogram { core, switch }
     }
 
@@ -305,23 +322,23 @@ impl Histogram {
 }
 
 impl HistogramCore {
-    pub(crate) fn new(bounds: Arc<[f64]>) -> Self {
+    pub(crate) fn new(bounds: Arc<HistogramBounds>) -> Self {
         let words = bounds.len() + 2;
-        let bounds_ns = bounds.iter().map(|&b| to_nanos(b)).collect();
-        HistogramCore { bounds, bounds_ns, cells: Cells::new(words) }
+        HistogramCore { bounds, cells: Cells::new(words) }
     }
 
     #[inline]
     fn observe_nanos(&self, lane: lane::Lane, nanos: u64) {
         let value = i64::try_from(nanos).unwrap_or(i64::MAX);
-        let bucket = self.bounds_ns.iter().position(|&bound| value <= bound).unwrap_or(self.bounds_ns.len());
+        let ns = &self.bounds.ns;
+        let bucket = ns.iter().position(|&bound| value <= bound).unwrap_or(ns.len());
         #[allow(clippy::cast_precision_loss)] // sub-nanosecond precision is lost only past 104 days
         self.cells.observe(lane, bucket, self.bounds.len() + 1, nanos as f64 * 1e-9);
     }
 
     #[inline]
     fn observe(&self, value: f64) {
-        let bucket = self.bounds.partition_point(|&bound| bound < value);
+        let bucket = self.bounds.secs.partition_point(|&bound| bound < value);
         self.cells.observe(lane::current(), bucket, self.bounds.len() + 1, value);
     }
 
@@ -334,6 +351,7 @@ impl HistogramCore {
         let mut cumulative = 0u64;
         let buckets: Vec<(f64, u64)> = self
             .bounds
+            .secs
             .iter()
             .enumerate()
             .map(|(i, &le)| {
@@ -388,12 +406,12 @@ pub(crate) struct SummaryCore {
 /// ```
 #[derive(Clone)]
 pub struct Summary {
-    core: Arc<SummaryCore>,
+    core: Core<SummaryCore>,
     switch: Arc<Switch>,
 }
 
 impl Summary {
-    pub(crate) fn new(core: Arc<SummaryCore>, switch: Arc<Switch>) -> Self {
+    pub(crate) fn new(core: Core<SummaryCore>, switch: Arc<Switch>) -> Self {
         Summary { core, switch }
     }
 
@@ -453,27 +471,23 @@ impl SummaryCore {
     }
 }
 
-/// What the registry keeps per series.
-#[derive(Clone)]
+/// The value of the counter whose words start at `base` ([`SeriesData::counter_base`]; its
+/// series must still be alive), read from the arena without a hop through the series.
+#[allow(clippy::cast_precision_loss)] // as `CounterCore::value`
+pub(crate) fn counter_value_at(base: u32) -> f64 {
+    let (whole, fraction) = super::cells::sum_pair_at(base, COUNTER_INT, COUNTER_FLOAT);
+    whole as f64 + fraction
+}
+
+/// What the registry keeps per series, inside the series (one allocation per series).
 pub(crate) enum SeriesData {
-    Counter(Arc<CounterCore>),
-    Gauge(Arc<GaugeCore>),
-    Histogram(Arc<HistogramCore>),
-    Summary(Arc<SummaryCore>),
+    Counter(CounterCore),
+    Gauge(GaugeCore),
+    Histogram(HistogramCore),
+    Summary(Box<SummaryCore>),
 }
 
 impl SeriesData {
-    /// Whether a handle outside the registry still points at this series (then it is never
-    /// evicted: the handle's records must stay visible).
-    pub(crate) fn has_handles(&self) -> bool {
-        match self {
-            SeriesData::Counter(c) => Arc::strong_count(c) > 1,
-            SeriesData::Gauge(c) => Arc::strong_count(c) > 1,
-            SeriesData::Histogram(c) => Arc::strong_count(c) > 1,
-            SeriesData::Summary(c) => Arc::strong_count(c) > 1,
-        }
-    }
-
     /// A number that changes whenever the series is recorded into, for idle detection without
     /// a clock read on the hot path.
     pub(crate) fn activity(&self) -> u64 {
@@ -482,6 +496,15 @@ impl SeriesData {
             SeriesData::Gauge(c) => c.base.load(Ordering::Relaxed) ^ c.deltas.sum(0).rotate_left(32),
             SeriesData::Histogram(c) => c.count(),
             SeriesData::Summary(c) => c.state.lock().unwrap_or_else(PoisonError::into_inner).count,
+        }
+    }
+
+    /// Where a counter's words start in the store's arena, for the scrape layout to read its
+    /// value directly ([`counter_value_at`]); `None` for other kinds.
+    pub(crate) fn counter_base(&self) -> Option<u32> {
+        match self {
+            SeriesData::Counter(c) => c.0.base(),
+            _ => None,
         }
     }
 

@@ -245,7 +245,7 @@ impl super::Store {
     pub fn snapshot(&self) -> Snapshot {
         let mut series: Vec<Arc<Series>> = Vec::new();
         for shard in &*self.registry.shards {
-            series.extend(read(shard).values().cloned());
+            series.extend(read(shard).iter().map(|entry| entry.0.clone()));
         }
         let families: Vec<(Arc<str>, Arc<Family>)> =
             read(&self.registry.families).by_name.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
@@ -253,10 +253,10 @@ impl super::Store {
         let mut out: Vec<SeriesSnapshot> = series
             .iter()
             .map(|s| SeriesSnapshot {
-                name: s.key.name.to_string(),
-                kind: help.get(&*s.key.name).map_or(MetricKind::Gauge, |f| f.kind),
+                name: s.key.name().to_string(),
+                kind: help.get(&**s.key.name()).map_or(MetricKind::Gauge, |f| f.kind),
                 labels: s.key.labels.to_map(),
-                help: help.get(&*s.key.name).and_then(|f| f.help.get().map(ToString::to_string)),
+                help: help.get(&**s.key.name()).and_then(|f| f.help.get().map(ToString::to_string)),
                 value: s.data.read(),
             })
             .collect();

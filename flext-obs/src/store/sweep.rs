@@ -36,20 +36,22 @@ impl Store {
         let mut evicted = 0;
         for shard in &*self.registry.shards {
             let mut map = write(shard);
-            map.retain(|_, series| {
-                if series.family.is_overflow(series) {
+            map.retain(|super::Entry(series)| {
+                if series.family().is_overflow(series) {
                     return true;
                 }
-                let mut idle = lock(&series.idle);
+                let (seen, since) = &series.idle;
                 let activity = series.data.activity();
-                if series.data.has_handles() || activity != idle.0 {
-                    *idle = (activity, now);
+                if series.has_handles() || activity != seen.load(Ordering::Relaxed) {
+                    seen.store(activity, Ordering::Relaxed);
+                    since.store(self.registry.since_epoch(now), Ordering::Relaxed);
                     return true;
                 }
-                if now.duration_since(idle.1) < retention {
+                let idle_for = self.registry.since_epoch(now).saturating_sub(since.load(Ordering::Relaxed));
+                if u128::from(idle_for) < retention.as_nanos() {
                     return true;
                 }
-                saturating_decrement(&series.family.live);
+                saturating_decrement(&series.family().live);
                 saturating_decrement(&self.registry.total_live);
                 evicted += 1;
                 false
