@@ -234,12 +234,7 @@ pub fn init(config: Config) -> Result<&'static Observability> {
     let mut fresh = false;
     let stored = GLOBAL.get_or_init(|| {
         fresh = true;
-        crate::monitor::set_enabled(obs.config().enabled());
-        crate::monitor::set_exception_logs_per_second(obs.config().exception_logs_per_second());
-        #[cfg(feature = "tracing")]
-        if let Some(on) = obs.config().tracing_spans() {
-            crate::monitor::set_tracing_spans(on);
-        }
+        crate::monitor::configure(obs.config());
         obs.config().sampler().install();
         obs
     });
@@ -282,12 +277,7 @@ pub(crate) fn instance() -> &'static Observability {
             Observability::new(Config::default()).unwrap_or_else(|_| unreachable!("the default configuration is valid"))
         });
         let _ = CONFIG_ERRORS.set(refused);
-        crate::monitor::set_enabled(obs.config().enabled());
-        crate::monitor::set_exception_logs_per_second(obs.config().exception_logs_per_second());
-        #[cfg(feature = "tracing")]
-        if let Some(on) = obs.config().tracing_spans() {
-            crate::monitor::set_tracing_spans(on);
-        }
+        crate::monitor::configure(obs.config());
         obs.config().sampler().install_unless_chosen();
         obs
     })

@@ -19,13 +19,12 @@ mod baggage;
 mod carriers;
 mod future;
 mod propagation;
-mod tracestate;
 
+pub use crate::entity::tracestate::{MAX_TRACESTATE_MEMBERS, TRACESTATE, TraceState};
 pub use baggage::{BAGGAGE, Baggage, MAX_BAGGAGE_BYTES, MAX_BAGGAGE_MEMBERS};
 pub use carriers::{Extractor, Injector};
 pub use future::{FutureExt, WithContext};
 pub use propagation::Extracted;
-pub use tracestate::{MAX_TRACESTATE_MEMBERS, TRACESTATE, TraceState};
 
 use crate::entity::CorrelationId;
 pub use crate::entity::ids::SpanContext;

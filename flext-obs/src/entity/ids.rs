@@ -348,11 +348,17 @@ hex_id!(TraceId, u128, 32, "TraceId");
 hex_id!(SpanId, u64, 16, "SpanId");
 text_serde!(CorrelationId);
 
+thread_local! {
+    /// The generator of IDs made outside a monitored call (a monitored call uses the one in the
+    /// thread's state, which it reaches in the same thread-local access as the rest).
+    static RNG: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 /// `N` fast per-thread random numbers (wyrand), seeded once per thread from the OS through a v4
 /// UUID. IDs need to be unpredictable enough not to collide, not cryptographically secure.
 #[inline]
 pub(crate) fn random_words<const N: usize>() -> [u64; N] {
-    crate::thread::THREAD.with(|t| next_words(&t.rng))
+    RNG.with(next_words)
 }
 
 /// Advances the generator in `state` `N` times.

@@ -11,6 +11,7 @@ pub(crate) mod ids;
 mod log;
 mod metric;
 mod span;
+pub(crate) mod tracestate;
 pub(crate) mod validate;
 
 pub use validate::{MAX_LABEL_VALUE_LEN, MAX_LABELS, MAX_NAME_LEN, MAX_TEXT_LEN};

@@ -243,7 +243,7 @@ impl SpanBuilder {
         self
     }
     /// The W3C `tracestate` the span carries (see [`Span::trace_state`]).
-    pub fn trace_state(mut self, state: &crate::context::TraceState) -> Self {
+    pub fn trace_state(mut self, state: &super::tracestate::TraceState) -> Self {
         self.0.trace_state = (!state.is_empty()).then(|| state.to_string());
         self
     }

@@ -39,7 +39,6 @@ mod tracing_span;
 pub use call::Call;
 pub use dynamic::{MAX_DYNAMIC_SITES, call, call_async, run, site_named, site_named_as};
 pub use exception::EXCEPTION_LOGS_DROPPED;
-pub(crate) use exception::set_per_second as set_exception_logs_per_second;
 #[doc(hidden)]
 pub use future::{Monitored, creating, run_in};
 #[doc(hidden)]
@@ -77,6 +76,17 @@ static ENABLED: AtomicBool = AtomicBool::new(true);
 /// Switches monitoring on or off at run time. Off, a monitored call costs one relaxed load.
 pub fn set_enabled(on: bool) {
     ENABLED.store(on, Ordering::Relaxed);
+}
+
+/// Applies the process-wide configuration's switches to monitored calls: on/off, exception
+/// log records per second and (when set) `tracing` spans.
+pub(crate) fn configure(config: &crate::Config) {
+    set_enabled(config.enabled());
+    exception::set_per_second(config.exception_logs_per_second());
+    #[cfg(feature = "tracing")]
+    if let Some(on) = config.tracing_spans() {
+        set_tracing_spans(on);
+    }
 }
 
 /// Whether monitoring is on.
