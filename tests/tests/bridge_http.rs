@@ -95,6 +95,15 @@ fn requests_continue_the_callers_trace_and_are_measured_per_route_template() {
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].0["error_type"], "503");
     assert_eq!(calls("GET /fail", "error"), 1.0);
+    // The request call's own duration: a failure without a type of its own is `_OTHER`.
+    let call_duration = flext_obs::global()
+        .snapshot()
+        .series
+        .iter()
+        .filter(|s| s.name == "function_calls_duration_seconds" && s.labels.get("function").map(String::as_str) == Some("GET /fail"))
+        .map(|s| s.labels.get("error_type").cloned())
+        .collect::<Vec<_>>();
+    assert_eq!(call_duration, [Some("_OTHER".to_owned()), None], "the failed call's series, labelled _OTHER (beside the route's own)");
     assert_eq!(http_get(addr, "/no/such/path", &[]).unwrap().status, 404);
     assert_eq!(histogram_series("unmatched").len(), 1);
     assert!(flext_obs::global().snapshot().series.iter().all(|s| !s.labels.values().any(|v| v.contains("no/such"))));

@@ -80,6 +80,7 @@ fn failed_calls_write_exception_records_tied_to_their_spans_within_the_rate() {
     assert_eq!(exported.len(), 2, "in OTLP logs too");
     assert_eq!(string_attr(&exported[0].attributes, "exception.type").as_deref(), Some("core::num::error::ParseIntError"));
     assert_eq!(exported[0].span_id, parse_span.span_id().to_bytes().to_vec());
+    assert_eq!(exported[0].event_name, "exception", "OTLP's own event field");
 
     // The rate: at most 5 per second for `flaky`; the rest are counted, exactly.
     for n in 0..40 {

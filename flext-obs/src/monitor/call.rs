@@ -194,9 +194,12 @@ impl Call {
         }
     }
 
-    /// Marks the call failed with `message`, raising an alert unless alerts are off for it.
+    /// Marks the call failed with `message`, raising an alert unless alerts are off for it. The
+    /// failure has no type: its `error.type` (span, duration series, alert label) is `_OTHER`, and
+    /// it makes no exception log record (those are for the function's own typed errors and panics).
     pub fn mark_error(&mut self, message: impl fmt::Display) {
-        self.fail("error", &|f| fmt::Display::fmt(&message, f), false);
+        // OpenTelemetry's `error.type` for a failure with no type of its own.
+        self.fail("_OTHER", &|f| fmt::Display::fmt(&message, f), false);
     }
 
     /// Records a failure: outcome error, an alert (de-duplicated per function and error type,

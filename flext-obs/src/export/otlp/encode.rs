@@ -144,6 +144,9 @@ pub(super) fn to_log_record(entry: &LogEntry) -> LogRecord {
         attributes,
         trace_id: entry.trace_id().map(|t| t.to_bytes().to_vec()).unwrap_or_default(),
         span_id: entry.span_id().map(|s| s.to_bytes().to_vec()).unwrap_or_default(),
+        // An event (an exception record says `event.name = exception`) also gets OTLP's own
+        // field, where backends look for it.
+        event_name: entry.fields().get("event.name").and_then(serde_json::Value::as_str).unwrap_or_default().to_owned(),
         ..LogRecord::default()
     }
 }
