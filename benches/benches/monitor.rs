@@ -252,43 +252,15 @@ fn per_call(c: &mut Criterion) {
 
 /// The variants that install a `tracing` registry, and fastrace's two.
 fn subscriber_and_fastrace(group: &mut BenchmarkGroup<'_, WallTime>) {
-    group.bench_function(BenchmarkId::new("tracing_instrument_registry", "1_thread"), |b| {
-        let dispatch = tracing::Dispatch::new(tracing_subscriber::registry());
-        tracing::dispatcher::with_default(&dispatch, || {
-            let mut i = 0u64;
-            b.iter(|| {
-                i += 1;
-                traced(black_box(i))
-            });
-        });
-        forget_registry_interest(dispatch);
-    });
-    group.bench_function(BenchmarkId::new("flext_monitor_tracing_registry", "1_thread"), |b| {
-        // The same registry as `tracing_instrument_registry`, with the default settings (the
-        // monitored call's own `tracing` span off): what a listening subscriber costs us.
-        let dispatch = tracing::Dispatch::new(tracing_subscriber::registry());
-        tracing::dispatcher::with_default(&dispatch, || {
-            let mut i = 0u64;
-            b.iter(|| {
-                i += 1;
-                flext(black_box(i))
-            });
-        });
-        forget_registry_interest(dispatch);
-    });
+    group.bench_function(BenchmarkId::new("tracing_instrument_registry", "1_thread"), |b| under_registry(b, traced));
+    // The same registry, with the default settings (the monitored call's own `tracing` span
+    // off): what a listening subscriber costs us.
+    group.bench_function(BenchmarkId::new("flext_monitor_tracing_registry", "1_thread"), |b| under_registry(b, flext));
     group.bench_function(BenchmarkId::new("flext_monitor_tracing_registry_spans_on", "1_thread"), |b| {
         // The same with the monitored call's own `tracing` span switched on (off by default):
         // what `monitor::set_tracing_spans(true)` costs when a subscriber listens.
         flext_obs::monitor::set_tracing_spans(true);
-        let dispatch = tracing::Dispatch::new(tracing_subscriber::registry());
-        tracing::dispatcher::with_default(&dispatch, || {
-            let mut i = 0u64;
-            b.iter(|| {
-                i += 1;
-                flext(black_box(i))
-            });
-        });
-        forget_registry_interest(dispatch);
+        under_registry(b, flext);
         flext_obs::monitor::set_tracing_spans(false);
     });
     group.bench_function(BenchmarkId::new("fastrace_root_per_100_calls", "1_thread"), |b| {
@@ -302,6 +274,20 @@ fn subscriber_and_fastrace(group: &mut BenchmarkGroup<'_, WallTime>) {
 /// Drops a registry used by one bench and has every callsite ask again for its interest: a
 /// callsite keeps the interest a subscriber gave it until then, so the benches after it (the
 /// 2-thread ones, without a subscriber) would otherwise still open spans.
+/// Times `call` with a fresh `tracing_subscriber::registry()` as the default dispatcher, then
+/// forgets the interest it gave the callsites.
+fn under_registry<R>(b: &mut criterion::Bencher<'_, WallTime>, call: fn(u64) -> R) {
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry());
+    tracing::dispatcher::with_default(&dispatch, || {
+        let mut i = 0u64;
+        b.iter(|| {
+            i += 1;
+            call(black_box(i))
+        });
+    });
+    forget_registry_interest(dispatch);
+}
+
 fn forget_registry_interest(dispatch: tracing::Dispatch) {
     drop(dispatch);
     tracing_core::callsite::rebuild_interest_cache();
