@@ -186,5 +186,8 @@ fn baggage_follows_work_into_threads_and_tasks() {
     });
     assert_eq!(seen.as_deref(), Some("acme"));
     assert_eq!(context::current().baggage(), None, "and never leaks into the thread that spawned it");
+    // Empty ones are no tracestate and no baggage: nothing is written for them.
+    let empty = Context::new().with_tracestate(TraceState::default()).with_baggage(Baggage::new());
+    assert_eq!(empty, Context::new());
     assert_eq!(context::current().tracestate(), None);
 }

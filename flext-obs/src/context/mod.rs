@@ -67,6 +67,7 @@ pub(crate) struct Carried {
 impl Carried {
     /// `None` when there is nothing to carry, so an empty context stays pointer-free.
     fn shared(tracestate: Option<TraceState>, baggage: Option<Baggage>) -> Option<Arc<Carried>> {
+        let tracestate = tracestate.filter(|t| !t.is_empty());
         let baggage = baggage.filter(|b| !b.is_empty());
         (tracestate.is_some() || baggage.is_some()).then(|| Arc::new(Carried { tracestate, baggage }))
     }
@@ -265,8 +266,8 @@ impl Context {
         self
     }
 
-    /// This context with a `tracestate` (replacing any), carried unchanged to the spans made in
-    /// it and into the headers it injects.
+    /// This context with a `tracestate` (replacing any; an empty one removes it), carried
+    /// unchanged to the spans made in it and into the headers it injects.
     ///
     /// ```
     /// use flext_obs::context::{Context, TraceState};
