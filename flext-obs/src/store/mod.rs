@@ -34,6 +34,7 @@
 //! `info` (info series), `lane` (per-thread write lanes), `cells` (the lane-major words series
 //! record into), `handle` (how a handle reaches its series' core), `snapshot` (what readers get).
 
+mod buckets;
 mod cells;
 mod export;
 mod family;
