@@ -51,3 +51,11 @@ fn series_made_after_an_eviction_start_from_zero_and_keep_every_count() {
         assert!((histogram.sum - 1.5).abs() < 1e-9, "series {k}: {}", histogram.sum);
     }
 }
+
+#[test]
+fn a_counter_series_is_64_bytes_in_one_allocation() {
+    // Arc counts (16) + key (24) + sweeper word (8) + core (16): what the memory benchmark's
+    // per-counter figure rests on.
+    assert_eq!(std::mem::size_of::<super::series::SeriesData>(), 16);
+    assert_eq!(std::mem::size_of::<super::Series>(), 48);
+}
