@@ -47,18 +47,18 @@ const GROUP: usize = 16;
 
 /// The arena's chunk directory, column-major (a read of one word over every lane reads one
 /// contiguous column), made a group at a time.
-static GROUPS: [OnceLock<Box<[Column]>>; CHUNKS / GROUP] = [const { OnceLock::new() }; CHUNKS / GROUP];
+static GROUPS: [OnceLock<Box<[Column; GROUP]>>; CHUNKS / GROUP] = [const { OnceLock::new() }; CHUNKS / GROUP];
 
 /// Column `index`, if its group was made.
 fn column_at(index: usize) -> Option<&'static Column> {
-    GROUPS.get(index / GROUP)?.get()?.get(index % GROUP)
+    Some(&GROUPS.get(index / GROUP)?.get()?[index % GROUP])
 }
 
 /// Column `index`, making its group on first use.
 #[cold]
 fn make_column(index: usize) -> Option<&'static Column> {
     let group = GROUPS.get(index / GROUP)?.get_or_init(|| {
-        (0..GROUP).map(|_| Column { lanes: [const { OnceLock::new() }; MAX_LANES + 1], written: AtomicU64::new(0) }).collect()
+        Box::new(std::array::from_fn(|_| Column { lanes: [const { OnceLock::new() }; MAX_LANES + 1], written: AtomicU64::new(0) }))
     });
     group.get(index % GROUP)
 }
@@ -141,16 +141,23 @@ fn add_f64_shared(cell: &AtomicU64, x: f64) {
 /// each lane whose chunk holds them.
 pub(crate) struct Cells(Place);
 
-/// Where a series' words are. The arena column is found from `base` on each record (a load of
-/// the directory, which stays in cache) rather than kept: the series then needs no pointer,
-/// and its kind fits in this enum's spare tag values ([`super::series::SeriesData`] stays 16
-/// bytes for a counter).
+/// Where a series' words are: 16 bytes, and with spare tag values in [`Spare`] so that
+/// [`super::series::SeriesData`] around a counter's cells stays 16 bytes too.
 enum Place {
-    /// Words `base..base + words` of the arena (in one chunk).
-    Arena { base: u32, words: u32 },
+    /// Words `base..base + words` of the arena (in one chunk, so `words` <= [`CHUNK_WORDS`]),
+    /// in `column`.
+    Arena { column: &'static Column, base: u32, words: u16, _spare: Spare },
     /// A series without an arena range: its words, written by every thread with atomic
     /// read-modify-writes.
     Own(Box<OwnWords>),
+}
+
+/// A byte with one valid value: the enums holding [`Place`] keep their tags in its other 255
+/// (a series pays no tag word).
+#[derive(Clone, Copy)]
+#[repr(u8)]
+enum Spare {
+    Tag = 0,
 }
 
 /// The words of a series without an arena range.
@@ -161,12 +168,12 @@ impl Cells {
     /// it until it writes).
     pub(crate) fn new(words: usize) -> Self {
         let base = take_range(words);
-        let count = u32::try_from(words).unwrap_or(u32::MAX);
         if base != NO_BASE {
-            if make_column(base as usize / CHUNK_WORDS).is_some() {
-                return Cells(Place::Arena { base, words: count });
+            // `take_range` hands out at most a chunk's words.
+            if let (Some(column), Ok(count)) = (make_column(base as usize / CHUNK_WORDS), u16::try_from(words)) {
+                return Cells(Place::Arena { column, base, words: count, _spare: Spare::Tag });
             }
-            give_back(base, count);
+            give_back(base, u32::try_from(words).unwrap_or(u32::MAX));
         }
         Cells(Place::Own(Box::new(OwnWords((0..words).map(|_| AtomicU64::new(0)).collect()))))
     }
@@ -174,7 +181,7 @@ impl Cells {
     /// The number of words.
     fn words(&self) -> usize {
         match &self.0 {
-            Place::Arena { words, .. } => *words as usize,
+            Place::Arena { words, .. } => usize::from(*words),
             Place::Own(own) => own.0.len(),
         }
     }
@@ -183,7 +190,7 @@ impl Cells {
     #[inline]
     fn column(&self) -> Option<(&'static Column, usize)> {
         match self.0 {
-            Place::Arena { base, .. } => Some((column_at(base as usize / CHUNK_WORDS)?, base as usize % CHUNK_WORDS)),
+            Place::Arena { column, base, .. } => Some((column, base as usize % CHUNK_WORDS)),
             Place::Own(_) => None,
         }
     }
@@ -355,9 +362,9 @@ impl Drop for Cells {
     /// them any more: every handle is gone (the last one's drop happens before this), so the
     /// next series given the range starts from zero in every lane.
     fn drop(&mut self) {
-        if let Place::Arena { base, words } = self.0 {
+        if let Place::Arena { base, words, .. } = self.0 {
             self.clear();
-            give_back(base, words);
+            give_back(base, u32::from(words));
         }
     }
 }
