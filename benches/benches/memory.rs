@@ -182,7 +182,9 @@ fn measure() {
         "| {lanes} lanes | flext-obs | {counter} B (+{second_lane} B when a second thread wrote it too) | {default_histogram} B | {histogram_14} B |"
     );
     println!("| {lanes} lanes | prometheus-client | {client_counter} B | {client_default} B | {client_14} B |");
-    println!("| {lanes} lanes | flext-obs, then one scrape and one sweep | +{after_scrape} B per counter (the scrape layout, kept between scrapes) | | |");
+    println!(
+        "| {lanes} lanes | flext-obs, then one scrape and one sweep | +{after_scrape} B per counter (the scrape layout, kept between scrapes) | | |"
+    );
     if lanes == LANE_COUNTS[0] {
         eprintln!("(histograms: {bounds} default bounds, 14 Autometrics bounds)");
     }
