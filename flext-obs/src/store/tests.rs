@@ -59,3 +59,15 @@ fn a_counter_series_is_64_bytes_in_one_allocation() {
     assert_eq!(std::mem::size_of::<super::series::SeriesData>(), 16);
     assert_eq!(std::mem::size_of::<super::Series>(), 48);
 }
+
+#[test]
+fn a_handle_made_and_dropped_between_sweeps_keeps_its_series() {
+    let store = Store::new(StoreSettings::default(), true).unwrap();
+    store.counter("b_total", &[]).unwrap().increment();
+    let t0 = Instant::now();
+    let minute = Duration::from_secs(60);
+    assert_eq!(store.sweep_older_than(minute, t0), 0);
+    store.counter("b_total", &[]).unwrap().increment(); // recorded after that sweep, then dropped
+    assert_eq!(store.sweep_older_than(minute, t0 + Duration::from_secs(61)), 0, "used since the last sweep");
+    assert_eq!(store.sweep_older_than(minute, t0 + Duration::from_secs(122)), 1, "idle for a retention since");
+}
