@@ -122,6 +122,16 @@ fn second_writer(store: &Store) {
     .expect("the second writer");
 }
 
+/// One scrape (the text exposition, whose layout of every series the store keeps for the next
+/// scrape) then one retention sweep (which drops that layout again, and keeps every series:
+/// none is idle yet), then a second scrape, so the figure is what a scraped store holds.
+fn scrape_and_sweep(store: &Store) {
+    let text = flext_obs::export::prometheus::render_export(&store.export_snapshot(), &[], flext_obs::export::prometheus::Format::Text);
+    assert!(text.len() > SERIES, "every series is rendered");
+    assert_eq!(store.sweep(), 0, "no series is idle yet");
+    black_box(flext_obs::export::prometheus::render_export(&store.export_snapshot(), &[], flext_obs::export::prometheus::Format::Text));
+}
+
 fn flext_histograms(bounds: &[f64]) -> Store {
     let store = flext_store();
     store.set_buckets("request_duration_seconds", bounds).expect("bounds");
@@ -161,6 +171,8 @@ fn measure() {
     let second_lane = bytes_per_series(&mut keep, || second_writer(&written_twice));
     let default_histogram = bytes_per_series(&mut keep, || flext_histograms(DEFAULT_BUCKETS));
     let histogram_14 = bytes_per_series(&mut keep, || flext_histograms(&AUTOMETRICS_BOUNDS));
+    let scraped = flext_counters();
+    let after_scrape = bytes_per_series(&mut keep, || scrape_and_sweep(&scraped));
     let client_counter = bytes_per_series(&mut keep, client_counters);
     let client_default = bytes_per_series(&mut keep, || client_histograms(DEFAULT_BUCKETS));
     let client_14 = bytes_per_series(&mut keep, || client_histograms(&AUTOMETRICS_BOUNDS));
@@ -170,10 +182,14 @@ fn measure() {
         "| {lanes} lanes | flext-obs | {counter} B (+{second_lane} B when a second thread wrote it too) | {default_histogram} B | {histogram_14} B |"
     );
     println!("| {lanes} lanes | prometheus-client | {client_counter} B | {client_default} B | {client_14} B |");
+    println!(
+        "| {lanes} lanes | flext-obs, then one scrape and one sweep | +{after_scrape} B per counter (the scrape layout, kept between scrapes) | | |"
+    );
     if lanes == LANE_COUNTS[0] {
         eprintln!("(histograms: {bounds} default bounds, 14 Autometrics bounds)");
     }
     drop(written_twice);
+    drop(scraped);
 }
 
 fn main() {

@@ -47,18 +47,18 @@ const GROUP: usize = 16;
 
 /// The arena's chunk directory, column-major (a read of one word over every lane reads one
 /// contiguous column), made a group at a time.
-static GROUPS: [OnceLock<Box<[Column]>>; CHUNKS / GROUP] = [const { OnceLock::new() }; CHUNKS / GROUP];
+static GROUPS: [OnceLock<Box<[Column; GROUP]>>; CHUNKS / GROUP] = [const { OnceLock::new() }; CHUNKS / GROUP];
 
 /// Column `index`, if its group was made.
 fn column_at(index: usize) -> Option<&'static Column> {
-    GROUPS.get(index / GROUP)?.get()?.get(index % GROUP)
+    Some(&GROUPS.get(index / GROUP)?.get()?[index % GROUP])
 }
 
 /// Column `index`, making its group on first use.
 #[cold]
 fn make_column(index: usize) -> Option<&'static Column> {
     let group = GROUPS.get(index / GROUP)?.get_or_init(|| {
-        (0..GROUP).map(|_| Column { lanes: [const { OnceLock::new() }; MAX_LANES + 1], written: AtomicU64::new(0) }).collect()
+        Box::new(std::array::from_fn(|_| Column { lanes: [const { OnceLock::new() }; MAX_LANES + 1], written: AtomicU64::new(0) }))
     });
     group.get(index % GROUP)
 }
@@ -137,17 +137,27 @@ fn add_f64_shared(cell: &AtomicU64, x: f64) {
 }
 
 /// `words` atomic words per writing lane (in the lane-major arena), plus a shared set for
-/// threads without a lane (in the arena's shared slot). 24 bytes, plus 8 bytes per word in
+/// threads without a lane (in the arena's shared slot). 16 bytes, plus 8 bytes per word in
 /// each lane whose chunk holds them.
-pub(crate) struct Cells {
-    /// The arena column holding the series' words (`None` without an arena range).
-    column: Option<&'static Column>,
-    /// The series' first word in the arena, or [`NO_BASE`].
-    base: u32,
-    words: u32,
-    /// Only for a series without an arena range: its words, written by every thread with
-    /// atomic read-modify-writes.
-    own: Option<Box<OwnWords>>,
+pub(crate) struct Cells(Place);
+
+/// Where a series' words are: 16 bytes, and with spare tag values in [`Spare`] so that
+/// [`super::series::SeriesData`] around a counter's cells stays 16 bytes too.
+enum Place {
+    /// Words `base..base + words` of the arena (in one chunk, so `words` <= [`CHUNK_WORDS`]),
+    /// in `column`.
+    Arena { column: &'static Column, base: u32, words: u16, _spare: Spare },
+    /// A series without an arena range: its words, written by every thread with atomic
+    /// read-modify-writes.
+    Own(Box<OwnWords>),
+}
+
+/// A byte with one valid value: the enums holding [`Place`] keep their tags in its other 255
+/// (a series pays no tag word).
+#[derive(Clone, Copy)]
+#[repr(u8)]
+enum Spare {
+    Tag = 0,
 }
 
 /// The words of a series without an arena range.
@@ -157,20 +167,32 @@ impl Cells {
     /// Zeroed cells of `words` words (a range of the arena is taken; no lane holds memory for
     /// it until it writes).
     pub(crate) fn new(words: usize) -> Self {
-        let mut base = take_range(words);
-        let column = make_column(base as usize / CHUNK_WORDS);
-        if column.is_none() && base != NO_BASE {
+        let base = take_range(words);
+        if base != NO_BASE {
+            // `take_range` hands out at most a chunk's words.
+            if let (Some(column), Ok(count)) = (make_column(base as usize / CHUNK_WORDS), u16::try_from(words)) {
+                return Cells(Place::Arena { column, base, words: count, _spare: Spare::Tag });
+            }
             give_back(base, u32::try_from(words).unwrap_or(u32::MAX));
-            base = NO_BASE;
         }
-        let own = column.is_none().then(|| Box::new(OwnWords((0..words).map(|_| AtomicU64::new(0)).collect())));
-        Cells { column, base, words: u32::try_from(words).unwrap_or(u32::MAX), own }
+        Cells(Place::Own(Box::new(OwnWords((0..words).map(|_| AtomicU64::new(0)).collect()))))
+    }
+
+    /// The number of words.
+    fn words(&self) -> usize {
+        match &self.0 {
+            Place::Arena { words, .. } => usize::from(*words),
+            Place::Own(own) => own.0.len(),
+        }
     }
 
     /// The column holding this series' words and their offset in a chunk.
     #[inline]
     fn column(&self) -> Option<(&'static Column, usize)> {
-        Some((self.column?, self.base as usize % CHUNK_WORDS))
+        match self.0 {
+            Place::Arena { column, base, .. } => Some((column, base as usize % CHUNK_WORDS)),
+            Place::Own(_) => None,
+        }
     }
 
     /// Lane `lane`'s chunk holding this series and the series' offset in it, the chunk made on
@@ -187,12 +209,15 @@ impl Cells {
     #[cold]
     #[inline(never)]
     fn shared_word(&self, word: usize) -> Option<&AtomicU64> {
-        if word >= self.words as usize {
+        if word >= self.words() {
             return None;
         }
-        match self.column() {
-            Some((column, offset)) => make_chunk(column, SHARED_SLOT)?.get(offset + word),
-            None => self.own.as_ref()?.0.get(word),
+        match &self.0 {
+            Place::Arena { .. } => {
+                let (column, offset) = self.column()?;
+                make_chunk(column, SHARED_SLOT)?.get(offset + word)
+            }
+            Place::Own(own) => own.0.get(word),
         }
     }
 
@@ -253,7 +278,7 @@ impl Cells {
     /// made.
     fn each_word(&self, word: usize) -> impl Iterator<Item = &AtomicU64> {
         let (column, at) = match self.column() {
-            Some((column, offset)) if word < self.words as usize => (Some(column), offset + word),
+            Some((column, offset)) if word < self.words() => (Some(column), offset + word),
             _ => (None, 0),
         };
         let mut written = column.map_or(0, |c| c.written.load(Ordering::Acquire));
@@ -270,7 +295,10 @@ impl Cells {
         });
         let shared = match column {
             Some(column) => column.lanes[SHARED_SLOT].get().and_then(|chunk| chunk.get(at)),
-            None => self.own.as_ref().and_then(|own| own.0.get(word)),
+            None => match &self.0 {
+                Place::Own(own) => own.0.get(word),
+                Place::Arena { .. } => None,
+            },
         };
         lanes.chain(shared)
     }
@@ -278,7 +306,10 @@ impl Cells {
     /// Where the series' words start in the arena, for a reader that keeps it next to its
     /// other series (the scrape layout, see [`sum_pair_at`]); `None` without an arena range.
     pub(crate) fn base(&self) -> Option<u32> {
-        (self.base != NO_BASE).then_some(self.base)
+        match self.0 {
+            Place::Arena { base, .. } => Some(base),
+            Place::Own(_) => None,
+        }
     }
 
     /// Sum of `word` over every lane.
@@ -294,7 +325,7 @@ impl Cells {
     /// Zeroes every word (for `reset()` and before the range is reused; records racing with a
     /// reset may survive or be lost).
     pub(crate) fn clear(&self) {
-        for word in 0..self.words as usize {
+        for word in 0..self.words() {
             for cell in self.each_word(word) {
                 cell.store(0, Ordering::Relaxed);
             }
@@ -331,9 +362,9 @@ impl Drop for Cells {
     /// them any more: every handle is gone (the last one's drop happens before this), so the
     /// next series given the range starts from zero in every lane.
     fn drop(&mut self) {
-        if self.column.is_some() {
+        if let Place::Arena { base, words, .. } = self.0 {
             self.clear();
-            give_back(self.base, self.words);
+            give_back(base, u32::from(words));
         }
     }
 }
@@ -347,7 +378,7 @@ fn chunks_made() -> u32 {
 
 #[cfg(test)]
 mod tests {
-    use super::{CHUNK_WORDS, Cells, NO_BASE, chunks_made};
+    use super::{CHUNK_WORDS, Cells, chunks_made};
     use crate::store::lane::Lane;
 
     fn lane(i: usize) -> Lane {
@@ -357,7 +388,7 @@ mod tests {
     #[test]
     fn lanes_write_their_own_chunks_and_every_write_is_summed() {
         let cells = Cells::new(20);
-        assert_ne!(cells.base, NO_BASE);
+        assert!(cells.base().is_some());
         assert_eq!(cells.sum(19), 0);
         cells.add(lane(1), 19, 5);
         cells.add(lane(1), 19, 2);
@@ -391,9 +422,9 @@ mod tests {
         a.add(lane(0), 2, 7);
         b.add(lane(0), 0, 1);
         assert_eq!((a.sum(2), b.sum(0), b.sum(2)), (7, 1, 0), "neighbours do not see each other's words");
-        let base = a.base;
+        let base = a.base();
         drop(a);
-        let reused = std::iter::repeat_with(|| Cells::new(777)).take(64).find(|c| c.base == base);
+        let reused = std::iter::repeat_with(|| Cells::new(777)).take(64).find(|c| c.base() == base);
         let reused = reused.expect("the range given back is handed out again");
         assert_eq!(reused.sum(2), 0, "a reused range starts from zero");
     }
@@ -401,7 +432,7 @@ mod tests {
     #[test]
     fn series_too_large_for_a_chunk_use_shared_words() {
         let big = Cells::new(CHUNK_WORDS + 1);
-        assert_eq!(big.base, NO_BASE);
+        assert_eq!(big.base(), None);
         big.add(lane(0), CHUNK_WORDS, 3);
         big.observe(lane(2), 0, 1, 1.5);
         assert_eq!((big.sum(CHUNK_WORDS), big.sum(0)), (3, 1));

@@ -92,11 +92,10 @@ pub(crate) struct Sorted {
     /// `name{labels}`, as ranges of `text`.
     spans: Vec<(u32, u32, u32)>,
     /// The series, read on every scrape (counters straight from the arena, see
-    /// `counter_bases`). They count as handles, so the retention sweep drops this layout before
-    /// it looks for idle series.
+    /// `counter_bases`; label sets through the series, only by readers that want the pairs
+    /// rather than the label block). They count as handles, so the retention sweep drops this
+    /// layout before it looks for idle series.
     data: Vec<Arc<Series>>,
-    /// The series' label sets (shared, not copied), next to each other.
-    labels: Vec<Labels>,
     /// Per series, where a counter's words start in the store's arena (read there directly,
     /// without a hop through the series; `data` keeps them alive), else [`NO_COUNTER`].
     counter_bases: Vec<u32>,
@@ -106,8 +105,18 @@ pub(crate) struct Sorted {
 const NO_COUNTER: u32 = u32::MAX;
 
 impl Sorted {
+    /// Every per-series column is made at its final size (the layout is kept between scrapes,
+    /// so growth slack would be memory held per series).
     fn new(series: &[Arc<Series>]) -> Self {
-        let mut sorted = Sorted::default();
+        let n = series.len();
+        let mut sorted = Sorted {
+            families: Vec::new(),
+            family_of: Vec::with_capacity(n),
+            text: String::new(),
+            spans: Vec::with_capacity(n),
+            data: Vec::with_capacity(n),
+            counter_bases: Vec::with_capacity(n),
+        };
         for s in series {
             if sorted.families.last().is_none_or(|(name, _, _)| !Arc::ptr_eq(name, &s.family().name)) {
                 sorted.families.push((s.family().name.clone(), s.family().kind, s.family().help.get().cloned()));
@@ -135,8 +144,9 @@ impl Sorted {
             }
             sorted.counter_bases.push(s.data.counter_base().unwrap_or(NO_COUNTER));
             sorted.data.push(s.clone());
-            sorted.labels.push(s.key.labels.clone());
         }
+        sorted.text.shrink_to_fit();
+        sorted.families.shrink_to_fit();
         sorted
     }
 }
@@ -179,7 +189,7 @@ impl ExportSnapshot {
         let (name, kind, help) = &sorted.families[family];
         let text = &sorted.text[start as usize..prefix as usize];
         let line = (end > prefix).then(|| &sorted.text[prefix as usize..end as usize]);
-        Some((&**name, &sorted.labels[i], Some(text), line, *kind, help.as_deref(), &self.values[i]))
+        Some((&**name, &sorted.data[i].key.labels, Some(text), line, *kind, help.as_deref(), &self.values[i]))
     }
 
     fn extra_row(&self, j: usize) -> Option<Row<'_>> {
@@ -218,7 +228,7 @@ impl<'a> Iterator for Rows<'a> {
                         true
                     }
                     std::cmp::Ordering::Greater => false,
-                    std::cmp::Ordering::Equal => export.sorted.labels[self.stored] <= extra.labels,
+                    std::cmp::Ordering::Equal => export.sorted.data[self.stored].key.labels <= extra.labels,
                 }
             }
             (Some(_), None) => true,

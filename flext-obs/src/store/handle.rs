@@ -14,7 +14,16 @@ pub(crate) struct Core<T> {
 
 impl<T> Core<T> {
     pub(crate) fn new(series: Arc<Series>) -> Self {
+        series.touch();
         Core { series, kind: PhantomData }
+    }
+}
+
+/// A handle going away marks its series, so the next sweep counts it in use until then: the
+/// handle may have recorded up to now.
+impl<T> Drop for Core<T> {
+    fn drop(&mut self) {
+        self.series.touch();
     }
 }
 
@@ -36,7 +45,10 @@ macro_rules! core_deref {
             #[inline]
             fn deref(&self) -> &$core {
                 match self.series.data() {
-                    SeriesData::$variant(core) => core,
+                    SeriesData::$variant(core) => {
+                        let core: &$core = core;
+                        core
+                    }
                     _ => &DETACHED.$detached,
                 }
             }
@@ -46,13 +58,4 @@ macro_rules! core_deref {
 core_deref!(CounterCore, Counter, 0);
 core_deref!(GaugeCore, Gauge, 1);
 core_deref!(HistogramCore, Histogram, 2);
-
-impl std::ops::Deref for Core<SummaryCore> {
-    type Target = SummaryCore;
-    fn deref(&self) -> &SummaryCore {
-        match self.series.data() {
-            SeriesData::Summary(core) => core,
-            _ => &DETACHED.3,
-        }
-    }
-}
+core_deref!(SummaryCore, Summary, 3);

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 /// A validated label set, sorted by name, with no duplicate names.
@@ -254,19 +254,46 @@ impl Hash for dyn Lookup + '_ {
     }
 }
 
+/// Bit of [`Series::idle`] set when a handle to the series is made or dropped, cleared by the
+/// next sweep.
+const TOUCHED: u64 = 1 << 63;
+
 /// A registered series and the sweeper's memory of it.
 pub(crate) struct Series {
     /// Its family and labels.
     pub(super) key: Key,
     pub(super) data: SeriesData,
-    /// The last activity the sweeper saw, and when it last changed (nanoseconds from the
-    /// registry's epoch); only the sweeper touches them (sweeps run one at a time).
-    pub(super) idle: (AtomicU64, AtomicU64),
+    /// When the sweeper last saw the series in use (nanoseconds from the registry's epoch, low
+    /// 63 bits), and [`TOUCHED`] when a handle was made or dropped since. Records go through
+    /// handles, so a series with no handle at a sweep and no handle made or dropped since the
+    /// last one was not recorded into since then: one word, no read of the cells per sweep.
+    pub(super) idle: AtomicU64,
 }
 
 impl Series {
     pub(super) fn new(key: Key, data: SeriesData, registry: &Registry) -> Self {
-        Series { key, data, idle: (AtomicU64::new(0), AtomicU64::new(registry.since_epoch(Instant::now()))) }
+        Series { key, data, idle: AtomicU64::new(registry.since_epoch(Instant::now()) & !TOUCHED) }
+    }
+
+    /// Notes that a handle was made or dropped (a load, and a store only the first time
+    /// between two sweeps, so handles made on every call do not bounce the line).
+    #[inline]
+    pub(crate) fn touch(&self) {
+        if self.idle.load(Ordering::Relaxed) & TOUCHED == 0 {
+            self.idle.fetch_or(TOUCHED, Ordering::Release);
+        }
+    }
+
+    /// For the sweep: whether the series was touched since the last sweep, and when that
+    /// sweep (or the series' creation) was.
+    pub(super) fn last_seen(&self) -> (bool, u64) {
+        let idle = self.idle.load(Ordering::Acquire);
+        (idle & TOUCHED != 0, idle & !TOUCHED)
+    }
+
+    /// For the sweep: the series is in use at `now` (clears [`TOUCHED`]).
+    pub(super) fn seen_at(&self, now: u64) {
+        self.idle.store(now & !TOUCHED, Ordering::Relaxed);
     }
 
     pub(super) fn family(&self) -> &Arc<Family> {

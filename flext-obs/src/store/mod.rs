@@ -553,8 +553,8 @@ impl Store {
     fn new_data(&self, family: &Family) -> SeriesData {
         match family.kind {
             MetricKind::Counter => SeriesData::Counter(CounterCore::new()),
-            MetricKind::Gauge => SeriesData::Gauge(GaugeCore::new()),
-            MetricKind::Histogram => SeriesData::Histogram(HistogramCore::new(family.histogram_bounds.clone())),
+            MetricKind::Gauge => SeriesData::Gauge(Box::new(GaugeCore::new())),
+            MetricKind::Histogram => SeriesData::Histogram(Box::new(HistogramCore::new(family.histogram_bounds.clone()))),
             MetricKind::Summary => SeriesData::Summary(Box::new(SummaryCore::new(self.registry.settings.summary_window))),
         }
     }

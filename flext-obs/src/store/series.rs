@@ -498,26 +498,17 @@ pub(crate) fn counter_value_at(base: u32) -> f64 {
     whole as f64 + fraction
 }
 
-/// What the registry keeps per series, inside the series (one allocation per series).
+/// What the registry keeps per series, inside the series. A counter's core (16 bytes: where
+/// its words are) sits in the series' one allocation; the other kinds' cores are boxed so that
+/// this stays 16 bytes for counters, the kind a process has most of.
 pub(crate) enum SeriesData {
     Counter(CounterCore),
-    Gauge(GaugeCore),
-    Histogram(HistogramCore),
+    Gauge(Box<GaugeCore>),
+    Histogram(Box<HistogramCore>),
     Summary(Box<SummaryCore>),
 }
 
 impl SeriesData {
-    /// A number that changes whenever the series is recorded into, for idle detection without
-    /// a clock read on the hot path.
-    pub(crate) fn activity(&self) -> u64 {
-        match self {
-            SeriesData::Counter(c) => c.0.sum(COUNTER_INT) ^ c.0.sum_f64(COUNTER_FLOAT).to_bits().rotate_left(32),
-            SeriesData::Gauge(c) => c.base.load(Ordering::Relaxed) ^ c.deltas.sum(0).rotate_left(32),
-            SeriesData::Histogram(c) => c.count(),
-            SeriesData::Summary(c) => c.state.lock().unwrap_or_else(PoisonError::into_inner).count,
-        }
-    }
-
     /// Where a counter's words start in the store's arena, for the scrape layout to read its
     /// value directly ([`counter_value_at`]); `None` for other kinds.
     pub(crate) fn counter_base(&self) -> Option<u32> {

@@ -40,14 +40,16 @@ impl Store {
                 if series.family().is_overflow(series) {
                     return true;
                 }
-                let (seen, since) = &series.idle;
-                let activity = series.data.activity();
-                if series.has_handles() || activity != seen.load(Ordering::Relaxed) {
-                    seen.store(activity, Ordering::Relaxed);
-                    since.store(self.registry.since_epoch(now), Ordering::Relaxed);
+                let in_use = series.has_handles();
+                // A handle dropped while this runs marks the series before it lets go of it.
+                std::sync::atomic::fence(Ordering::Acquire);
+                let (touched, since) = series.last_seen();
+                let now = self.registry.since_epoch(now);
+                if in_use || touched {
+                    series.seen_at(now);
                     return true;
                 }
-                let idle_for = self.registry.since_epoch(now).saturating_sub(since.load(Ordering::Relaxed));
+                let idle_for = now.saturating_sub(since);
                 if u128::from(idle_for) < retention.as_nanos() {
                     return true;
                 }

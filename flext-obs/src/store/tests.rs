@@ -51,3 +51,23 @@ fn series_made_after_an_eviction_start_from_zero_and_keep_every_count() {
         assert!((histogram.sum - 1.5).abs() < 1e-9, "series {k}: {}", histogram.sum);
     }
 }
+
+#[test]
+fn a_counter_series_is_64_bytes_in_one_allocation() {
+    // Arc counts (16) + key (24) + sweeper word (8) + core (16): what the memory benchmark's
+    // per-counter figure rests on.
+    assert_eq!(std::mem::size_of::<super::series::SeriesData>(), 16);
+    assert_eq!(std::mem::size_of::<super::Series>(), 48);
+}
+
+#[test]
+fn a_handle_made_and_dropped_between_sweeps_keeps_its_series() {
+    let store = Store::new(StoreSettings::default(), true).unwrap();
+    store.counter("b_total", &[]).unwrap().increment();
+    let t0 = Instant::now();
+    let minute = Duration::from_secs(60);
+    assert_eq!(store.sweep_older_than(minute, t0), 0);
+    store.counter("b_total", &[]).unwrap().increment(); // recorded after that sweep, then dropped
+    assert_eq!(store.sweep_older_than(minute, t0 + Duration::from_secs(61)), 0, "used since the last sweep");
+    assert_eq!(store.sweep_older_than(minute, t0 + Duration::from_secs(122)), 1, "idle for a retention since");
+}
