@@ -2,7 +2,8 @@
 //!
 //! The expansion adds a `static` call site and a guard to each function and calls into
 //! `flext_obs::__private` for everything else. Every exit is seen as a value:
-//! - a synchronous body that returns something runs as a closure called in place, so a `return` or `?` written by the user *or by a macro*
+//! - a synchronous body that returns something runs as an immediately called closure
+//!   (`__private::call_once`), so a `return` or `?` written by the user *or by a macro*
 //!   (`anyhow::bail!`, a `?` inside `format!`) comes back as the closure's value, and the value
 //!   is classified by its type (autoref specialization in `__private::Inspect`), never by how
 //!   the return type is spelled;
@@ -259,11 +260,8 @@ fn body(site: &Site<'_>, sig: &Signature, block: Block) -> Block {
         #imports
         let mut #call = #enter;
         #fields
-        // Every exit of the body, written by the user or by a macro, ends the closure. Called in
-        // place: a generic helper taking it would be one more function to instantiate and inline
-        // per monitored function (build time).
-        #[allow(clippy::redundant_closure_call)]
-        let #ret = (|| #closure_annotation #block)();
+        // Every exit of the body, written by the user or by a macro, ends the closure.
+        let #ret = #private::call_once(|| #closure_annotation #block);
         #[allow(unreachable_code)]
         {
             #classify

@@ -59,8 +59,8 @@ pub mod __private {
     pub use crate::entity::Severity;
     pub use crate::monitor::{
         CALL_SITES, Call, CallSite, ErrorValue, Field, FieldDebug, FieldDisplay, Inspect, InspectAny, InspectDebug, InspectDisplay,
-        InspectResult, Monitored, OptionValue, Outcome, Predicate, SiteOptions, creating, expect_option, predicate, record_err, record_ret,
-        run_in,
+        InspectResult, Monitored, OptionValue, Outcome, Predicate, SiteOptions, call_once, creating, expect_option, predicate, record_err,
+        record_ret, run_in,
     };
     pub use crate::slo::Objective;
     pub use linkme;

@@ -44,7 +44,7 @@ pub use future::{Monitored, creating, run_in};
 #[doc(hidden)]
 pub use inspect::{
     ErrorValue, Field, FieldDebug, FieldDisplay, Inspect, InspectAny, InspectDebug, InspectDisplay, InspectResult, OptionValue, Predicate,
-    expect_option, predicate, record_err, record_ret,
+    call_once, expect_option, predicate, record_err, record_ret,
 };
 pub(crate) use site::register_all;
 #[doc(hidden)]
