@@ -18,7 +18,7 @@ use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::visit_mut::VisitMut;
-use syn::{Block, Expr, ImplItem, ItemFn, ItemImpl, ReturnType, Signature, Stmt, Type, parse_quote_spanned};
+use syn::{Block, Expr, ImplItem, ItemFn, ItemImpl, ReturnType, Signature, Stmt, Type};
 
 /// What the expansion needs to know about one function besides its signature and body.
 struct Site<'a> {
@@ -178,12 +178,10 @@ fn body(site: &Site<'_>, sig: &Signature, block: Block) -> Block {
     let call = format_ident!("__flext_call", span = span);
     let ret = format_ident!("__flext_ret", span = span);
     // The static lives in its own block, so the user's body cannot see (or be shadowed by) it.
-    let default_options = quote!(#private::SiteOptions::DEFAULT).to_string();
-    let enter = |method: TokenStream, options: &TokenStream| {
-        let site = if options.to_string() == default_options {
-            quote!(#private::site!(#function))
-        } else {
-            quote!(#private::site!(#function, #options))
+    let enter = |method: TokenStream, options: &Option<TokenStream>| {
+        let site = match options {
+            None => quote!(#private::site!(#function)),
+            Some(options) => quote!(#private::site!(#function, #options)),
         };
         // Gathered at link time, so the function's series exist before its first call.
         quote_spanned! {span=> {
@@ -209,25 +207,25 @@ fn body(site: &Site<'_>, sig: &Signature, block: Block) -> Block {
 
     if sig.asyncness.is_some() {
         let enter = enter(quote!(enter_async), &future_options);
-        return parse_quote_spanned! {span=> {
+        return braced(quote_spanned! {span=>
             #imports
             let mut #call = #enter;
             #fields
             let #ret #annotation = #private::run_in(async move #block, &mut #call).await;
             #classify
             #ret
-        }};
+        });
     }
     if returns_unit(sig) || never {
         let enter = enter(quote!(enter), &sync_options);
-        return parse_quote_spanned! {span=> {
+        return braced(quote_spanned! {span=>
             #[allow(unused_imports)]
             #imports
             #[allow(unused_mut)]
             let mut #call = #enter;
             #fields
             #block
-        }};
+        });
     }
     let mut block = block;
     if let Some((preamble, user_future, wrap)) = returned_future(&mut block) {
@@ -248,17 +246,17 @@ fn body(site: &Site<'_>, sig: &Signature, block: Block) -> Block {
             Some(func) => quote!(#func(#monitored)),
             None => monitored,
         };
-        return parse_quote_spanned! {span=> {
+        return braced(quote_spanned! {span=>
             #imports
             let mut #call = #enter;
             #fields
             #[allow(clippy::redundant_closure_call)]
             let #future = #private::creating(&mut #call, || { #(#preamble)* #user_future });
             #tail
-        }};
+        });
     }
     let enter = enter(quote!(enter), &sync_options);
-    parse_quote_spanned! {span=> {
+    braced(quote_spanned! {span=>
         #imports
         let mut #call = #enter;
         #fields
@@ -269,7 +267,14 @@ fn body(site: &Site<'_>, sig: &Signature, block: Block) -> Block {
             #classify
             #ret
         }
-    }}
+    })
+}
+
+/// The monitored body as a block holding the expansion's tokens as they are: the compiler parses
+/// them once, instead of the macro parsing the user's whole body a second time (a re-parse was a
+/// measurable part of the attribute's build cost).
+fn braced(tokens: TokenStream) -> Block {
+    Block { brace_token: syn::token::Brace(Span::mixed_site()), stmts: vec![Stmt::Expr(Expr::Verbatim(tokens), None)] }
 }
 
 /// For a plain function whose body ends in an `async` block (`async move { .. }` or
@@ -326,10 +331,12 @@ fn is_box_pin(func: &Expr) -> bool {
     segments.len() >= 2 && segments[segments.len() - 1] == "pin" && segments[segments.len() - 2] == "Box"
 }
 
-/// The `SiteOptions` expression for this function.
-fn options(site: &Site<'_>, private: &TokenStream, is_future: bool) -> TokenStream {
+/// The `SiteOptions` expression for this function, `None` for the defaults (the call site then
+/// takes the short form, `site!(name)`).
+fn options(site: &Site<'_>, private: &TokenStream, is_future: bool) -> Option<TokenStream> {
     let args = site.args;
-    let mut options = quote!(#private::SiteOptions::DEFAULT);
+    // The builder calls on `SiteOptions::DEFAULT`, none for a function without options.
+    let mut options = TokenStream::new();
     if let Some(service) = args.service.as_ref().map(syn::LitStr::value) {
         options.extend(quote!(.service(#service)));
     }
@@ -364,7 +371,7 @@ fn options(site: &Site<'_>, private: &TokenStream, is_future: bool) -> TokenStre
     if !names.is_empty() {
         options.extend(quote!(.fields(&[#(#names),*])));
     }
-    options
+    (!options.is_empty()).then(|| quote!(#private::SiteOptions::DEFAULT #options))
 }
 
 /// The `fields(...)` values, evaluated on entry only when the span records them.

@@ -7,7 +7,9 @@ use std::fmt;
 
 /// Runs a synchronous body as a closure, so that every exit (a `return` or `?` written by the
 /// user or by a macro, and the tail value) comes back here as one value to classify. Always
-/// inlined: the closure costs nothing (see the `monitor` benchmark).
+/// inlined: the closure costs nothing (see the `monitor` benchmark). The `FnOnce` bound is what
+/// lets a body move its captures out or return a borrow of them (`Some(slot) => Ok(slot)` from
+/// `&mut self`): a closure called in place is inferred `FnMut` and refuses that.
 #[doc(hidden)]
 #[inline(always)]
 #[allow(clippy::inline_always)] // one frame less for every monitored call, also in debug builds
