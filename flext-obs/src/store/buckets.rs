@@ -125,12 +125,7 @@ impl BucketIndex {
         // window compares false), above it every bound is (the window counts the last range).
         let at = exponent_field(value).saturating_sub(self.first_exponent).min(self.last_entry);
         let start = self.below_exponent.get(at).map_or(0, |&n| n as usize);
-        match self.secs.get(start..start + FIXED_WINDOW) {
-            Some(&[a, b, c, d]) if self.window <= FIXED_WINDOW => {
-                start + usize::from(a < value) + usize::from(b < value) + usize::from(c < value) + usize::from(d < value)
-            }
-            _ => start + count_below(self.secs.get(start..).unwrap_or(&[]), self.window, value),
-        }
+        start + below_in_window(&self.secs, start, self.window, value)
     }
 
     /// The bucket of a duration in whole nanoseconds (compared with the bounds rounded to
@@ -144,12 +139,19 @@ impl BucketIndex {
         }
         let length = (64 - value.unsigned_abs().leading_zeros()) as usize;
         let start = self.below_bit_length.get(length).map_or(0, |&n| n as usize);
-        match self.ns.get(start..start + FIXED_WINDOW) {
-            Some(&[a, b, c, d]) if self.window_ns <= FIXED_WINDOW => {
-                start + usize::from(a < value) + usize::from(b < value) + usize::from(c < value) + usize::from(d < value)
-            }
-            _ => start + count_below(self.ns.get(start..).unwrap_or(&[]), self.window_ns, value),
+        start + below_in_window(&self.ns, start, self.window_ns, value)
+    }
+}
+
+/// How many of the `window` bounds from `start` (padded past the end) are below `value`: four
+/// straight-line comparisons when the window fits in [`FIXED_WINDOW`].
+#[inline]
+fn below_in_window<T: PartialOrd + Copy>(padded: &[T], start: usize, window: usize, value: T) -> usize {
+    match padded.get(start..start + FIXED_WINDOW) {
+        Some(&[a, b, c, d]) if window <= FIXED_WINDOW => {
+            usize::from(a < value) + usize::from(b < value) + usize::from(c < value) + usize::from(d < value)
         }
+        _ => count_below(padded.get(start..).unwrap_or(&[]), window, value),
     }
 }
 
