@@ -213,10 +213,7 @@ impl Cells {
             return None;
         }
         match &self.0 {
-            Place::Arena { .. } => {
-                let (column, offset) = self.column()?;
-                make_chunk(column, SHARED_SLOT)?.get(offset + word)
-            }
+            Place::Arena { column, base, .. } => make_chunk(column, SHARED_SLOT)?.get(*base as usize % CHUNK_WORDS + word),
             Place::Own(own) => own.0.get(word),
         }
     }
