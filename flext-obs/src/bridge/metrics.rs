@@ -41,7 +41,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Keys of one kind the recorder keeps a handle for. Past it, a new key is registered with the
 /// store at every use instead of cached (slower, still counted, the store's own limits apply),
@@ -123,7 +123,6 @@ impl RecorderBuilder {
                 histograms: RwLock::default(),
                 descriptions: Mutex::default(),
                 next_trim: AtomicU64::new(0),
-                started: Instant::now(),
             }),
         }
     }
@@ -203,14 +202,14 @@ struct Inner {
     histograms: RwLock<Handles<HistogramCell>>,
     /// HELP texts described before (or after) their first registration, by valid name.
     descriptions: Mutex<HashMap<String, (MetricKind, String)>>,
-    /// When (seconds since `started`) the next registration looks for keys to let go.
+    /// When (in `seconds_now`) the next registration looks for keys to let go.
     next_trim: AtomicU64,
-    started: Instant,
 }
 
-/// Seconds since the recorder started, for "last used".
-fn seconds_since(start: Instant) -> u64 {
-    start.elapsed().as_secs()
+/// Whole seconds on the monitor's clock, for "last used": every `counter!` registers its key
+/// again, and the TSC read behind this is several times cheaper than `Instant::elapsed`.
+fn seconds_now() -> u64 {
+    crate::clock::seconds(crate::clock::now())
 }
 
 #[derive(Debug)]
@@ -353,7 +352,7 @@ impl Inner {
             counter: self.register(key, MetricKind::Counter, |name, labels| self.obs.store().counter(name, labels)),
             absolute: Mutex::new(()),
             refused: self.refused("value"),
-            last_used: AtomicU64::new(seconds_since(self.started)),
+            last_used: AtomicU64::new(seconds_now()),
         }
     }
 
@@ -361,7 +360,7 @@ impl Inner {
         GaugeCell {
             gauge: self.register(key, MetricKind::Gauge, |name, labels| self.obs.store().gauge(name, labels)),
             refused: self.refused("value"),
-            last_used: AtomicU64::new(seconds_since(self.started)),
+            last_used: AtomicU64::new(seconds_now()),
         }
     }
 
@@ -377,13 +376,13 @@ impl Inner {
         HistogramCell {
             histogram: self.register(key, MetricKind::Histogram, |name, labels| self.obs.store().histogram(name, labels)),
             refused: self.refused("value"),
-            last_used: AtomicU64::new(seconds_since(self.started)),
+            last_used: AtomicU64::new(seconds_now()),
         }
     }
 
     /// The cell of `key` in `map`, made by `make` on first use.
     fn cell<T>(&self, map: &RwLock<Handles<T>>, key: &Key, used: impl Fn(&T) -> &AtomicU64, make: impl FnOnce() -> T) -> Arc<T> {
-        let now = seconds_since(self.started);
+        let now = seconds_now();
         if now >= self.next_trim.load(Ordering::Relaxed) {
             self.trim(now);
         }
