@@ -183,11 +183,15 @@ fn body(site: &Site<'_>, sig: &Signature, block: Block) -> Block {
             None => quote!(#private::site!(#function)),
             Some(options) => quote!(#private::site!(#function, #options)),
         };
-        // Gathered at link time, so the function's series exist before its first call.
+        // Gathered at link time, so the function's series exist before its first call. The
+        // slice's own `macro_rules!` places the static in its link section directly: the
+        // `#[distributed_slice]` attribute would expand to this same call plus a type check
+        // that our fixed `CallSite` type makes redundant, at one more proc-macro run per site.
         quote_spanned! {span=> {
-            #[#private::linkme::distributed_slice(#private::CALL_SITES)]
-            #[linkme(crate = #private::linkme)]
-            static __FLEXT_SITE: #private::CallSite = #site;
+            #private::CALL_SITES! {
+                #![linkme_macro = #private::CALL_SITES]
+                static __FLEXT_SITE: #private::CallSite = #site;
+            }
             #private::Call::#method(&__FLEXT_SITE)
         }}
     };
