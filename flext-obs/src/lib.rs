@@ -63,7 +63,6 @@ pub mod __private {
         record_ret, run_in,
     };
     pub use crate::slo::Objective;
-    pub use linkme;
 
     /// The traits the expansion calls methods of, in scope through one glob `use` (a shorter
     /// expansion per monitored function).
