@@ -188,7 +188,13 @@ mod tracing_bridge {
         let _default = tracing::subscriber::set_default(tracing_subscriber::registry().with(opened.clone()));
         let correlation = flext_obs::CorrelationId::new();
         assert_eq!(flext_obs::context::with_correlation_id(correlation, traced_sync), 1);
-        let span = flext_obs::trace::recent_spans().into_iter().rev().find(|s| s.name() == "traced_sync").expect("the call's span");
+        // This call's span, by its correlation ID: the other test of this module may run at once
+        // and call `traced_sync` too, so the most recent such span may be that test's.
+        let span = flext_obs::trace::recent_spans()
+            .into_iter()
+            .rev()
+            .find(|s| s.name() == "traced_sync" && s.correlation_id() == Some(correlation))
+            .expect("the call's span");
         let seen = opened.0.lock().unwrap().clone();
         assert_eq!(
             seen,
